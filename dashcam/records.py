@@ -1,0 +1,118 @@
+"""Small records that stages hand each other (never frames).
+
+All bboxes are ``(x1, y1, x2, y2)`` floats in **source-frame pixels** (the decoded video's full
+resolution, origin top-left). Times: ``pts_s`` is seconds from the start of the video stream;
+``ts`` is a timezone-aware UTC ``datetime``. Lat/lon are WGS84 degrees, speed m/s, heading degrees
+clockwise from true north.
+
+Records are pydantic models so that they serialise to JSON lines on the heavy-output path and
+travel through Prefect as small parameters/results.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+BBox = tuple[float, float, float, float]
+
+
+class VideoInfo(BaseModel):
+    """What ffprobe and the file name say about one video."""
+
+    path: str
+    video_id: str  # stable, content-derived (see dashcam.video.compute_video_id)
+    size_bytes: int
+    duration_s: float
+    fps: float
+    frame_count: int  # estimated: duration_s * fps when the container does not say
+    width: int
+    height: int
+    codec: str
+    creation_time: datetime | None = None  # container tag, UTC
+    recording_start: datetime  # UTC; see dashcam.video.recording_start
+    recording_start_source: str  # "filename" | "creation_time" | "mtime"
+    camera: str | None = None  # "F" front, "R" rear (Viofo naming), else None
+
+
+class PlateRead(BaseModel):
+    """One OCR reading of one plate of one tracked vehicle in one decoded frame."""
+
+    frame_idx: int  # index of the frame in the source stream (0-based)
+    pts_s: float
+    track_id: int
+    car_bbox: BBox
+    car_conf: float
+    plate_bbox: BBox
+    plate_conf: float  # plate detector confidence
+    text: str  # normalised: [A-Z0-9] only
+    raw_text: str  # what the OCR engine returned
+    text_conf: float  # OCR confidence in [0, 1]
+    plate_area: float  # plate bbox area in source pixels (crop quality signal)
+    sharpness: float  # variance of Laplacian of the grey plate crop
+    crop_path: str | None = None  # full-resolution plate crop written by analyze (best per track)
+
+
+class TrackSummary(BaseModel):
+    """Per-track facts from analyze, kept even for tracks without any plate read."""
+
+    track_id: int
+    first_frame_idx: int
+    last_frame_idx: int
+    n_frames: int  # frames in which the vehicle was detected (at the detection rate)
+    best_car_bbox: BBox
+    best_frame_idx: int
+    thumb_path: str | None = None  # best-frame vehicle thumbnail written by analyze
+
+
+class PlateEvent(BaseModel):
+    """One vehicle that passed with a confident plate: the unit stored in table ``vehicles``."""
+
+    video_id: str
+    track_id: int
+    frame_idx: int  # frame of the best read
+    pts_s: float
+    ts: datetime
+    final_plate: str
+    plate_confidence: float  # in [0, 1]; see dashcam.vote
+    car_bbox: BBox
+    plate_bbox: BBox
+    n_reads: int
+    first_frame_idx: int
+    last_frame_idx: int
+    crop_path: str | None = None  # set by analyze (work dir), re-pointed by archive
+    thumb_path: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+
+
+class AnalyzeResult(BaseModel):
+    """What the heavy stage leaves on disk for one video (paths only)."""
+
+    video_id: str
+    work_dir: str
+    reads_path: str  # JSON lines of PlateRead
+    tracks_path: str  # JSON lines of TrackSummary
+    frames_decoded: int
+    frames_analyzed: int
+    n_vehicle_detections: int
+    n_plate_detections: int
+    n_ocr_calls: int
+    wall_s: float
+
+
+def write_jsonl(path: Path, records: list[BaseModel]) -> None:
+    """Write records as JSON lines atomically (temp file + rename)."""
+    from dashcam.archive import atomic_write_text
+
+    atomic_write_text(path, "".join(r.model_dump_json() + "\n" for r in records))
+
+
+def read_jsonl(path: Path, model: type[BaseModel]) -> list:
+    """Read JSON lines written by :func:`write_jsonl` into ``model`` instances."""
+    with open(path, encoding="utf-8") as f:
+        return [model.model_validate_json(line) for line in f if line.strip()]

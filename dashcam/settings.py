@@ -1,0 +1,76 @@
+"""Settings for local runs: defaults < environment (``DASHCAM_*``) < CLI flags.
+
+Deployed runs (issue 3) read the same :class:`Settings` from Prefect blocks; locally, everything
+has an embedded default so that ``dashcam ingest VIDEO`` works on a laptop: a SQLite results
+database and archive/work folders under ``data_dir`` (default ``~/.local/share/dashcam`` or
+``$XDG_DATA_HOME/dashcam``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dashcam"
+
+
+class Settings(BaseSettings):
+    """Everything a run needs to know. Env vars are ``DASHCAM_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="DASHCAM_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None  # default: sqlite:///<data_dir>/dashcam.db
+    archive_dir: Path | None = None  # default: <data_dir>/archive
+    work_dir: Path | None = None  # heavy output per video; default: <data_dir>/work
+
+    # Models: an explicit path wins; else a file of the default name in model_dir; else the
+    # ultralytics/user cache; else download by name (machines with internet only).
+    model_dir: Path | None = None
+    vehicle_model: str = "yolov8n-coco-int8-320.onnx"
+    plate_model: str = "platedet-yolov8s-seg-640.onnx"
+    ocr_engine: Literal["rapidocr", "paddleocr"] = "rapidocr"
+    device: str = "cpu"  # ultralytics device string: "cpu", "0", "cuda:0"
+
+    # Detection
+    detect_fps: float = 6.0  # analysed frames per second of video (<= source fps)
+    vehicle_conf: float = 0.25
+    plate_conf: float = 0.35
+    tracker: str = "bytetrack.yaml"  # an ultralytics tracker config
+
+    # Voting: events below this confidence are not stored (see dashcam.vote)
+    min_plate_confidence: float = 0.6
+    min_reads: int = 2
+
+    # Time: Viofo-style file names carry the camera's local clock time. "local" = this machine's
+    # timezone; else an IANA name such as "Europe/Amsterdam" or "UTC".
+    camera_tz: str = "local"
+
+    # GPS
+    gpx: Path | None = None  # default: same-stem .gpx beside the video
+    gps_max_gap_s: float = 10.0  # no interpolation across a gap longer than this
+
+    # Archive
+    archive_height: int = 720  # 720 or 540
+    archive_crf: int = 28
+    archive_preset: str = "veryfast"
+
+    queue_size: int = 8  # decoded frames buffered between the decode thread and the detector
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        self.data_dir = Path(self.data_dir).expanduser()
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'dashcam.db'}"
+        if self.archive_dir is None:
+            self.archive_dir = self.data_dir / "archive"
+        if self.work_dir is None:
+            self.work_dir = self.data_dir / "work"
+        return self
