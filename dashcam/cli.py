@@ -1,0 +1,169 @@
+"""``dashcam`` command line: ingest videos, list stored plate events, read plates on photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Self-hosted ALPR for dashcam footage.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="DASHCAM_DATA_DIR", help="Where the default SQLite DB, work and archive folders live.")]
+DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", envvar="DASHCAM_DATABASE_URL", help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://USER:PW@HOST/DB.")]
+ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", envvar="DASHCAM_MODEL_DIR", help="Folder with the model files.")]
+
+
+def _settings(**overrides):
+    from dashcam.settings import Settings
+
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    # must run before prefect is imported: Prefect reads its settings at import time
+    # the run's logs still reach the Prefect API (run history in the UI); only the terminal is
+    # kept for the progress bar and the summary unless --verbose
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@app.command()
+def ingest(
+    videos: Annotated[list[Path], typer.Argument(help="Dashcam video files (MP4, MOV, AVI, TS).")],
+    gpx: Annotated[Optional[Path], typer.Option(help="GPX track for these videos (default: same-stem .gpx beside each video).")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="Where archive copies, plate crops and thumbnails go.")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", envvar="DASHCAM_WORK_DIR", help="Heavy output (records, crops) per video.")] = None,
+    model_dir: ModelDir = None,
+    detect_fps: Annotated[Optional[float], typer.Option("--detect-fps", envvar="DASHCAM_DETECT_FPS", help="Frames per second of video to analyse.")] = None,
+    archive_height: Annotated[Optional[int], typer.Option("--archive-height", envvar="DASHCAM_ARCHIVE_HEIGHT", help="720 or 540.")] = None,
+    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", envvar="DASHCAM_CAMERA_TZ", help="Timezone of the camera clock in file names ('local' or e.g. Europe/Amsterdam).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
+) -> None:
+    """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found."""
+    _quiet_prefect(verbose)
+    settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir, work_dir=work_dir,
+                         model_dir=model_dir, detect_fps=detect_fps, archive_height=archive_height, camera_tz=camera_tz)
+    missing = [str(v) for v in videos if not v.is_file()]
+    if missing:
+        console.print(f"[red]error:[/] no such file: {', '.join(missing)}")
+        raise typer.Exit(2)
+
+    from dashcam.pipeline import add_progress_listener
+    from flows.ingest import ingest as ingest_flow
+
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                  TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("{task.fields[plates]} reads / {task.fields[tracks]} vehicles"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        bars: dict[str, tuple[int, float]] = {}
+
+        def on_progress(p) -> None:
+            if p.video_id not in bars:
+                bars[p.video_id] = (progress.add_task(p.video_id, total=p.frame_count, fps=0.0, plates=0, tracks=0), time.perf_counter())
+            tid, start = bars[p.video_id]
+            elapsed = max(time.perf_counter() - start, 1e-6)
+            progress.update(tid, completed=min(p.frames_decoded, p.frame_count), fps=p.frames_decoded / elapsed,
+                            plates=p.plates_read, tracks=p.tracks_with_plates)
+
+        remove = add_progress_listener(on_progress)
+        try:
+            state = ingest_flow([str(v.resolve()) for v in videos], gpx=str(gpx.resolve()) if gpx else None,
+                                settings=settings, return_state=True)
+        finally:
+            remove()
+
+    summaries = state.result(raise_on_failure=False) if state.is_completed() else None
+    if summaries:
+        _print_summary(summaries, time.perf_counter() - t0)
+    if not state.is_completed():
+        err = state.result(raise_on_failure=False)
+        console.print(f"[red]ingest failed:[/] {err}")
+        raise typer.Exit(1)
+
+
+def _print_summary(summaries, wall: float) -> None:
+    table = Table(title=f"ingested {len(summaries)} video(s) in {wall:.1f} s")
+    for col in ("video", "video_id", "duration", "analysed frames", "analyse time", "real-time factor", "plates"):
+        table.add_column(col)
+    for s in summaries:
+        rtf = s.duration_s / s.wall_s if s.wall_s else 0.0
+        plates = ", ".join(f"{p} ({c:.2f})" for p, c in s.plates) or "-"
+        table.add_row(Path(s.path).name, s.video_id, f"{s.duration_s:.1f} s", str(s.frames_analyzed),
+                      f"{s.wall_s:.1f} s", f"{rtf:.2f}x", plates)
+    Console().print(table)
+
+
+@app.command()
+def plates(
+    video: Annotated[Optional[str], typer.Option("--video", help="Only this video_id.")] = None,
+    plate: Annotated[Optional[str], typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (all columns).")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List stored plate events."""
+    from dashcam.db import make_engine, query_events
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        rows = query_events(engine, video_id=video, plate=plate)
+    finally:
+        engine.dispose()
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(r) + "\n")
+        return
+    table = Table(title=f"{len(rows)} plate events")
+    for col in ("ts", "final_plate", "confidence", "reads", "video_id", "frame_idx", "lat", "lon", "crop"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["ts"], r["final_plate"], f"{r['plate_confidence']:.2f}", str(r["n_reads"]), r["video_id"],
+                      str(r["frame_idx"]), _fmt(r["lat"]), _fmt(r["lon"]), r["crop_path"] or "")
+    Console().print(table)
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.6f}"
+
+
+@app.command()
+def read(
+    images: Annotated[list[Path], typer.Argument(help="Photos (JPEG/PNG).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image per line.")] = False,
+    model_dir: ModelDir = None,
+) -> None:
+    """Detect and read licence plates on still photos."""
+    from dashcam.alpr import read_image
+
+    settings = _settings(model_dir=model_dir)
+    failed = 0
+    for image in images:
+        try:
+            found = read_image(image, settings)
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]error:[/] {image}: {exc}")
+            failed += 1
+            continue
+        if as_json:
+            sys.stdout.write(json.dumps({"image": str(image), "plates": found}) + "\n")
+        else:
+            Console().print(f"{image}: " + (", ".join(f"{p['text']} ({p['text_conf']:.2f})" for p in found) or "no plate"))
+    if failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,456 @@
+"""Results database: tables ``videos`` and ``vehicles``, migrations and idempotent persistence.
+
+One code path for SQLite (local runs, the default ``sqlite:///<data_dir>/dashcam.db``) and
+PostgreSQL (deployments, ``postgresql+psycopg://user:pass@host/db``).
+
+* The schema is owned by Alembic (``dashcam/migrations``); :func:`make_engine` runs
+  ``upgrade head`` by default, so callers never create tables themselves.
+* :func:`save_video` writes one video and all its events in ONE transaction: upsert the
+  ``videos`` row, delete the video's old ``vehicles`` rows, insert the new ones. Vehicle ids are
+  ``f"{video_id}:{track_id}"``, so re-ingesting the same video yields the same rows, never
+  duplicates. Any database failure raises :class:`DatabaseError`.
+* Reads (:func:`query_events`, :func:`get_video`) return plain JSON-ready dicts (datetimes as ISO
+  8601 strings with ``+00:00``; bboxes as ``[x1, y1, x2, y2]`` lists).
+
+Datetimes are stored in UTC. PostgreSQL keeps them as ``timestamptz``; SQLite has no timezone
+type, so they are stored as naive UTC and made timezone-aware again on the way out (see
+:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from dashcam.records import PlateEvent, VideoInfo
+
+__all__ = [
+    "DashcamTable",
+    "DatabaseError",
+    "UTCDateTime",
+    "alembic_config",
+    "Vehicle",
+    "Video",
+    "get_video",
+    "make_engine",
+    "metadata",
+    "migrate",
+    "query_events",
+    "save_video",
+    "vehicle_id",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent migrations
+# (several workers calling make_engine() at start-up against one fresh database).
+_PG_MIGRATION_LOCK = 0x0DA5C0A1
+
+
+class DatabaseError(RuntimeError):
+    """A database operation failed. ``__cause__`` is the original SQLAlchemy exception."""
+
+
+# --------------------------------------------------------------------------------------------
+# Types
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """``DateTime(timezone=True)`` that always hands back timezone-aware UTC datetimes.
+
+    Binding: aware values are converted to UTC; naive values are taken to be UTC already. On
+    SQLite (no timezone support) the value is stored naive UTC. Results: naive values (SQLite)
+    get ``tzinfo=UTC``; aware ones (PostgreSQL) are converted to UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables. Keep dashcam/migrations/versions/* in step with these (tests/test_db.py checks that
+# autogenerate finds no difference). The tables live on their own MetaData (not the global
+# SQLModel.metadata) whose naming convention gives every constraint and index the same name on
+# both backends, which Alembic's batch mode on SQLite needs to alter them later. New tables of
+# the results database must subclass DashcamTable.
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class DashcamTable(SQLModel, registry=registry(metadata=metadata)):
+    """Base of the results-database tables (abstract; carries :data:`metadata`)."""
+
+
+class Video(DashcamTable, table=True):
+    """One ingested video (table ``videos``); ``id`` is :attr:`VideoInfo.video_id`."""
+
+    __tablename__ = "videos"
+
+    id: str = Field(primary_key=True)
+    path: str
+    size_bytes: int = Field(sa_type=sa.BigInteger)
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    codec: str
+    recording_start: datetime = Field(sa_type=UTCDateTime)
+    recording_start_source: str
+    camera: str | None = None
+    archive_path: str | None = None
+    n_events: int
+    ingested_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Vehicle(DashcamTable, table=True):
+    """One vehicle event with a confident plate (table ``vehicles``, the seed schema)."""
+
+    __tablename__ = "vehicles"
+    __table_args__ = (sa.UniqueConstraint("video_id", "track_id", name="uq_vehicles_video_id_track_id"),)
+
+    id: str = Field(primary_key=True)  # f"{video_id}:{track_id}"
+    track_id: int
+    video_id: str = Field(foreign_key="videos.id", index=True)
+    frame_idx: int
+    ts: datetime = Field(sa_type=UTCDateTime, index=True)
+    final_plate: str = Field(index=True)
+    plate_confidence: float
+    car_bbox: list[float] = Field(sa_type=sa.JSON)  # [x1, y1, x2, y2] source-frame pixels
+    plate_bbox: list[float] = Field(sa_type=sa.JSON)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    video_path: str
+    pts_s: float
+    lat: float | None = None
+    lon: float | None = None
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    crop_path: str | None = None
+    thumb_path: str | None = None
+    n_reads: int
+    first_frame_idx: int
+    last_frame_idx: int
+
+
+VIDEOS: sa.Table = Video.__table__  # type: ignore[assignment]
+VEHICLES: sa.Table = Vehicle.__table__  # type: ignore[assignment]
+
+
+def vehicle_id(video_id: str, track_id: int) -> str:
+    """The deterministic primary key of a ``vehicles`` row."""
+    return f"{video_id}:{track_id}"
+
+
+# --------------------------------------------------------------------------------------------
+# Engine and migrations
+
+
+def _safe_url(url: str | sa.URL) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    """Make pysqlite transactional (DDL included) and sane for several processes.
+
+    pysqlite's own transaction handling does not BEGIN before DDL, so a failed migration could
+    be half-applied; the SQLAlchemy-documented fix is to switch the driver to autocommit and
+    emit BEGIN ourselves. ``execution_options(sqlite_begin="IMMEDIATE")`` on a connection takes
+    the write lock at BEGIN (used by writers, to avoid lock-upgrade failures under WAL).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if engine.url.database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def make_engine(url: str, *, migrate_schema: bool = True, **engine_kwargs: Any) -> Engine:
+    """Create an engine for ``url`` and (by default) bring its schema to the latest revision.
+
+    ``url``: ``sqlite:///path/to/file.db`` (parent folder created) or
+    ``postgresql+psycopg://user:pass@host:5432/db``. Raises :class:`DatabaseError` when the
+    database cannot be reached or migrated.
+    """
+    sa_url = make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if sa_url.get_backend_name() == "sqlite":
+        db = sa_url.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    kwargs.update(engine_kwargs)
+    engine = sa.create_engine(sa_url, **kwargs)
+    if sa_url.get_backend_name() == "sqlite":
+        _setup_sqlite(engine)
+    if migrate_schema:
+        migrate(engine)
+    return engine
+
+
+_migrate_lock = threading.Lock()
+
+
+def alembic_config(connection: sa.Connection | None = None):
+    """Alembic Config for our migrations (no ini file); ``connection`` is used by env.py."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
+    """Run Alembic ``upgrade <revision>`` programmatically (no alembic.ini needed).
+
+    Safe to call repeatedly and from several processes at once (PostgreSQL: advisory lock;
+    SQLite: the whole upgrade runs in one ``BEGIN IMMEDIATE`` transaction).
+    """
+    from alembic import command
+
+    own_engine = not isinstance(engine_or_url, Engine)
+    engine = make_engine(engine_or_url, migrate_schema=False) if own_engine else engine_or_url
+    try:
+        with _migrate_lock, engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                command.upgrade(alembic_config(conn), revision)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"could not migrate database {_safe_url(engine.url)} to {revision}: {_reason(exc)}"
+        ) from exc
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else type(exc).__name__}"
+
+
+# --------------------------------------------------------------------------------------------
+# Writes
+
+
+def _video_row(info: VideoInfo, n_events: int, archive_path: str | None, now: datetime) -> dict:
+    return {
+        "id": info.video_id,
+        "path": info.path,
+        "size_bytes": info.size_bytes,
+        "duration_s": info.duration_s,
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "codec": info.codec,
+        "recording_start": info.recording_start,
+        "recording_start_source": info.recording_start_source,
+        "camera": info.camera,
+        "archive_path": archive_path,
+        "n_events": n_events,
+        "ingested_at": now,
+    }
+
+
+def _vehicle_row(ev: PlateEvent, video_path: str, created_at: datetime) -> dict:
+    return {
+        "id": vehicle_id(ev.video_id, ev.track_id),
+        "track_id": ev.track_id,
+        "video_id": ev.video_id,
+        "frame_idx": ev.frame_idx,
+        "ts": ev.ts,
+        "final_plate": ev.final_plate,
+        "plate_confidence": ev.plate_confidence,
+        "car_bbox": [float(v) for v in ev.car_bbox],
+        "plate_bbox": [float(v) for v in ev.plate_bbox],
+        "created_at": created_at,
+        "video_path": video_path,
+        "pts_s": ev.pts_s,
+        "lat": ev.lat,
+        "lon": ev.lon,
+        "speed_mps": ev.speed_mps,
+        "heading_deg": ev.heading_deg,
+        "crop_path": ev.crop_path,
+        "thumb_path": ev.thumb_path,
+        "n_reads": ev.n_reads,
+        "first_frame_idx": ev.first_frame_idx,
+        "last_frame_idx": ev.last_frame_idx,
+    }
+
+
+def _upsert_video(conn: sa.Connection, row: dict) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise DatabaseError(f"unsupported database dialect {conn.dialect.name!r}")
+    stmt = insert(VIDEOS).values(**row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[VIDEOS.c.id],
+        set_={k: stmt.excluded[k] for k in row if k != "id"},
+    )
+    conn.execute(stmt)
+
+
+def save_video(
+    engine: Engine, info: VideoInfo, events: list[PlateEvent], archive_path: str | None
+) -> int:
+    """Store one video and its events idempotently, in ONE transaction; return ``len(events)``.
+
+    Upserts the ``videos`` row (``ingested_at`` = now), deletes the video's previous
+    ``vehicles`` rows and inserts ``events``. A vehicle row that existed before under the same
+    id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
+    identical ``vehicles`` rows. Writers of the same video are serialised by the row lock taken
+    by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
+
+    Raises ``ValueError`` for events of another video, :class:`DatabaseError` when the database
+    fails (then nothing of this call was written, except for the rare failure of the COMMIT
+    itself, whose outcome the message says is unknown; re-running is safe).
+    """
+    foreign = sorted({ev.video_id for ev in events if ev.video_id != info.video_id})
+    if foreign:
+        raise ValueError(f"events of video(s) {foreign} passed to save_video for {info.video_id}")
+    now = _utcnow()
+    what = f"saving video {info.video_id} ({len(events)} events) to {_safe_url(engine.url)}"
+    try:
+        conn = engine.connect()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"{what} failed, nothing was written: {_reason(exc)}") from exc
+    with conn:
+        if conn.dialect.name == "sqlite":
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        try:
+            trans = conn.begin()
+            _upsert_video(conn, _video_row(info, len(events), archive_path, now))
+            created = dict(
+                conn.execute(
+                    sa.select(VEHICLES.c.id, VEHICLES.c.created_at).where(VEHICLES.c.video_id == info.video_id)
+                ).all()
+            )
+            conn.execute(sa.delete(VEHICLES).where(VEHICLES.c.video_id == info.video_id))
+            rows = [_vehicle_row(ev, info.path, created.get(vehicle_id(ev.video_id, ev.track_id), now)) for ev in events]
+            if rows:
+                conn.execute(sa.insert(VEHICLES), rows)
+        except SQLAlchemyError as exc:
+            try:
+                conn.rollback()
+            except SQLAlchemyError:
+                pass  # connection gone: the server rolls back on its own
+            raise DatabaseError(
+                f"{what} failed, the transaction was rolled back and nothing was written: {_reason(exc)}"
+            ) from exc
+        try:
+            trans.commit()
+        except SQLAlchemyError as exc:
+            raise DatabaseError(
+                f"{what} failed at COMMIT; whether it was applied is unknown "
+                f"(re-running the ingest is safe, it is idempotent): {_reason(exc)}"
+            ) from exc
+    return len(events)
+
+
+# --------------------------------------------------------------------------------------------
+# Reads
+
+
+def _jsonable(row: sa.RowMapping) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def plate_pattern_to_like(pattern: str) -> str:
+    r"""Translate a shell-style plate pattern (``*``, ``?``) into a SQL LIKE pattern (escape ``\``)."""
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        elif ch in "%_\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def query_events(engine: Engine, video_id: str | None = None, plate: str | None = None) -> list[dict]:
+    """Vehicle events as JSON-ready dicts (all ``vehicles`` columns), ordered by ``ts``.
+
+    ``plate`` is a case-insensitive shell-style pattern matched against the whole
+    ``final_plate``: ``AB*`` (starts with AB), ``*12?`` , ``AB123C`` (exact).
+    """
+    stmt = sa.select(VEHICLES).order_by(VEHICLES.c.ts, VEHICLES.c.video_id, VEHICLES.c.track_id)
+    if video_id is not None:
+        stmt = stmt.where(VEHICLES.c.video_id == video_id)
+    if plate is not None:
+        like = plate_pattern_to_like(plate.strip().upper())
+        stmt = stmt.where(sa.func.upper(VEHICLES.c.final_plate).like(like, escape="\\"))
+    try:
+        with engine.connect() as conn:
+            return [_jsonable(r) for r in conn.execute(stmt).mappings()]
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"querying events from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
+
+
+def get_video(engine: Engine, video_id: str) -> dict | None:
+    """The ``videos`` row of ``video_id`` as a JSON-ready dict, or ``None``."""
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(VIDEOS).where(VIDEOS.c.id == video_id)).mappings().first()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"reading video {video_id} from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
+    return None if row is None else _jsonable(row)

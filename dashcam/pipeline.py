@@ -1,0 +1,292 @@
+"""The pipeline's stages as plain functions: no Prefect in here.
+
+Order (see docs/architecture.md)::
+
+    probe -> analyze (decode -> vehicles+track -> plates -> OCR) -> vote -> GPS -> archive -> persist
+
+``analyze`` is the only stage that touches pixels. Decode, detection, tracking and OCR run as one
+streaming loop because frames never leave the process: it writes small records (JSON lines) and
+plate crops / thumbnails to the video's work folder and returns paths. Every later stage reads
+those records, so it can run on another machine (issue 3: the heavy subflow on pool ``gpu``, the
+rest on pool ``server``) and can be retried without redoing the heavy stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dashcam.archive import atomic_write_bytes
+from dashcam.records import AnalyzeResult, PlateEvent, PlateRead, TrackSummary, VideoInfo, read_jsonl, write_jsonl
+from dashcam.settings import Settings
+
+THUMB_MAX_SIDE = 320  # px, longest side of the best-frame vehicle thumbnail
+JPEG_QUALITY = 92
+
+
+@dataclass
+class Progress:
+    """A progress tick from :func:`analyze`: counts so far for one video."""
+
+    video_id: str
+    frames_decoded: int  # source frames covered (frame_idx of the last analysed frame + 1)
+    frame_count: int  # expected total source frames (estimate from probe)
+    frames_analyzed: int
+    plates_read: int  # OCR readings with non-empty text so far
+    tracks_with_plates: int
+
+
+ProgressListener = Callable[[Progress], None]
+_listeners: list[ProgressListener] = []
+
+
+def add_progress_listener(fn: ProgressListener) -> Callable[[], None]:
+    """Register ``fn`` to receive :class:`Progress` ticks from analyze in this process.
+
+    Progress is a process-local side channel (the CLI's Rich progress bar), kept out of task
+    parameters so that it never affects Prefect cache keys. Returns a function that unregisters it.
+    """
+    _listeners.append(fn)
+    return lambda: _listeners.remove(fn)
+
+
+def _emit(p: Progress) -> None:
+    for fn in list(_listeners):
+        fn(p)
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def _clip_box(b, w: int, h: int) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = (int(round(v)) for v in b)
+    return max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+
+
+def _thumbnail(frame: np.ndarray, car_bbox) -> np.ndarray:
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = _clip_box(car_bbox, w, h)
+    crop = frame[y1:y2, x1:x2]
+    scale = THUMB_MAX_SIDE / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    return crop
+
+
+def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResult:
+    """Stream the video through vehicle detection + tracking, plate detection and OCR.
+
+    Args:
+        info: the probed video.
+        settings: detection rate, models, thresholds.
+        work_dir: folder for heavy output; this video's records go to ``work_dir/<video_id>/``:
+            ``reads.jsonl`` (:class:`PlateRead`), ``tracks.jsonl`` (:class:`TrackSummary`),
+            ``crops/<track_id>_<text>.jpg`` (the sharpest, most confident full-resolution plate
+            crop per track and text) and ``thumbs/<track_id>.jpg`` (vehicle at its best read).
+
+    Memory is bounded by the decode queue (``settings.queue_size`` frames) plus one JPEG per
+    (track, text): nothing grows with video length except the small records.
+
+    Raises:
+        dashcam.video.VideoError: the video cannot be decoded (truncated, corrupt).
+        dashcam.models.ModelNotFoundError: a model file cannot be found offline.
+    """
+    from dashcam.alpr import PlateDetector, PlateReader, VehicleTracker, plate_sharpness
+    from dashcam.video import iter_frames
+
+    t0 = time.perf_counter()
+    out = Path(work_dir) / info.video_id
+    tracker = VehicleTracker(settings)
+    tracker.reset()
+    detector = PlateDetector(settings)
+    reader = PlateReader(settings)
+
+    reads: list[PlateRead] = []
+    tracks: dict[int, TrackSummary] = {}
+    best_crop: dict[tuple[int, str], tuple[float, bytes]] = {}  # (track, text) -> (quality, jpeg)
+    # track -> ((has_read, quality), jpeg): before any read the largest view of the vehicle wins,
+    # after it the frame of the best plate read
+    best_thumb: dict[int, tuple[tuple[int, float], bytes]] = {}
+    n_frames = n_vehicles = n_plates = n_ocr = 0
+    last_idx = -1
+
+    for frame in iter_frames(info, settings.detect_fps, settings.queue_size):
+        n_frames += 1
+        last_idx = frame.frame_idx
+        image = frame.image
+        h, w = image.shape[:2]
+        vehicles = tracker.update(image)
+        n_vehicles += len(vehicles)
+        plates_per_vehicle = detector.detect_in_vehicles(image, [v.bbox for v in vehicles]) if vehicles else []
+        for v, plates in zip(vehicles, plates_per_vehicle):
+            t = tracks.get(v.track_id)
+            if t is None:
+                t = tracks[v.track_id] = TrackSummary(
+                    track_id=v.track_id, first_frame_idx=frame.frame_idx, last_frame_idx=frame.frame_idx,
+                    n_frames=0, best_car_bbox=v.bbox, best_frame_idx=frame.frame_idx,
+                )
+            t.last_frame_idx = frame.frame_idx
+            t.n_frames += 1
+            area = (v.bbox[2] - v.bbox[0]) * (v.bbox[3] - v.bbox[1])
+            _offer_thumb(best_thumb, t, (0, area), image, v.bbox, frame.frame_idx)
+            for pbox, pconf in plates:
+                n_plates += 1
+                x1, y1, x2, y2 = _clip_box(pbox, w, h)
+                if x2 - x1 < 4 or y2 - y1 < 4:
+                    continue
+                crop = image[y1:y2, x1:x2]
+                n_ocr += 1
+                pt = reader.read(crop)
+                if not pt.text:
+                    continue
+                sharp = plate_sharpness(crop)
+                parea = float((x2 - x1) * (y2 - y1))
+                read = PlateRead(
+                    frame_idx=frame.frame_idx, pts_s=frame.pts_s, track_id=v.track_id,
+                    car_bbox=tuple(v.bbox), car_conf=v.conf, plate_bbox=tuple(map(float, pbox)),
+                    plate_conf=float(pconf), text=pt.text, raw_text=pt.raw_text, text_conf=float(pt.conf),
+                    plate_area=parea, sharpness=sharp,
+                )
+                reads.append(read)
+                quality = _crop_quality(read)
+                key = (v.track_id, pt.text)
+                if key not in best_crop or quality > best_crop[key][0]:
+                    best_crop[key] = (quality, _jpeg(crop))
+                _offer_thumb(best_thumb, t, (1, quality), image, v.bbox, frame.frame_idx)
+        _emit(Progress(info.video_id, last_idx + 1, info.frame_count, n_frames, len(reads),
+                       len({r.track_id for r in reads})))
+
+    # write heavy output: crops and thumbnails first, records last (the records are the manifest)
+    crop_paths: dict[tuple[int, str], str] = {}
+    for (track_id, text), (_, data) in best_crop.items():
+        p = out / "crops" / f"{track_id}_{text}.jpg"
+        atomic_write_bytes(p, data)
+        crop_paths[(track_id, text)] = str(p)
+    for r in reads:
+        r.crop_path = crop_paths.get((r.track_id, r.text))
+    for track_id, ts in tracks.items():
+        entry = best_thumb.get(track_id)
+        if entry is not None:
+            p = out / "thumbs" / f"{track_id}.jpg"
+            atomic_write_bytes(p, entry[1])
+            ts.thumb_path = str(p)
+    reads_path, tracks_path = out / "reads.jsonl", out / "tracks.jsonl"
+    write_jsonl(reads_path, reads)
+    write_jsonl(tracks_path, sorted(tracks.values(), key=lambda t: t.track_id))
+    return AnalyzeResult(
+        video_id=info.video_id, work_dir=str(out), reads_path=str(reads_path), tracks_path=str(tracks_path),
+        frames_decoded=last_idx + 1, frames_analyzed=n_frames, n_vehicle_detections=n_vehicles,
+        n_plate_detections=n_plates, n_ocr_calls=n_ocr, wall_s=time.perf_counter() - t0,
+    )
+
+
+def _offer_thumb(best: dict, t: TrackSummary, quality: tuple[int, float], image: np.ndarray, car_bbox, frame_idx: int) -> None:
+    """Keep the vehicle thumbnail of the best frame so far for track ``t`` (encodes only on improvement)."""
+    cur = best.get(t.track_id)
+    if cur is None or quality > cur[0]:
+        best[t.track_id] = (quality, _jpeg(_thumbnail(image, car_bbox)))
+        t.best_car_bbox, t.best_frame_idx = tuple(car_bbox), frame_idx
+
+
+def _crop_quality(r: PlateRead) -> float:
+    """Rank plate crops of one track: OCR confidence x detector confidence x sqrt(area) x sharpness.
+
+    sqrt(area) and log-sharpness keep one huge or noisy crop from dominating; a bigger, sharper,
+    more confidently read crop is the one a person wants to look at.
+    """
+    return r.text_conf * r.plate_conf * float(np.sqrt(r.plate_area)) * float(np.log1p(r.sharpness))
+
+
+def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[PlateEvent]:
+    """Vote each track's reads into at most one :class:`PlateEvent`.
+
+    A track yields an event only when :func:`dashcam.vote.vote_track` returns a reading with
+    confidence >= ``settings.min_plate_confidence`` (see that module for the rule); ``ts`` is the
+    recording start plus the best read's pts.
+    """
+    from dashcam.vote import vote_track
+
+    reads: list[PlateRead] = read_jsonl(Path(result.reads_path), PlateRead)
+    tracks = {t.track_id: t for t in read_jsonl(Path(result.tracks_path), TrackSummary)}
+    by_track: dict[int, list[PlateRead]] = {}
+    for r in reads:
+        by_track.setdefault(r.track_id, []).append(r)
+    events: list[PlateEvent] = []
+    for track_id, track_reads in sorted(by_track.items()):
+        vote = vote_track(track_reads, min_reads=settings.min_reads)
+        if vote is None or vote.confidence < settings.min_plate_confidence:
+            continue
+        best = vote.best_read
+        t = tracks.get(track_id)
+        events.append(PlateEvent(
+            video_id=info.video_id, track_id=track_id, frame_idx=best.frame_idx, pts_s=best.pts_s,
+            ts=info.recording_start + timedelta(seconds=best.pts_s), final_plate=vote.final_plate,
+            plate_confidence=round(float(vote.confidence), 4), car_bbox=best.car_bbox, plate_bbox=best.plate_bbox,
+            n_reads=vote.n_reads,
+            first_frame_idx=t.first_frame_idx if t else min(r.frame_idx for r in track_reads),
+            last_frame_idx=t.last_frame_idx if t else max(r.frame_idx for r in track_reads),
+            crop_path=best.crop_path, thumb_path=t.thumb_path if t else None,
+        ))
+    return _merge_duplicate_plates(events, info.fps)
+
+
+MERGE_GAP_S = 10.0
+
+
+def _merge_duplicate_plates(events: list[PlateEvent], fps: float) -> list[PlateEvent]:
+    """Merge events of the same plate text whose frame spans lie within ``MERGE_GAP_S`` seconds.
+
+    A tracker can split one vehicle into two tracks (occlusion, a missed detection); the same
+    plate seen again within seconds is one sighting. The more confident event is kept, with the
+    union of the frame span and the summed reads. The same plate seen minutes apart stays two
+    sightings (two places).
+    """
+    gap = MERGE_GAP_S * fps
+    merged: list[PlateEvent] = []
+    for e in sorted(events, key=lambda e: e.first_frame_idx):
+        prev = next((m for m in reversed(merged) if m.final_plate == e.final_plate), None)
+        if prev is None or e.first_frame_idx - prev.last_frame_idx > gap:
+            merged.append(e)
+            continue
+        merged.remove(prev)
+        a, b = prev, e
+        keep, other = (a, b) if a.plate_confidence >= b.plate_confidence else (b, a)
+        keep = keep.model_copy(update={
+            "n_reads": a.n_reads + b.n_reads,
+            "first_frame_idx": min(a.first_frame_idx, b.first_frame_idx),
+            "last_frame_idx": max(a.last_frame_idx, b.last_frame_idx),
+        })
+        merged.append(keep)
+    return sorted(merged, key=lambda e: (e.frame_idx, e.track_id))
+
+
+def align_gps(events: list[PlateEvent], gpx_path: Path | None, settings: Settings) -> list[PlateEvent]:
+    """Set lat/lon/speed/heading on each event from a GPX track at the event's ``ts``.
+
+    Events outside the track, or inside a gap longer than ``settings.gps_max_gap_s``, keep nulls.
+
+    Raises:
+        dashcam.gps.GpsError: the GPX file exists but cannot be parsed.
+    """
+    if gpx_path is None:
+        return events
+    from dashcam.gps import load_gpx
+
+    track = load_gpx(gpx_path, max_gap_s=settings.gps_max_gap_s)
+    out = []
+    for e in events:
+        fix = track.at(e.ts)
+        if fix is not None:
+            e = e.model_copy(update={"lat": fix.lat, "lon": fix.lon, "speed_mps": fix.speed_mps, "heading_deg": fix.heading_deg})
+        out.append(e)
+    return out
