@@ -216,15 +216,20 @@ def make_engine(url: str, *, migrate_schema: bool = True, **engine_kwargs: Any) 
     """Create an engine for ``url`` and (by default) bring its schema to the latest revision.
 
     ``url``: ``sqlite:///path/to/file.db`` (parent folder created) or
-    ``postgresql+psycopg://user:pass@host:5432/db``. Raises :class:`DatabaseError` when the
+    ``postgresql+psycopg://user:pass@host:5432/db`` (``postgresql://`` is taken to mean the same). Raises :class:`DatabaseError` when the
     database cannot be reached or migrated.
     """
     sa_url = make_url(url)
+    if sa_url.drivername in ("postgresql", "postgres"):  # plain URL: use psycopg 3, not psycopg2
+        sa_url = sa_url.set(drivername="postgresql+psycopg")
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if sa_url.get_backend_name() == "sqlite":
         db = sa_url.database
         if db and db != ":memory:" and not db.startswith("file:"):
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create the folder of SQLite database {db}: {exc}") from exc
         kwargs["connect_args"] = {"timeout": 30}
     kwargs.update(engine_kwargs)
     engine = sa.create_engine(sa_url, **kwargs)

@@ -1,0 +1,134 @@
+"""ALPR accuracy benchmarks on the shared, labelled data.
+
+Usage::
+
+    .venv/bin/python bench/accuracy.py images [--limit N] [--region us|eu] [--failures]
+
+``images`` runs :func:`dashcam.alpr.read_array` (same code as ``dashcam read IMAGE``) on every
+photo of ``<shared>/data/plates-images/labels.csv`` (openalpr end-to-end benchmark subset, one
+labelled plate per photo) and prints, per region and in total:
+
+* ``n``: photos;
+* ``capture``: share of photos where some returned plate box has IoU >= 0.5 with the labelled box;
+* ``read|captured``: among captured photos, share where that (best-IoU) plate's normalised text
+  equals the normalised label exactly;
+* ``end-to-end``: share of photos where the best-IoU plate (IoU >= 0.5) is read exactly
+  (= capture x read|captured);
+* ``any-text``: share of photos where *any* returned plate text equals the label (box ignored);
+* mean ms per photo for each stage (vehicles, plates, ocr).
+
+The shared folder is ``$DASHCAM_SHARED_DIR`` or ``shared/`` beside the repository root; models
+come from ``$DASHCAM_MODEL_DIR`` or ``<shared>/models``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("DASHCAM_SHARED_DIR") or REPO.parent / "shared")
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("DASHCAM_MODEL_DIR") or shared_dir() / "models")
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / u if u > 0 else 0.0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    import cv2
+    from rich.console import Console
+    from rich.table import Table
+
+    from dashcam.alpr import normalize_plate, read_array
+    from dashcam.settings import Settings
+
+    root = shared_dir() / "data" / "plates-images"
+    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    if args.region:
+        rows = [r for r in rows if r["region"] == args.region]
+    if args.limit:
+        rows = rows[: args.limit]
+    settings = Settings(model_dir=model_dir())
+    stats: dict[str, dict] = defaultdict(lambda: defaultdict(float))
+    failures = []
+    console = Console()
+    for r in rows:
+        img = cv2.imread(str(root / r["file"]))
+        label = normalize_plate(r["plate_text"])
+        gt = tuple(float(r[k]) for k in ("x1", "y1", "x2", "y2"))
+        tim: dict = {}
+        t0 = time.perf_counter()
+        res = read_array(img, settings, timings=tim)
+        total = 1000 * (time.perf_counter() - t0)
+        best = max(res, key=lambda d: _iou(d["plate_bbox"], gt), default=None)
+        captured = best is not None and _iou(best["plate_bbox"], gt) >= 0.5
+        correct = captured and best["text"] == label
+        anytext = any(d["text"] == label for d in res)
+        for key in (r["region"], "total"):
+            s = stats[key]
+            s["n"] += 1
+            s["cap"] += captured
+            s["ok"] += correct
+            s["any"] += anytext
+            s["ms"] += total
+            for k, v in tim.items():
+                s["ms_" + k] += v
+        if not correct:
+            failures.append((r["file"], label, [(d["text"], d["text_conf"], d["raw_text"], round(_iou(d["plate_bbox"], gt), 2)) for d in res]))
+
+    t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos)")
+    for c in ("region", "n", "capture", "read|captured", "end-to-end", "any-text", "ms/photo", "veh ms", "plate ms", "ocr ms"):
+        t.add_column(c, justify="right")
+    for key in sorted(k for k in stats if k != "total") + ["total"]:
+        s = stats[key]
+        n = s["n"]
+        t.add_row(
+            key,
+            str(int(n)),
+            f"{s['cap'] / n:.1%}",
+            f"{s['ok'] / s['cap']:.1%}" if s["cap"] else "-",
+            f"{s['ok'] / n:.1%}",
+            f"{s['any'] / n:.1%}",
+            f"{s['ms'] / n:.0f}",
+            f"{s['ms_vehicles'] / n:.0f}",
+            f"{s['ms_plates'] / n:.0f}",
+            f"{s['ms_ocr'] / n:.1f}",
+        )
+    console.print(t)
+    if args.failures:
+        for f in failures:
+            console.print(f, highlight=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("images", help="read_image over plates-images/labels.csv")
+    p.add_argument("--limit", type=int, default=0, help="first N photos only")
+    p.add_argument("--region", choices=["us", "eu"], default=None)
+    p.add_argument("--failures", action="store_true", help="print every photo not read exactly")
+    p.set_defaults(func=cmd_images)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,554 @@
+"""ALPR core: vehicle detection + tracking, plate detection, plate OCR.
+
+Coordinate frames and units
+---------------------------
+* Images/frames are ``numpy.ndarray`` of shape ``(H, W, 3)``, dtype ``uint8``, **BGR** (OpenCV
+  order), as decoded from the video at its full resolution.
+* Every :data:`~dashcam.records.BBox` returned here is ``(x1, y1, x2, y2)`` ``float`` in pixels of
+  the image passed in (for video: the source frame), origin top-left, ``x2 > x1``, clipped to the
+  image. Confidences are floats in ``[0, 1]``.
+
+Stages and models (see :mod:`dashcam.models` for how files are found)
+--------------------------------------------------------------------
+1. :class:`VehicleTracker` - COCO YOLO (``Settings.vehicle_model``, imgsz 320) keeps car,
+   motorcycle, bus, truck (COCO 2, 3, 5, 7); detections are associated over frames by
+   **ultralytics' own ByteTrack implementation** (``ultralytics.trackers.BYTETracker``, Zhang et al.
+   2022, "ByteTrack: Multi-Object Tracking by Associating Every Detection Box"), configured by the
+   ultralytics tracker YAML named in ``Settings.tracker``. The tracker object is owned by the
+   :class:`VehicleTracker` (not by the cached model's predictor), so the shared model can also
+   serve :func:`read_image` and other trackers; :meth:`VehicleTracker.reset` starts a fresh
+   tracker for a new video.
+2. :class:`PlateDetector` - YOLOv8s-seg plate model (``Settings.plate_model``, imgsz 640). In
+   video, it runs on each *vehicle crop* (so a 60 px plate on a 1920 px frame reaches the 640 px
+   detector input at useful size), boxes are mapped back to frame pixels, and the best plate per
+   vehicle is kept.
+3. :class:`PlateReader` - PaddleOCR PP-OCRv6 text recogniser (CTC) as shipped in the ``rapidocr``
+   wheel (ONNX on onnxruntime). We run the recogniser ourselves and decode its per-timestep
+   softmax with the alphabet **restricted to [A-Z0-9]** (lower-case letter probability folded into
+   the upper-case letter; separators ``-``, space, ``·``, ``.`` act as blanks). This "constrained
+   CTC greedy decode" (Graves et al. 2006 CTC; alphabet restriction as in OpenALPR/fast-plate-ocr
+   plate-specific alphabets) removes CJK / punctuation mis-reads that a post-hoc character filter
+   would only delete.
+
+Thread safety: the model objects are cached per process and are **not** thread-safe; use one
+:class:`VehicleTracker` / :class:`PlateDetector` / :class:`PlateReader` per worker thread, or
+serialise calls.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from dashcam.models import load_rapidocr, load_yolo
+from dashcam.records import BBox
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dashcam.settings import Settings
+
+VEHICLE_CLASSES = (2, 3, 5, 7)  # COCO car, motorcycle, bus, truck
+VEHICLE_IMGSZ = 320  # the int8 YOLOv8n export is fixed 1x3x320x320
+PLATE_IMGSZ = 640  # the platedet export is fixed 1x3x640x640
+VEHICLE_MARGIN = 0.04  # fraction of vehicle w/h added on each side before plate detection
+MIN_VEHICLE_WIDTH_PX = 32  # narrower vehicles cannot carry a readable plate: skipped
+PLATE_CROP_MARGIN = (0.06, 0.12)  # (x, y) fraction of plate w/h added around the plate for OCR
+OCR_MIN_HEIGHT = 48  # recogniser input height (PP-OCR rec_img_shape 3x48xW)
+
+_NON_ALNUM = re.compile(r"[^A-Z0-9]")
+
+
+class ImageReadError(ValueError):
+    """A file given to :func:`read_image` is missing, unreadable, or not a decodable image."""
+
+
+def normalize_plate(raw: str) -> str:
+    """Upper-case ``raw`` and keep only ``[A-Z0-9]`` (ASCII); ``"xs-nb 23"`` -> ``"XSNB23"``."""
+    return _NON_ALNUM.sub("", (raw or "").upper())
+
+
+def plate_sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey crop (Pech-Pacheco et al. 2000 focus measure).
+
+    ``crop``: ``(H, W, 3)`` BGR or ``(H, W)`` grey uint8. Returns a float >= 0 (0 for an empty
+    crop); higher is sharper. Scale-dependent: compare crops of similar size only.
+    """
+    if crop is None or crop.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def clip_bbox(bbox, width: int, height: int) -> BBox:
+    """Clip ``(x1, y1, x2, y2)`` to ``[0, width] x [0, height]``; returns floats."""
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    return (
+        min(max(x1, 0.0), float(width)),
+        min(max(y1, 0.0), float(height)),
+        min(max(x2, 0.0), float(width)),
+        min(max(y2, 0.0), float(height)),
+    )
+
+
+def expand_bbox(bbox, mx: float, my: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Grow ``bbox`` by fractions ``mx``, ``my`` of its width/height on each side, clip, round to
+    integer pixel bounds usable as ``image[y1:y2, x1:x2]``."""
+    x1, y1, x2, y2 = bbox
+    w, h = x2 - x1, y2 - y1
+    ex1 = int(np.floor(max(0.0, x1 - mx * w)))
+    ey1 = int(np.floor(max(0.0, y1 - my * h)))
+    ex2 = int(np.ceil(min(float(width), x2 + mx * w)))
+    ey2 = int(np.ceil(min(float(height), y2 + my * h)))
+    return ex1, ey1, ex2, ey2
+
+
+def crop_plate(image: np.ndarray, plate_bbox, margin: tuple[float, float] = PLATE_CROP_MARGIN):
+    """The plate crop used for OCR: ``plate_bbox`` grown by ``margin`` (x, y fractions), clipped.
+
+    Detector boxes are often tight and can shave the first/last character; the margin is what
+    the recogniser was trained on (text lines with some background). Returns a view
+    ``(h, w, 3)`` uint8 (may be empty for a degenerate box).
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = expand_bbox(plate_bbox, margin[0], margin[1], w, h)
+    return image[y1:y2, x1:x2]
+
+
+def _check_image(image: np.ndarray, what: str = "image") -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{what} must be an HxWx3 uint8 BGR array, got {getattr(image, 'shape', type(image))}")
+
+
+# --------------------------------------------------------------------------------------------
+# Vehicles
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackedVehicle:
+    """One vehicle in one frame: ByteTrack id (>= 1, unique within one video / tracker reset),
+    bbox in frame pixels, detector confidence, COCO class id (2, 3, 5 or 7)."""
+
+    track_id: int
+    bbox: BBox
+    conf: float
+    cls: int
+
+
+def _tracker_cfg(settings: "Settings"):
+    """Load the ultralytics tracker YAML and adapt it to our detection rate and thresholds.
+
+    * ``track_buffer`` is counted in *tracker updates* (frames fed), and the stock YAMLs assume
+      ~30 fps. We feed ``settings.detect_fps`` frames per second, so it is rescaled to keep the
+      same lost-track time in seconds (30 frames -> 1 s), floored at 3 updates.
+    * ``settings.vehicle_conf`` becomes the high-score / new-track threshold (never below the
+      YAML's); lower-score boxes (down to ``track_low_thresh``) still feed ByteTrack's second
+      association stage, which is the point of ByteTrack.
+    """
+    from ultralytics.utils import YAML, IterableSimpleNamespace
+    from ultralytics.utils.checks import check_yaml
+
+    cfg = IterableSimpleNamespace(**YAML.load(check_yaml(settings.tracker)))
+    if getattr(cfg, "tracker_type", None) != "bytetrack":
+        # BoT-SORT etc. also work through TRACKER_MAP, but GMC/ReID add cost; allowed, not tuned.
+        pass
+    fps = max(float(settings.detect_fps), 0.1)
+    cfg.track_buffer = max(3, int(round(cfg.track_buffer * fps / 30.0)))
+    cfg.track_high_thresh = max(float(cfg.track_high_thresh), float(settings.vehicle_conf))
+    cfg.new_track_thresh = max(float(cfg.new_track_thresh), float(settings.vehicle_conf))
+    cfg.device = settings.device
+    return cfg
+
+
+class VehicleTracker:
+    """Detect vehicles per frame and give them stable ids with ultralytics' ByteTrack.
+
+    ``update(frame)`` must be called with consecutive analysed frames of **one** video (at
+    ``settings.detect_fps``); call :meth:`reset` before the next video. Not thread-safe.
+    Raises :class:`dashcam.models.ModelNotFoundError` at construction if the model is missing.
+    """
+
+    def __init__(self, settings: "Settings"):
+        self.settings = settings
+        self.model = load_yolo(settings.vehicle_model, "detect", settings.model_dir, settings.device)
+        self._cfg = _tracker_cfg(settings)
+        self._det_conf = min(float(settings.vehicle_conf), float(self._cfg.track_low_thresh))
+        self.tracker = None
+        self.n_detections = 0  # detections >= vehicle_conf seen since reset (for run stats)
+        self.reset()
+
+    def reset(self) -> None:
+        """Fresh ByteTrack state (ids restart at 1) for a new video."""
+        from ultralytics.trackers.track import TRACKER_MAP
+
+        self.tracker = TRACKER_MAP[self._cfg.tracker_type](args=self._cfg)
+        self.n_detections = 0
+
+    def _predict(self, frame_bgr: np.ndarray, conf: float):
+        _check_image(frame_bgr, "frame_bgr")
+        return self.model.predict(
+            frame_bgr,
+            imgsz=VEHICLE_IMGSZ,
+            classes=list(VEHICLE_CLASSES),
+            conf=conf,
+            device=self.settings.device,
+            verbose=False,
+        )[0]
+
+    def detect(self, frame_bgr: np.ndarray) -> list[tuple[BBox, float, int]]:
+        """Vehicles in one image without tracking: ``[(bbox, conf, cls)]``, conf >=
+        ``settings.vehicle_conf``, sorted by confidence (descending). Does not touch tracker state."""
+        res = self._predict(frame_bgr, float(self.settings.vehicle_conf))
+        h, w = frame_bgr.shape[:2]
+        out = [
+            (clip_bbox(b, w, h), float(c), int(k))
+            for b, c, k in zip(res.boxes.xyxy.tolist(), res.boxes.conf.tolist(), res.boxes.cls.tolist())
+        ]
+        return sorted(out, key=lambda t: -t[1])
+
+    def update(self, frame_bgr: np.ndarray) -> list[TrackedVehicle]:
+        """Detect + track one frame (``(H, W, 3)`` uint8 BGR). Returns confirmed tracks only
+        (ByteTrack hides a new track until it is activated; detections without a track id are
+        dropped). Boxes are ByteTrack's (Kalman-smoothed) boxes in frame pixels, clipped."""
+        res = self._predict(frame_bgr, self._det_conf)
+        boxes = res.boxes.cpu().numpy()
+        self.n_detections += int((boxes.conf >= self.settings.vehicle_conf).sum())
+        tracks = self.tracker.update(boxes, frame_bgr)
+        h, w = frame_bgr.shape[:2]
+        out = []
+        # rows: x1, y1, x2, y2, track_id, score, cls, det_idx
+        for row in np.asarray(tracks).reshape(-1, tracks.shape[-1] if len(tracks) else 8):
+            out.append(
+                TrackedVehicle(
+                    track_id=int(row[4]),
+                    bbox=clip_bbox(row[:4], w, h),
+                    conf=float(row[5]),
+                    cls=int(row[6]),
+                )
+            )
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Plates
+# --------------------------------------------------------------------------------------------
+
+
+class PlateDetector:
+    """Licence-plate boxes from the YOLOv8-seg plate model (masks are ignored).
+
+    The ONNX export has a fixed batch of 1: a list of crops goes to ultralytics in one
+    ``predict`` call, which runs them one by one (no batching gain on this model). Not
+    thread-safe. Raises ``ModelNotFoundError`` at construction if the model is missing.
+    """
+
+    def __init__(self, settings: "Settings"):
+        self.settings = settings
+        self.model = load_yolo(settings.plate_model, "segment", settings.model_dir, settings.device)
+
+    def _predict(self, images: list[np.ndarray]):
+        return self.model.predict(
+            images,
+            imgsz=PLATE_IMGSZ,
+            conf=float(self.settings.plate_conf),
+            device=self.settings.device,
+            retina_masks=False,
+            verbose=False,
+        )
+
+    @staticmethod
+    def _boxes(res, ox: float, oy: float, w: int, h: int) -> list[tuple[BBox, float]]:
+        out = []
+        for b, c in zip(res.boxes.xyxy.tolist(), res.boxes.conf.tolist()):
+            bb = clip_bbox((b[0] + ox, b[1] + oy, b[2] + ox, b[3] + oy), w, h)
+            if bb[2] - bb[0] >= 2 and bb[3] - bb[1] >= 2:
+                out.append((bb, float(c)))
+        return sorted(out, key=lambda t: -t[1])
+
+    def detect(self, image_bgr: np.ndarray) -> list[tuple[BBox, float]]:
+        """Plates in a whole image: ``[(bbox, conf)]`` in that image's pixels, best first."""
+        _check_image(image_bgr, "image_bgr")
+        h, w = image_bgr.shape[:2]
+        return self._boxes(self._predict([image_bgr])[0], 0.0, 0.0, w, h)
+
+    def detect_in_vehicles(
+        self,
+        frame_bgr: np.ndarray,
+        vehicle_bboxes: list[BBox],
+        max_per_vehicle: int = 1,
+    ) -> list[list[tuple[BBox, float]]]:
+        """Plates inside each vehicle box, detected on the vehicle crop (grown by
+        ``VEHICLE_MARGIN``, clipped) and mapped back to **frame** pixels.
+
+        Returns one list per input box (same order), best first, at most ``max_per_vehicle``
+        (default 1: a vehicle carries one plate visible from one side; extra boxes are mostly
+        another car's plate seen through the crop margin). Vehicles narrower than
+        ``MIN_VEHICLE_WIDTH_PX`` get ``[]`` without running the detector.
+        """
+        _check_image(frame_bgr, "frame_bgr")
+        h, w = frame_bgr.shape[:2]
+        results: list[list[tuple[BBox, float]]] = [[] for _ in vehicle_bboxes]
+        crops, where = [], []
+        for i, vb in enumerate(vehicle_bboxes):
+            if vb[2] - vb[0] < MIN_VEHICLE_WIDTH_PX or vb[3] - vb[1] < 8:
+                continue
+            x1, y1, x2, y2 = expand_bbox(vb, VEHICLE_MARGIN, VEHICLE_MARGIN, w, h)
+            crops.append(frame_bgr[y1:y2, x1:x2])
+            where.append((i, x1, y1))
+        if not crops:
+            return results
+        for res, (i, ox, oy) in zip(self._predict(crops), where):
+            results[i] = self._boxes(res, ox, oy, w, h)[:max_per_vehicle]
+        return results
+
+
+@dataclass(frozen=True)
+class PlateText:
+    """One OCR result: ``text`` normalised ``[A-Z0-9]`` (may be ``""``), ``raw_text`` the
+    unconstrained greedy decode of the same recogniser output, ``conf`` in [0, 1] (mean of the
+    per-character probabilities of ``text``; 0 when empty), ``char_confs`` per character."""
+
+    text: str
+    raw_text: str
+    conf: float
+    char_confs: tuple[float, ...] = ()
+
+
+_SEPARATORS = ("-", " ", "·", ".", "•", "=", ":", "_", "—", "–")
+
+
+class _ConstrainedRec:
+    """Run rapidocr's PP-OCR recogniser and CTC-decode with an [A-Z0-9] alphabet."""
+
+    def __init__(self):
+        engine = load_rapidocr()
+        self.rec = engine._load_rec_model()  # rapidocr.ch_ppocr_rec.TextRecognizer
+        chars = list(self.rec.postprocess_op.character)  # index 0 = "blank"
+        self.chars = chars
+        self.n = len(chars)
+        allowed = [str(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"]
+        idx = {c: i for i, c in enumerate(chars)}
+        # (target column, [source columns]) - lower case folded into upper case
+        self.groups = []
+        for c in allowed:
+            src = [idx[c]] if c in idx else []
+            if c.isalpha() and c.lower() in idx:
+                src.append(idx[c.lower()])
+            # full-width forms (e.g. U+FF21) sometimes win on plates
+            fw = chr(ord(c) + 0xFEE0)
+            if fw in idx:
+                src.append(idx[fw])
+            if src:
+                self.groups.append((c, src))
+        self.blank_src = [0] + [idx[s] for s in _SEPARATORS if s in idx]
+
+    def __call__(self, crops: list[np.ndarray]) -> list[PlateText]:
+        out: list[PlateText] = []
+        b = 6
+        for s in range(0, len(crops), b):
+            batch = crops[s : s + b]
+            _, ih, iw = self.rec.rec_image_shape
+            max_ratio = max([iw / ih] + [c.shape[1] / c.shape[0] for c in batch])
+            x = np.stack([self.rec.resize_norm_img(c, max_ratio) for c in batch]).astype(np.float32)
+            preds = np.asarray(self.rec.session(x))  # (N, T, C) softmax
+            for p in preds:
+                out.append(self._decode(p))
+        return out
+
+    def _decode(self, p: np.ndarray) -> PlateText:
+        # raw (unconstrained) greedy decode, for display/debug
+        am = p.argmax(axis=1)
+        raw, prev = [], -1
+        for k in am:
+            if k != prev and k != 0:
+                raw.append(self.chars[k])
+            prev = k
+        # constrained: columns = [blank] + allowed chars
+        cols = [p[:, self.blank_src].sum(axis=1)]
+        names = [""]
+        for c, src in self.groups:
+            cols.append(p[:, src].sum(axis=1))
+            names.append(c)
+        q = np.stack(cols, axis=1)
+        # residual mass of all other symbols is ignored; renormalise over the kept alphabet
+        q = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-9)
+        k = q.argmax(axis=1)
+        text, confs = [], []
+        prev = -1
+        for t, kk in enumerate(k):
+            if kk != prev and kk != 0:
+                text.append(names[kk])
+                confs.append(float(q[t, kk]))
+            elif kk == prev and kk != 0:
+                confs[-1] = max(confs[-1], float(q[t, kk]))
+            prev = kk
+        # weight by how much of the unconstrained mass the alphabet kept at the chosen steps
+        txt = "".join(text)
+        conf = float(np.mean(confs)) if confs else 0.0
+        return PlateText(txt, "".join(raw), conf, tuple(confs))
+
+
+def _prep_crop(crop: np.ndarray) -> np.ndarray:
+    """Upscale small crops (cubic) so the recogniser's resize to 48 px height is a down- or
+    near-1 resize; crops already >= 48 px high are left alone."""
+    h = crop.shape[0]
+    if h < OCR_MIN_HEIGHT:
+        f = OCR_MIN_HEIGHT / max(h, 1)
+        crop = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+    return crop
+
+
+class PlateReader:
+    """Read plate text from a plate crop.
+
+    ``settings.ocr_engine``: ``"rapidocr"`` (default; PP-OCRv6 rec from the rapidocr wheel,
+    constrained decode, see module docstring) or ``"paddleocr"`` (PaddleOCR 3.x
+    ``TextRecognition(model_dir=settings.model_dir / "paddleocr_rec")``; the ``paddleocr``
+    package is imported lazily and a clear ``ImportError`` is raised if it is missing).
+    Not thread-safe.
+    """
+
+    def __init__(self, settings: "Settings"):
+        self.settings = settings
+        self.engine = settings.ocr_engine
+        if self.engine == "rapidocr":
+            self._rec = _ConstrainedRec()
+        elif self.engine == "paddleocr":
+            try:
+                from paddleocr import TextRecognition  # noqa: PLC0415
+            except ImportError as e:  # pragma: no cover - optional dependency
+                raise ImportError(
+                    "ocr_engine='paddleocr' needs the optional dependency: pip install "
+                    "'dashcam-pipeline[paddle]' (paddleocr>=3, paddlepaddle), and a recogniser "
+                    "model folder at <model_dir>/paddleocr_rec"
+                ) from e
+            if settings.model_dir is None:
+                raise ValueError("ocr_engine='paddleocr' needs Settings.model_dir (holding paddleocr_rec/)")
+            model_dir = Path(settings.model_dir) / "paddleocr_rec"
+            if not model_dir.is_dir():
+                raise FileNotFoundError(f"PaddleOCR recogniser model folder not found: {model_dir}")
+            self._paddle = TextRecognition(model_dir=str(model_dir))
+        else:
+            raise ValueError(f"unknown ocr_engine {self.engine!r}")
+
+    def read(self, plate_crop_bgr: np.ndarray) -> PlateText:
+        """OCR one plate crop (``(h, w, 3)`` uint8 BGR, e.g. from :func:`crop_plate`)."""
+        return self.read_many([plate_crop_bgr])[0]
+
+    def read_many(self, crops: list[np.ndarray]) -> list[PlateText]:
+        """OCR several crops in batches of 6 (one recogniser call per batch). Empty or
+        degenerate crops give ``PlateText("", "", 0.0)``."""
+        ok = [i for i, c in enumerate(crops) if c is not None and c.ndim == 3 and min(c.shape[:2]) >= 4]
+        res = [PlateText("", "", 0.0)] * len(crops)
+        if not ok:
+            return res
+        prepped = [_prep_crop(np.ascontiguousarray(crops[i])) for i in ok]
+        if self.engine == "rapidocr":
+            outs = self._rec(prepped)
+        else:  # paddleocr
+            outs = []
+            for c in prepped:
+                r = self._paddle.predict(c)
+                r0 = r[0] if r else {}
+                raw = str(r0.get("rec_text", ""))
+                outs.append(PlateText(normalize_plate(raw), raw, float(r0.get("rec_score", 0.0))))
+        for i, o in zip(ok, outs):
+            res[i] = o
+        return res
+
+
+# --------------------------------------------------------------------------------------------
+# Single image
+# --------------------------------------------------------------------------------------------
+
+
+def _load_image(path: Path | str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(f"image not found: {p}")
+    data = np.fromfile(str(p), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ImageReadError(f"not a readable image (OpenCV could not decode it): {p}")
+    return img
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / u if u > 0 else 0.0
+
+
+def read_image(path: Path | str, settings: "Settings") -> list[dict]:
+    """Find and read every plate in one photo (``dashcam read IMAGE``).
+
+    Procedure: vehicles (no tracking) -> plates inside each vehicle crop (best per vehicle) ->
+    plus plates on the **full image**, kept when they do not overlap a plate already found
+    (IoU < 0.3). The full-image pass always runs: it catches plates of vehicles the small
+    320 px vehicle detector misses (close-ups where the car fills the frame, partial cars) at
+    one extra plate-detector call per photo. Each plate is OCR'd from :func:`crop_plate`.
+
+    Returns a list of dicts, best plate-detector confidence first::
+
+        {"plate_bbox": [x1, y1, x2, y2], "plate_conf": float, "text": str (A-Z0-9),
+         "raw_text": str, "text_conf": float, "car_bbox": [x1, y1, x2, y2] | None}
+
+    in the image's pixel coordinates. Raises :class:`ImageReadError` for a missing or
+    undecodable file and ``ModelNotFoundError`` when a model is missing.
+    """
+    return read_array(_load_image(path), settings)
+
+
+def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = None) -> list[dict]:
+    """:func:`read_image` on an already decoded ``(H, W, 3)`` uint8 BGR image. If ``timings`` is
+    given, adds per-stage wall times in ms under ``vehicles``, ``plates``, ``ocr``."""
+    import time
+
+    _check_image(img)
+    t0 = time.perf_counter()
+    vt = VehicleTracker(settings)
+    pdet = PlateDetector(settings)
+    reader = PlateReader(settings)
+    vehicles = vt.detect(img)
+    t1 = time.perf_counter()
+    found: list[tuple[BBox, float, BBox | None]] = []
+    per_vehicle = pdet.detect_in_vehicles(img, [v[0] for v in vehicles])
+    for (vb, _, _), plates in zip(vehicles, per_vehicle):
+        for pb, pc in plates:
+            if all(_iou(pb, f[0]) < 0.3 for f in found):
+                found.append((pb, pc, vb))
+    for pb, pc in pdet.detect(img):
+        if all(_iou(pb, f[0]) < 0.3 for f in found):
+            car = next((v[0] for v in vehicles if _inside(pb, v[0])), None)
+            found.append((pb, pc, car))
+    t2 = time.perf_counter()
+    texts = reader.read_many([crop_plate(img, f[0]) for f in found])
+    t3 = time.perf_counter()
+    if timings is not None:
+        for k, v in (("vehicles", t1 - t0), ("plates", t2 - t1), ("ocr", t3 - t2)):
+            timings[k] = timings.get(k, 0.0) + 1000 * v
+    out = []
+    for (pb, pc, vb), t in zip(found, texts):
+        out.append(
+            {
+                "plate_bbox": [round(v, 1) for v in pb],
+                "plate_conf": round(pc, 4),
+                "text": t.text,
+                "raw_text": t.raw_text,
+                "text_conf": round(t.conf, 4),
+                "car_bbox": [round(v, 1) for v in vb] if vb is not None else None,
+            }
+        )
+    out.sort(key=lambda d: -d["plate_conf"])
+    return out
+
+
+def _inside(inner, outer) -> bool:
+    cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
