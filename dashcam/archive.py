@@ -30,6 +30,7 @@ from typing import Any, Callable, BinaryIO
 import ffmpeg
 
 from dashcam.records import PlateEvent, VideoInfo
+from dashcam.video import mp4_truncation
 
 log = logging.getLogger(__name__)
 
@@ -268,15 +269,24 @@ def archive_video_path(archive_dir: str | os.PathLike, video_id: str, height: in
     return Path(archive_dir) / video_id / f"video_{int(height)}p.mp4"
 
 
-def _complete_archive(path: Path, expected_duration_s: float, fps: float) -> bool:
-    """True when ``path`` is a readable H.264 video whose duration matches the source."""
-    if not path.is_file() or path.stat().st_size == 0:
+def _complete_archive(path: Path, info: VideoInfo, height: int) -> bool:
+    """True when ``path`` is a whole archive copy of ``info``: an MP4 whose boxes all fit in the
+    file (not cut short), whose video stream ffprobe reads as H.264 of the expected size, and
+    whose duration matches the source within max(0.5 s, 3 frames, 2 %)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size == 0 or mp4_truncation(path, size) is not None:
         return False
     vs = _ffprobe_video(path)
     if vs is None or vs.get("codec_name") != "h264":
         return False
-    tol = max(0.5, 3.0 / fps if fps > 0 else 0.5, 0.02 * expected_duration_s)
-    return abs(vs["_duration"] - expected_duration_s) <= tol
+    if (vs.get("width"), vs.get("height")) != _target_size(info.width, info.height, height):
+        return False
+    fps = info.fps
+    tol = max(0.5, 3.0 / fps if fps > 0 else 0.5, 0.02 * info.duration_s)
+    return abs(vs["_duration"] - info.duration_s) <= tol
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -317,8 +327,9 @@ def archive_video(
     """Archive one video and its events' images under ``archive_dir/<info.video_id>/``.
 
     * ``video_<height>p.mp4``: :func:`transcode` of ``info.path``; skipped when a file is
-      already there that ffprobe reads as H.264 with the source's duration (within
-      max(0.5 s, 3 frames, 2 %)); otherwise (absent, partial, corrupt) it is redone.
+      already there whose MP4 boxes are all complete and that ffprobe reads as H.264 of the
+      expected size with the source's duration (within max(0.5 s, 3 frames, 2 %)); otherwise
+      (absent, cut short, corrupt, other profile) it is redone.
     * ``plates/<track_id><ext>`` and ``thumbs/<track_id><ext>``: atomic copies of each event's
       ``crop_path``/``thumb_path`` (``ext`` = the source's lower-cased suffix, normally
       ``.jpg``); skipped when an identical file is there. If the source has vanished but the
@@ -334,7 +345,7 @@ def archive_video(
     """
     base = Path(archive_dir) / info.video_id
     video_dst = archive_video_path(archive_dir, info.video_id, height)
-    if _complete_archive(video_dst, info.duration_s, info.fps):
+    if _complete_archive(video_dst, info, height):
         log.info("archive copy %s already complete; skipping transcode", video_dst)
     else:
         if video_dst.exists():

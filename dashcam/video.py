@@ -53,6 +53,8 @@ __all__ = [
     "DecodeStats",
     "iter_frames",
     "decode_only_seconds",
+    "frame_step",
+    "mp4_truncation",
 ]
 
 #: Bytes hashed from each end of the file by :func:`compute_video_id`.
@@ -261,7 +263,7 @@ def _recent_hint(p: Path) -> str:
     return ""
 
 
-def _mp4_truncation(p: Path, size: int) -> str | None:
+def mp4_truncation(p: Path, size: int) -> str | None:
     """Walk the top-level boxes of an ISO-BMFF (MP4/MOV) file; describe truncation or None.
 
     Reads 16 bytes per top-level box (a handful per file). Detects a box that declares more bytes
@@ -406,7 +408,7 @@ def probe(path: str | os.PathLike, camera_tz: str = "local") -> VideoInfo:
         )
 
     if "mp4" in fmt_name or "mov" in fmt_name:
-        trunc = _mp4_truncation(p, st.st_size)
+        trunc = mp4_truncation(p, st.st_size)
         if trunc:
             raise VideoError(
                 f"{p} is an incomplete MP4: {trunc}. The copy was probably interrupted or the "

@@ -1,0 +1,223 @@
+"""Per-track plate voting: many noisy per-frame OCR reads of one vehicle -> one plate + confidence.
+
+The idea is OpenALPR's multi-frame "plate consensus" (openalpr ``src/openalpr/...``
+``AlprImpl``/``alprd`` plate grouping, which groups a vehicle's per-frame results and votes
+character by character over results of the same length), simplified for reads that already come
+grouped by a tracker. Frigate's LPR (``frigate/data_processing/common/license_plate``) instead
+keeps the single best read per object and clusters *similar* strings; we vote per character
+because reads of the same plate differ in one or two characters far more often than in length,
+and per-character voting recovers the right string even when no single read is fully right.
+
+Rule (:func:`vote_track`)
+-------------------------
+1. **Shape filter** - keep reads whose normalised text passes :func:`plausible_plate`:
+   4..8 characters of ``[A-Z0-9]``, containing both letters and digits, except
+   * all digits, 4..7 chars: real (Delaware, Rhode Island, older US series, some trailers);
+   * all letters, 4..7 chars: real (US/UK personalised plates), unless the word is a frequent
+     non-plate word on or around plates (US state names, car makes, "DEALER"...), which is
+     what an OCR of a plate frame or a badge produces.
+   Partial reads (3 chars), wrapped text and badges are dropped. Reads with ``text_conf <= 0``
+   are dropped.
+2. **Folding** - ``O``->``0`` and ``I``->``1`` (glyphs that are identical in many plate fonts;
+   NL and many EU series never issue ``O``/``I``, US labels write ``0``) form one *character
+   class* for voting.
+3. **Modal length** ``L`` - the length with the largest summed weight (weight = ``text_conf``);
+   ties go to the longer length (a dropped character is a more common OCR error than an
+   inserted one).
+4. **Character vote** - among reads of length ``L``, each position takes the folded class with the
+   largest summed ``text_conf``; the concrete character inside a class (``O`` vs ``0``) is the
+   weighted majority of the raw characters, unless a **format prior** decides it.
+5. **Format prior (NL sidecodes 1-14)** - if the folded result fits exactly one Dutch sidecode
+   pattern (e.g. ``99-XX-99``, ``XX-999-X``), ambiguous classes are set from it: a digit slot
+   gets ``0``/``1``; NL issues no vowels, so a letter slot never gets ``O``/``I`` (no change is
+   made there). If the string fits **no** NL pattern but fits exactly one after a *single*
+   ``B/8``, ``S/5``, ``Z/2`` or ``G/6`` swap at a slot of the other kind, that swap is applied.
+   Priors only ever choose between look-alikes; disable with ``priors=()``.
+6. **Confidence** in ``[0, 1]``::
+
+       agree_i   = share of positions where read i (length L) matches the final class
+       evidence  = 1 - exp(-sum_i text_conf_i * agree_i / 1.5)      # saturates with agreeing reads
+       char_share= mean over positions of winning-class weight / all weight at that position
+       len_share = weight of length-L reads / weight of all plausible reads
+       confidence= evidence * char_share * len_share
+
+   One read at 0.9 gives ~0.45; two agreeing at 0.9 ~0.70; four ~0.91; two reads of two
+   different plates ~0.3-0.5. ``Settings.min_plate_confidence`` (0.6) therefore needs at least
+   two agreeing good reads.
+
+``vote_track`` returns ``None`` when fewer than ``min_reads`` plausible reads exist.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+from dashcam.records import PlateRead
+
+FOLD = str.maketrans({"O": "0", "I": "1"})
+_SWAPS = {"B": "8", "8": "B", "S": "5", "5": "S", "Z": "2", "2": "Z", "G": "6", "6": "G"}
+_PLATE_RE = re.compile(r"^[A-Z0-9]{4,8}$")
+
+# Frequent non-plate words read off plate frames, badges and bumper text (all-letter reads).
+NON_PLATE_WORDS = frozenset(
+    """
+    OHIO IOWA UTAH IDAHO MAINE TEXAS NEVADA OREGON ALASKA HAWAII KANSAS ALABAMA ARIZONA
+    FLORIDA GEORGIA INDIANA MONTANA VERMONT WYOMING ILLINOIS MICHIGAN MARYLAND VIRGINIA
+    DELAWARE KENTUCKY MISSOURI NEBRASKA COLORADO
+    TOYOTA HONDA NISSAN FORD LEXUS MAZDA SUBARU AUDI VOLVO TESLA KIA HYUNDAI JEEP DODGE
+    CHEVY BUICK ACURA INFINITI OPEL SKODA SEAT FIAT RENAULT PEUGEOT CITROEN DACIA MINI
+    DEALER SALES MOTORS AUTO AUTOS PLATE LICENSE STATE COUNTY EXPIRES STICKER
+    """.split()
+)
+
+# Dutch sidecodes 1-14 (RDW), L = letter, D = digit, dashes removed.
+NL_SIDECODES = (
+    "LLDDDD", "DDDDLL", "DDLLDD", "LLDDLL", "LLLLDD", "DDLLLL", "DDLLLD",
+    "DLLLDD", "LLDDDL", "LDDDLL", "LLLDDL", "LDDLLL", "DLLDDD", "DDDLLD",
+)
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    """Outcome of :func:`vote_track`: ``final_plate`` ([A-Z0-9]), ``confidence`` in [0, 1],
+    ``best_read`` (the supporting read to show: text == final, best ``text_conf*sqrt(area)``),
+    ``n_reads`` (plausible reads considered), ``n_agreeing`` (reads whose folded text equals the
+    folded final plate)."""
+
+    final_plate: str
+    confidence: float
+    best_read: PlateRead
+    n_reads: int
+    n_agreeing: int
+
+
+def fold(text: str) -> str:
+    """``O``->``0``, ``I``->``1`` (the voting character classes)."""
+    return text.translate(FOLD)
+
+
+def plausible_plate(text: str) -> bool:
+    """Could ``text`` (normalised ``[A-Z0-9]``) be a licence plate? See the module docstring."""
+    if not _PLATE_RE.match(text or ""):
+        return False
+    has_d = any(c.isdigit() for c in text)
+    has_l = any(c.isalpha() for c in text)
+    if has_d and has_l:
+        return True
+    if len(text) > 7:
+        return False
+    if has_d:  # all digits
+        return True
+    return text not in NON_PLATE_WORDS  # all letters
+
+
+def _cls(c: str) -> str:
+    return "D" if c.isdigit() else "L"
+
+
+def _fits(folded: str, pattern: str) -> bool:
+    for c, p in zip(folded, pattern):
+        if c in "01":
+            continue  # ambiguous: 0/O, 1/I fit either slot
+        if _cls(c) != p:
+            return False
+    return len(folded) == len(pattern)
+
+
+def apply_nl_prior(text: str) -> str:
+    """Resolve look-alikes with the Dutch sidecodes (see module docstring, step 5). Returns
+    ``text`` unchanged when it fits no pattern or more than one way."""
+    if len(text) != 6:
+        return text
+    f = fold(text)
+    pats = [p for p in NL_SIDECODES if _fits(f, p)]
+    if not pats:
+        cands = set()
+        for i, c in enumerate(text):
+            if c in _SWAPS:
+                g = text[:i] + _SWAPS[c] + text[i + 1 :]
+                if any(_fits(fold(g), p) and p[i] == _cls(_SWAPS[c]) for p in NL_SIDECODES):
+                    cands.add(g)
+        if len(cands) != 1:
+            return text
+        text = cands.pop()
+        f = fold(text)
+        pats = [p for p in NL_SIDECODES if _fits(f, p)]
+    if len({tuple(p[i] for i, c in enumerate(f) if c in "01") for p in pats}) != 1:
+        return text  # patterns disagree on the ambiguous slots
+    p = pats[0]
+    out = []
+    for c, slot in zip(text, p):
+        if slot == "D" and c in "OI":
+            c = fold(c)
+        out.append(c)
+    return "".join(out)
+
+
+def _quality(r: PlateRead) -> float:
+    return r.text_conf * math.sqrt(max(r.plate_area, 1.0))
+
+
+def vote_track(
+    reads: list[PlateRead],
+    min_reads: int = 2,
+    priors: Sequence[str] = ("NL",),
+) -> VoteResult | None:
+    """Vote one track's reads into a plate (rule in the module docstring).
+
+    ``reads``: the track's per-frame :class:`~dashcam.records.PlateRead` (any order, ``text``
+    already normalised). ``min_reads``: fewer plausible reads -> ``None``. ``priors``: region
+    format priors to apply (only ``"NL"`` is known; unknown names raise ``ValueError``).
+    """
+    for p in priors:
+        if p != "NL":
+            raise ValueError(f"unknown format prior {p!r} (known: 'NL')")
+    good = [r for r in reads if r.text_conf > 0 and plausible_plate(r.text)]
+    if not good or len(good) < max(1, min_reads):
+        return None
+    w_len: dict[int, float] = defaultdict(float)
+    for r in good:
+        w_len[len(r.text)] += r.text_conf
+    L = max(w_len, key=lambda n: (w_len[n], n))
+    same = [r for r in good if len(r.text) == L]
+
+    chars, shares = [], []
+    for i in range(L):
+        cls_w: dict[str, float] = defaultdict(float)
+        raw_w: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for r in same:
+            c = r.text[i]
+            cls_w[fold(c)] += r.text_conf
+            raw_w[fold(c)][c] += r.text_conf
+        win = max(cls_w, key=lambda k: (cls_w[k], k))
+        shares.append(cls_w[win] / sum(cls_w.values()))
+        chars.append(max(raw_w[win], key=lambda k: (raw_w[win][k], k)))
+    final = "".join(chars)
+    if "NL" in priors:
+        final = apply_nl_prior(final)
+    ffinal = fold(final)
+
+    s = 0.0
+    for r in same:
+        fr = fold(r.text)
+        s += r.text_conf * sum(a == b for a, b in zip(fr, ffinal)) / L
+    evidence = 1.0 - math.exp(-s / 1.5)
+    char_share = sum(shares) / L
+    len_share = w_len[L] / sum(w_len.values())
+    confidence = max(0.0, min(1.0, evidence * char_share * len_share))
+
+    agreeing = [r for r in good if fold(r.text) == ffinal]
+    exact = [r for r in agreeing if r.text == final]
+    pool = exact or agreeing or same
+    best = max(pool, key=_quality)
+    return VoteResult(
+        final_plate=final,
+        confidence=round(confidence, 4),
+        best_read=best,
+        n_reads=len(good),
+        n_agreeing=len(agreeing),
+    )
