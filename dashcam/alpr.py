@@ -552,3 +552,49 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
 def _inside(inner, outer) -> bool:
     cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
     return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
+
+
+# --------------------------------------------------------------------------------------------
+# One tracked video frame -> PlateRead records
+# --------------------------------------------------------------------------------------------
+
+
+def read_tracked_frame(
+    frame_bgr: np.ndarray,
+    vehicles: list[TrackedVehicle],
+    detector: PlateDetector,
+    reader: PlateReader,
+    frame_idx: int,
+    pts_s: float,
+) -> list["PlateRead"]:
+    """Plates of the tracked ``vehicles`` in one frame -> one :class:`~dashcam.records.PlateRead`
+    per vehicle with a detected plate and non-empty text (best plate per vehicle). All boxes in
+    frame pixels; ``plate_area`` in px^2; ``sharpness`` from :func:`plate_sharpness` on the OCR
+    crop. ``crop_path`` is left ``None`` (the caller writes crops)."""
+    from dashcam.records import PlateRead
+
+    plates = detector.detect_in_vehicles(frame_bgr, [v.bbox for v in vehicles])
+    todo = [(v, p[0]) for v, p in zip(vehicles, plates) if p]
+    crops = [crop_plate(frame_bgr, pb) for _, (pb, _) in todo]
+    texts = reader.read_many(crops)
+    out = []
+    for (v, (pb, pc)), crop, t in zip(todo, crops, texts):
+        if not t.text:
+            continue
+        out.append(
+            PlateRead(
+                frame_idx=int(frame_idx),
+                pts_s=float(pts_s),
+                track_id=v.track_id,
+                car_bbox=v.bbox,
+                car_conf=v.conf,
+                plate_bbox=pb,
+                plate_conf=pc,
+                text=t.text,
+                raw_text=t.raw_text,
+                text_conf=t.conf,
+                plate_area=float((pb[2] - pb[0]) * (pb[3] - pb[1])),
+                sharpness=plate_sharpness(crop),
+            )
+        )
+    return out

@@ -35,6 +35,7 @@ def _quiet_prefect(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics' model-loading chatter
 
 
 @app.command()
@@ -57,7 +58,7 @@ def ingest(
                          model_dir=model_dir, detect_fps=detect_fps, archive_height=archive_height, camera_tz=camera_tz)
     missing = [str(v) for v in videos if not v.is_file()]
     if missing:
-        console.print(f"[red]error:[/] no such file: {', '.join(missing)}")
+        console.print(f"[red]error:[/] no such file: {', '.join(missing)}", soft_wrap=True)
         raise typer.Exit(2)
 
     from dashcam.pipeline import add_progress_listener
@@ -89,7 +90,7 @@ def ingest(
         _print_summary(summaries, time.perf_counter() - t0)
     if not state.is_completed():
         err = state.result(raise_on_failure=False)
-        console.print(f"[red]ingest failed:[/] {err}")
+        console.print(f"[red]ingest failed:[/] {err}", soft_wrap=True)
         raise typer.Exit(1)
 
 
