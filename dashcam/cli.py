@@ -118,7 +118,7 @@ def plates(
     from dashcam.db import make_engine, query_events
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.db_url)
     try:
         rows = query_events(engine, video_id=video, plate=plate)
     finally:
@@ -164,6 +164,26 @@ def read(
             Console().print(f"{image}: " + (", ".join(f"{p['text']} ({p['text_conf']:.2f})" for p in found) or "no plate"))
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def deploy(
+    raw_dir: Annotated[str, typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="NAS folder the dashcam files land in.")],
+    gpu_concurrency: Annotated[int, typer.Option("--gpu-concurrency", help="Flow runs at once on pool gpu.")] = 1,
+    zombie_after_s: Annotated[int, typer.Option("--zombie-after-s", help="Mark a run Crashed after this long without heartbeats.")] = 90,
+) -> None:
+    """Register work pools, blocks, deployments and crash-recovery automations on PREFECT_API_URL.
+
+    Paths and the database come from the DASHCAM_* environment (docs/deploy.md). Idempotent.
+    Prints the result-storage block that every worker needs as PREFECT_DEFAULT_RESULT_STORAGE_BLOCK.
+    """
+    _quiet_prefect(False)
+    from deployments.register import register
+
+    slug = register(raw_dir, gpu_concurrency=gpu_concurrency, zombie_after_s=zombie_after_s)
+    Console().print("registered pools gpu/server, blocks 'dashcam', deployments ingest/ingest, analyze-video/gpu, "
+                    "archive-video/server, finalize-video/server and the crash-recovery automations")
+    print(f"set on every worker: PREFECT_DEFAULT_RESULT_STORAGE_BLOCK={slug}".replace("=", "= "))
 
 
 if __name__ == "__main__":

@@ -116,3 +116,25 @@ def read_jsonl(path: Path, model: type[BaseModel]) -> list:
     """Read JSON lines written by :func:`write_jsonl` into ``model`` instances."""
     with open(path, encoding="utf-8") as f:
         return [model.model_validate_json(line) for line in f if line.strip()]
+
+
+class Manifest(BaseModel):
+    """The handover of one video from the heavy stage (pool ``gpu``) to the server stages.
+
+    Lives at ``<heavy_output>/<video_id>/manifest.json`` beside the records it names; written
+    atomically and last, so its presence means everything it points to is complete.
+    """
+
+    info: VideoInfo
+    analyze: AnalyzeResult
+    events_path: str  # JSON lines of PlateEvent (voted, GPS-aligned; crops in the work dir)
+    gps_source: str | None = None
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.analyze.work_dir)
+
+    @property
+    def archived_events_path(self) -> Path:
+        """Events re-pointed at the archive copies of crops/thumbnails (written by archive)."""
+        return self.dir / "events.archived.jsonl"

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DASHCAM_", extra="ignore")
 
     data_dir: Path = Field(default_factory=_default_data_dir)
-    database_url: str | None = None  # default: sqlite:///<data_dir>/dashcam.db
+    # SecretStr: the URL may hold a password; Prefect shows parameters in its UI and masks these.
+    # Use ``settings.db_url`` for the plain string. Default: sqlite:///<data_dir>/dashcam.db
+    database_url: SecretStr | None = None
     archive_dir: Path | None = None  # default: <data_dir>/archive
     work_dir: Path | None = None  # heavy output per video; default: <data_dir>/work
 
@@ -68,9 +70,14 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> "Settings":
         self.data_dir = Path(self.data_dir).expanduser()
         if self.database_url is None:
-            self.database_url = f"sqlite:///{self.data_dir / 'dashcam.db'}"
+            self.database_url = SecretStr(f"sqlite:///{self.data_dir / 'dashcam.db'}")
         if self.archive_dir is None:
             self.archive_dir = self.data_dir / "archive"
         if self.work_dir is None:
             self.work_dir = self.data_dir / "work"
         return self
+
+    @property
+    def db_url(self) -> str:
+        """The results database URL as a plain string (for :func:`dashcam.db.make_engine`)."""
+        return self.database_url.get_secret_value()

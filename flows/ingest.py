@@ -1,13 +1,21 @@
-"""The ``ingest`` flow: one dashcam video in, plate events + archive copy out.
+"""The ``ingest`` flow: dashcam videos in, plate events + archive copies out.
 
-Stages in order (each a task in :mod:`tasks.stages`)::
+Per video, three subflows hand each other paths (never frames)::
 
-    probe -> analyze -> vote -> gps -> archive -> persist
+    analyze-video   (pool gpu)    probe -> analyze -> vote -> gps   => <heavy_output>/<video_id>/manifest.json
+    archive-video   (pool server) transcode + copy crops/thumbnails => <archive>/<video_id>/...
+    finalize-video  (pool server) persist rows (one transaction)    => videos, vehicles
 
-``ingest`` takes one or more video paths and runs :func:`ingest_video` as a subflow per file, so
-the Prefect UI shows one run per video, named after the file. The same flows serve
-``dashcam ingest`` (in-process, Prefect's ephemeral API unless ``PREFECT_API_URL`` is set) and
-deployed runs.
+``ingest`` runs ``ingest-video`` once per file. The same flow definitions serve both ways of
+running:
+
+* ``dashcam ingest`` (in-process): the subflows are called directly in this process.
+* deployed (``prefect deployment run ingest/ingest``): the parent runs on pool ``server`` and
+  starts each stage's deployment with ``run_deployment`` (linked as subflow runs in the UI),
+  with an idempotency key per (parent run, video, stage, attempt). A rerun of a crashed parent
+  therefore re-attaches to the children it had started instead of starting them again, and a
+  child that failed or crashed is started again up to ``CHILD_ATTEMPTS`` times. See
+  docs/deploy.md for retry/resume.
 """
 
 from __future__ import annotations
@@ -15,11 +23,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from pydantic import BaseModel
 
+from dashcam.records import Manifest, PlateEvent, read_jsonl
 from dashcam.settings import Settings
 from tasks import stages
+
+CHILD_ATTEMPTS = 3  # runs of one stage's deployment per video before the video fails
+MAX_PARENT_RUNS = 3  # a crashed parent is rescheduled by an automation at most this often
+DEPLOYMENTS = {  # stage -> deployment name (flow name/deployment name), see deployments/prefect.yaml
+    "analyze": "analyze-video/gpu",
+    "archive": "archive-video/server",
+    "finalize": "finalize-video/server",
+}
 
 
 class VideoSummary(BaseModel):
@@ -35,23 +52,75 @@ class VideoSummary(BaseModel):
     archive_path: str | None
 
 
-def _video_run_name() -> str:
-    return Path(flow_run.parameters["path"]).name
+def _name_from_path() -> str:
+    params = flow_run.parameters
+    return Path(params.get("path") or Manifest.model_validate_json(Path(params["manifest"]).read_text()).info.path).name
 
 
-@flow(name="ingest-video", flow_run_name=_video_run_name, log_prints=True)
-def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = None) -> VideoSummary:
-    """Process one video through every stage. Raises the failing stage's error."""
-    settings = settings or Settings()
+def _settings(settings: Settings | None) -> Settings:
+    if settings is not None:
+        return settings
+    if deployment.id:  # a deployed run: configuration lives in blocks
+        from blocks.config import load_settings
+
+        return load_settings()
+    return Settings()
+
+
+@flow(name="analyze-video", flow_run_name=_name_from_path)
+def analyze_video(path: str, gpx: str | None = None, settings: Settings | None = None) -> str:
+    """Heavy stage (pool ``gpu``): probe, analyze, vote, GPS; returns the manifest path."""
+    settings = _settings(settings)
     info = stages.probe(path, settings)
     result = stages.analyze(info, settings)
     events = stages.vote(info, result, settings)
     events = stages.gps(info, events, gpx, settings)
-    archive_path, events = stages.archive(info, events, settings)
-    n = stages.persist(info, events, archive_path, settings)
+    return stages.handover(info, result, events)
+
+
+@flow(name="archive-video", flow_run_name=_name_from_path)
+def archive_video(manifest: str, settings: Settings | None = None) -> str:
+    """Server stage: the archive copy, plate crops and thumbnails; returns the archive video path."""
+    return stages.archive(manifest, _settings(settings))
+
+
+@flow(name="finalize-video", flow_run_name=_name_from_path)
+def finalize_video(manifest: str, archive_path: str | None = None, settings: Settings | None = None) -> int:
+    """Server stage: replace the video's rows in the results DB; returns the number of events."""
+    return stages.persist(manifest, archive_path, _settings(settings))
+
+
+def _run_stage(stage: str, fn, params: dict, settings: Settings | None, video_key: str):
+    """Run one stage: in-process, or through its deployment when this run is deployed."""
+    if not deployment.id:
+        return fn(**params, settings=settings)
+    from prefect.deployments import run_deployment
+
+    logger = get_run_logger()
+    for attempt in range(1, CHILD_ATTEMPTS + 1):
+        child = run_deployment(
+            DEPLOYMENTS[stage], parameters=params, timeout=None, poll_interval=2,
+            flow_run_name=f"{Path(video_key).name} [{stage}]",
+            idempotency_key=f"{flow_run.id}:{video_key}:{stage}:{attempt}",
+        )
+        if child.state is not None and child.state.is_completed():
+            return child.state.result()
+        logger.warning("%s of %s ended %s (attempt %d of %d)", stage, video_key,
+                       child.state.name if child.state else "without state", attempt, CHILD_ATTEMPTS)
+    raise RuntimeError(f"{stage} of {video_key} did not complete after {CHILD_ATTEMPTS} attempts")
+
+
+@flow(name="ingest-video", flow_run_name=_name_from_path)
+def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = None) -> VideoSummary:
+    """Process one video through every stage. Raises the failing stage's error."""
+    manifest_path = _run_stage("analyze", analyze_video, {"path": path, "gpx": gpx}, settings, path)
+    archive_path = _run_stage("archive", archive_video, {"manifest": manifest_path}, settings, path)
+    n = _run_stage("finalize", finalize_video, {"manifest": manifest_path, "archive_path": archive_path}, settings, path)
+    m = Manifest.model_validate_json(Path(manifest_path).read_text())
+    events: list[PlateEvent] = read_jsonl(Path(m.events_path), PlateEvent)
     return VideoSummary(
-        path=path, video_id=info.video_id, duration_s=info.duration_s, frames_analyzed=result.frames_analyzed,
-        wall_s=result.wall_s, n_events=n, plates=[(e.final_plate, e.plate_confidence) for e in events],
+        path=path, video_id=m.info.video_id, duration_s=m.info.duration_s, frames_analyzed=m.analyze.frames_analyzed,
+        wall_s=m.analyze.wall_s, n_events=n, plates=[(e.final_plate, e.plate_confidence) for e in events],
         archive_path=archive_path,
     )
 
@@ -61,15 +130,19 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
     """Ingest each video; a failing video does not stop the others, but fails the run.
 
     Args:
-        videos: paths of dashcam video files (MP4/MOV/AVI/TS) readable by ffmpeg.
+        videos: paths of dashcam video files (MP4/MOV/AVI/TS) readable by ffmpeg; on deployed
+            runs, paths on the NAS as every machine mounts it.
         gpx: a GPX track for all of them; default per video: a same-stem ``.gpx`` beside it.
-        settings: run settings; default :class:`Settings` from the environment.
+        settings: run settings; default :class:`Settings` from the environment, or from the
+            Prefect blocks on deployed runs (blocks/config.py).
 
     Raises:
-        RuntimeError: listing every video that failed and why, after all videos were tried.
+        RuntimeError: listing every video that failed and why, after all videos were tried; or
+            when a crashed run has been rescheduled more than ``MAX_PARENT_RUNS`` times.
     """
-    settings = settings or Settings()
     logger = get_run_logger()
+    if deployment.id and (flow_run.run_count or 1) > MAX_PARENT_RUNS:
+        raise RuntimeError(f"this run has started {flow_run.run_count} times (crashes?): giving up after {MAX_PARENT_RUNS}")
     summaries, failures = [], []
     for path in videos:
         state = ingest_video(path, gpx=gpx, settings=settings, return_state=True)

@@ -9,14 +9,40 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+import uuid
+
 from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
 
 from dashcam import pipeline
-from dashcam.records import AnalyzeResult, PlateEvent, VideoInfo
+from dashcam.archive import atomic_write_text
+from dashcam.records import AnalyzeResult, Manifest, PlateEvent, VideoInfo, read_jsonl, write_jsonl
 from dashcam.settings import Settings
 
 
-@task(name="probe", retries=0)
+def _file_state(context, parameters) -> str:
+    """Cache-key part: the video file's identity as the OS sees it (path, size, mtime)."""
+    st = os.stat(parameters["path"])
+    return f"{parameters['path']}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _outputs_present(context, parameters) -> str:
+    """Cache-key part: a cached analyze is valid only while its records are still on disk."""
+    d = Path(parameters["settings"].work_dir) / parameters["info"].video_id
+    if (d / "reads.jsonl").is_file() and (d / "tracks.jsonl").is_file():
+        return "present"
+    return f"missing:{uuid.uuid4()}"  # never matches: recompute
+
+
+# Heavy or input-determined stages are cached on task source + inputs, with results persisted
+# (on deployed machines to the shared result storage block, see docs/deploy.md), so a resumed
+# or re-run flow shows them as Cached instead of redoing them.
+CACHED_ON_FILE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_file_state)
+CACHED_ON_OUTPUTS = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_outputs_present)
+
+
+@task(name="probe", cache_policy=CACHED_ON_FILE, persist_result=True)
 def probe(path: str, settings: Settings) -> VideoInfo:
     """ffprobe the file, derive its stable ``video_id`` and recording start (UTC)."""
     from dashcam.video import probe as probe_video
@@ -30,7 +56,7 @@ def probe(path: str, settings: Settings) -> VideoInfo:
     return info
 
 
-@task(name="analyze")
+@task(name="analyze", cache_policy=CACHED_ON_OUTPUTS, persist_result=True, retries=1, retry_delay_seconds=10)
 def analyze(info: VideoInfo, settings: Settings) -> AnalyzeResult:
     """Decode (streaming) -> vehicles + tracking -> plates -> OCR; records land in the work dir."""
     result = pipeline.analyze(info, settings, Path(settings.work_dir))
@@ -66,28 +92,57 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
     return aligned
 
 
+@task(name="handover")
+def handover(info: VideoInfo, result: AnalyzeResult, events: list[PlateEvent], gps_source: str | None = None) -> str:
+    """Write ``events.jsonl`` and then ``manifest.json`` (atomically, manifest last) to the work dir."""
+    out = Path(result.work_dir)
+    events_path = out / "events.jsonl"
+    write_jsonl(events_path, events)
+    manifest = Manifest(info=info, analyze=result, events_path=str(events_path), gps_source=gps_source)
+    path = out / "manifest.json"
+    atomic_write_text(path, manifest.model_dump_json(indent=1))
+    return str(path)
+
+
+def _manifest(path: str) -> Manifest:
+    try:
+        return Manifest.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"handover manifest {path} is missing: was the heavy_output folder cleaned?") from exc
+
+
 @task(name="archive", retries=2, retry_delay_seconds=[5, 30])
-def archive(info: VideoInfo, events: list[PlateEvent], settings: Settings) -> tuple[str, list[PlateEvent]]:
-    """Transcode the archive copy and copy plate crops and thumbnails next to it (atomic writes)."""
+def archive(manifest_path: str, settings: Settings) -> str:
+    """Transcode the archive copy and copy plate crops and thumbnails next to it (atomic writes).
+
+    Idempotent: complete archive files are kept, so a retry or rerun redoes only what is missing.
+    Writes the events re-pointed at the archive copies to ``events.archived.jsonl``.
+    """
     from dashcam.archive import archive_video
 
+    m = _manifest(manifest_path)
+    events = read_jsonl(Path(m.events_path), PlateEvent)
     video_path, archived = archive_video(
-        info, events, Path(settings.archive_dir), height=settings.archive_height,
+        m.info, events, Path(settings.archive_dir), height=settings.archive_height,
         crf=settings.archive_crf, preset=settings.archive_preset,
     )
+    write_jsonl(m.archived_events_path, archived)
     get_run_logger().info("archived to %s", video_path)
-    return str(video_path), archived
+    return str(video_path)
 
 
 @task(name="persist", retries=3, retry_delay_seconds=[2, 10, 30])
-def persist(info: VideoInfo, events: list[PlateEvent], archive_path: str | None, settings: Settings) -> int:
+def persist(manifest_path: str, archive_path: str | None, settings: Settings) -> int:
     """Replace this video's rows in ``videos``/``vehicles`` in one transaction (idempotent)."""
     from dashcam.db import make_engine, save_video
 
-    engine = make_engine(settings.database_url)
+    m = _manifest(manifest_path)
+    events_path = m.archived_events_path if m.archived_events_path.exists() else Path(m.events_path)
+    events = read_jsonl(events_path, PlateEvent)
+    engine = make_engine(settings.db_url)
     try:
-        n = save_video(engine, info, events, archive_path)
+        n = save_video(engine, m.info, events, archive_path)
     finally:
         engine.dispose()
-    get_run_logger().info("stored %d plate events for video %s", n, info.video_id)
+    get_run_logger().info("stored %d plate events for video %s", n, m.info.video_id)
     return n

@@ -1,0 +1,131 @@
+"""Register everything a deployed dashcam-pipeline needs on a Prefect server (idempotent).
+
+``dashcam deploy`` calls :func:`register`:
+
+1. work pools ``gpu`` (process; concurrency limit 1 by default: one video at a time on the GPU)
+   and ``server`` (process; **no** limit: the parent ``ingest`` runs there and waits for its
+   children there, so a limit could deadlock it);
+2. the block types and documents (blocks/config.py) from the current environment;
+3. a LocalFileSystem block ``dashcam-results`` on the NAS for persisted task results, which
+   make finished stages show as Cached when a run is resumed;
+4. the deployments in deployments/prefect.yaml (``prefect deploy --all``);
+5. two automations that give crash recovery on a self-hosted server:
+   * *dashcam: crash zombie flow runs* - a flow run that stops sending heartbeats
+     (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` on the workers) for ``ZOMBIE_AFTER_S`` is marked
+     Crashed (the recipe of Prefect's "detect zombie flows" guide);
+   * *dashcam: reschedule crashed ingest* - a Crashed run of deployment ``ingest/ingest`` is put
+     back to Scheduled (AwaitingRetry) so the ``server`` worker starts it again; the flow itself
+     refuses to start more than ``flows.ingest.MAX_PARENT_RUNS`` times (automations have no cap),
+     and re-attaches to the children it had started through idempotency keys.
+   Crashed *children* need no automation: the waiting parent starts them again (flows/ingest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOMBIE_AFTER_S = 90
+RESULTS_BLOCK = "dashcam-results"
+
+
+def ensure_work_pools(gpu_concurrency: int | None = 1) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        for name, limit in (("gpu", gpu_concurrency), ("server", None)):
+            try:
+                client.create_work_pool(WorkPoolCreate(name=name, type="process", concurrency_limit=limit))
+            except ObjectAlreadyExists:
+                client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=limit))
+
+
+def ensure_result_storage(heavy_output: Path) -> str:
+    """A LocalFileSystem block on the NAS for persisted results; returns its slug for
+    ``PREFECT_DEFAULT_RESULT_STORAGE_BLOCK`` on every worker."""
+    from prefect.filesystems import LocalFileSystem
+
+    LocalFileSystem(basepath=str(heavy_output / ".prefect-results")).save(RESULTS_BLOCK, overwrite=True)
+    return f"local-file-system/{RESULTS_BLOCK}"
+
+
+def ensure_automations(zombie_after_s: int = ZOMBIE_AFTER_S) -> None:
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    wanted = [
+        Automation(
+            name="dashcam: crash zombie flow runs",
+            description="Mark flow runs Crashed when their heartbeats stop (worker or machine died).",
+            trigger=EventTrigger(
+                after={"prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                        "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=zombie_after_s),
+            ),
+            actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {zombie_after_s} s")],
+        ),
+        Automation(
+            name="dashcam: reschedule crashed ingest",
+            description="Start a crashed ingest parent again; it re-attaches to its finished children.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Crashed"},
+                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": "ingest"}),
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
+            actions=[ChangeFlowRunState(state=StateType.SCHEDULED, name="AwaitingRetry",
+                                        message="rescheduled after a crash by dashcam automation")],
+        ),
+    ]
+    for automation in wanted:
+        for old in Automation.read(name=automation.name) if _has_automation(automation.name) else []:
+            old.delete()
+        automation.create()
+
+
+def _has_automation(name: str) -> bool:
+    from prefect.automations import Automation
+
+    try:
+        return bool(Automation.read(name=name))
+    except ValueError:
+        return False
+
+
+def deploy_flows(code_dir: Path = ROOT) -> None:
+    env = dict(os.environ, DASHCAM_CODE_DIR=str(code_dir))
+    prefect = Path(sys.executable).with_name("prefect")
+    out = subprocess.run([str(prefect), "--no-prompt", "deploy", "--all", "--prefect-file", str(ROOT / "deployments" / "prefect.yaml")],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"prefect deploy failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+
+
+def register(raw_dir: str, gpu_concurrency: int | None = 1, zombie_after_s: int = ZOMBIE_AFTER_S) -> str:
+    """Do all of the above against ``PREFECT_API_URL``; returns the result-storage block slug."""
+    from blocks.config import save_blocks_from_settings
+    from dashcam.settings import Settings
+
+    settings = Settings()
+    ensure_work_pools(gpu_concurrency)
+    save_blocks_from_settings(settings, raw_dir)
+    slug = ensure_result_storage(Path(settings.work_dir))
+    deploy_flows()
+    ensure_automations(zombie_after_s)
+    return slug
