@@ -74,8 +74,8 @@ def analyze_video(path: str, gpx: str | None = None, settings: Settings | None =
     info = stages.probe(path, settings)
     result = stages.analyze(info, settings)
     events = stages.vote(info, result, settings)
-    events = stages.gps(info, events, gpx, settings)
-    return stages.handover(info, result, events)
+    events, gps_source = stages.gps(info, events, gpx, settings)
+    return stages.handover(info, result, events, gps_source)
 
 
 @flow(name="archive-video", flow_run_name=_name_from_path)
@@ -100,7 +100,6 @@ def _run_stage(stage: str, fn, params: dict, settings: Settings | None, video_ke
     for attempt in range(1, CHILD_ATTEMPTS + 1):
         child = run_deployment(
             DEPLOYMENTS[stage], parameters=params, timeout=None, poll_interval=2,
-            flow_run_name=f"{Path(video_key).name} [{stage}]",
             idempotency_key=f"{flow_run.id}:{video_key}:{stage}:{attempt}",
         )
         if child.state is not None and child.state.is_completed():
@@ -125,7 +124,13 @@ def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = 
     )
 
 
-@flow(name="ingest", log_prints=True)
+def _ingest_run_name() -> str:
+    videos = flow_run.parameters.get("videos") or []
+    first = Path(videos[0]).name if videos else "no videos"
+    return first if len(videos) <= 1 else f"{first} +{len(videos) - 1}"
+
+
+@flow(name="ingest", flow_run_name=_ingest_run_name, log_prints=True)
 def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None = None) -> list[VideoSummary]:
     """Ingest each video; a failing video does not stop the others, but fails the run.
 
