@@ -186,5 +186,52 @@ def deploy(
     print(f"set on every worker: PREFECT_DEFAULT_RESULT_STORAGE_BLOCK={slug}".replace("=", "= "))
 
 
+
+@app.command("gps")
+def gps_cmd(
+    video: Annotated[Path, typer.Argument(help="A dashcam video (MP4/MOV) or any video with a GPS sidecar.")],
+    gpx_out: Annotated[Optional[Path], typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
+    track: Annotated[Optional[Path], typer.Option("--track", help="Use this GPX/NMEA track instead of searching.")] = None,
+    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", help="Timezone of the camera clock (file names), e.g. Europe/Amsterdam.")] = None,
+    track_dir: Annotated[Optional[Path], typer.Option("--track-dir", help="Folder of GPX/NMEA logs searched by recording time.")] = None,
+) -> None:
+    """Show where a video's GPS track comes from (embedded, sidecar, track folder) and export it as GPX."""
+    import logging
+
+    from dashcam.gps import GpsError, track_to_gpx
+    from dashcam.gps_sources import find_track
+    from dashcam.video import VideoError, probe
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    settings = _settings(gpx=track, camera_tz=camera_tz, gps_track_dir=track_dir)
+    try:
+        info = probe(video, camera_tz=settings.camera_tz)
+    except (VideoError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/] {video}: {exc}")
+        raise typer.Exit(1)
+    try:
+        found = find_track(video, info, settings)
+    except GpsError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    out = Console()
+    if found is None:
+        out.print(f"{video.name}: no GPS (no embedded track, no same-stem .gpx/.nmea/.log"
+                  f"{', no track in ' + str(settings.gps_track_dir) if settings.gps_track_dir else ''})")
+        raise typer.Exit(1 if gpx_out else 0)
+    trk, source = found
+    from dashcam.pipeline import route_points
+    from datetime import timedelta
+
+    route = route_points(trk, info.recording_start, info.recording_start + timedelta(seconds=info.duration_s))
+    out.print(f"{video.name}: {len(trk)} GPS points from {source}, {trk.start.isoformat()} .. {trk.end.isoformat()} UTC")
+    out.print(f"  recording start {info.recording_start.isoformat()} ({info.recording_start_source}, camera_tz={settings.camera_tz}); "
+              f"clock offset GPS - video {trk.clock_offset_s:+.1f} s; {len(route)} of {int(info.duration_s) + 1} seconds of video positioned")
+    if gpx_out:
+        gpx_out.parent.mkdir(parents=True, exist_ok=True)
+        gpx_out.write_text(track_to_gpx(trk, name=video.name), encoding="utf-8")
+        out.print(f"  wrote {gpx_out}")
+
+
 if __name__ == "__main__":
     app()

@@ -38,8 +38,10 @@ __all__ = [
     "DatabaseError",
     "UTCDateTime",
     "alembic_config",
+    "Route",
     "Vehicle",
     "Video",
+    "get_route",
     "get_video",
     "make_engine",
     "metadata",
@@ -168,8 +170,25 @@ class Vehicle(DashcamTable, table=True):
     last_frame_idx: int
 
 
+class Route(DashcamTable, table=True):
+    """The simplified GPS route of one video (table ``routes``): one point per second.
+
+    ``points``: ``[[t_iso_utc, lat, lon, speed_mps|null, heading_deg|null], ...]`` in time order,
+    ``t`` in GPS UTC (see :func:`dashcam.pipeline.route_points`); ``source`` says where the
+    track came from (``embedded:gpmf``, ``embedded:freegps``, ``sidecar:<path>``, ...).
+    """
+
+    __tablename__ = "routes"
+
+    video_id: str = Field(primary_key=True, foreign_key="videos.id")
+    source: str
+    n_points: int
+    points: list = Field(sa_type=sa.JSON)
+
+
 VIDEOS: sa.Table = Video.__table__  # type: ignore[assignment]
 VEHICLES: sa.Table = Vehicle.__table__  # type: ignore[assignment]
+ROUTES: sa.Table = Route.__table__  # type: ignore[assignment]
 
 
 def vehicle_id(video_id: str, track_id: int) -> str:
@@ -353,14 +372,17 @@ def _upsert_video(conn: sa.Connection, row: dict) -> None:
 
 
 def save_video(
-    engine: Engine, info: VideoInfo, events: list[PlateEvent], archive_path: str | None
+    engine: Engine, info: VideoInfo, events: list[PlateEvent], archive_path: str | None,
+    route: dict | None = None,
 ) -> int:
     """Store one video and its events idempotently, in ONE transaction; return ``len(events)``.
 
     Upserts the ``videos`` row (``ingested_at`` = now), deletes the video's previous
     ``vehicles`` rows and inserts ``events``. A vehicle row that existed before under the same
     id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
-    identical ``vehicles`` rows. Writers of the same video are serialised by the row lock taken
+    identical ``vehicles`` rows. ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
+    heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
+    row in the same transaction; None leaves an existing route as it is. Writers of the same video are serialised by the row lock taken
     by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
 
     Raises ``ValueError`` for events of another video, :class:`DatabaseError` when the database
@@ -391,6 +413,13 @@ def save_video(
             rows = [_vehicle_row(ev, info.path, created.get(vehicle_id(ev.video_id, ev.track_id), now)) for ev in events]
             if rows:
                 conn.execute(sa.insert(VEHICLES), rows)
+            if route is not None:
+                conn.execute(sa.delete(ROUTES).where(ROUTES.c.video_id == info.video_id))
+                pts = [list(p) for p in route.get("points") or []]
+                conn.execute(sa.insert(ROUTES), [{
+                    "video_id": info.video_id, "source": str(route.get("source") or ""),
+                    "n_points": len(pts), "points": pts,
+                }])
         except SQLAlchemyError as exc:
             try:
                 conn.rollback()
@@ -449,6 +478,16 @@ def query_events(engine: Engine, video_id: str | None = None, plate: str | None 
             return [_jsonable(r) for r in conn.execute(stmt).mappings()]
     except SQLAlchemyError as exc:
         raise DatabaseError(f"querying events from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
+
+
+def get_route(engine: Engine, video_id: str) -> dict | None:
+    """The ``routes`` row of ``video_id`` as a JSON-ready dict, or ``None``."""
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(ROUTES).where(ROUTES.c.video_id == video_id)).mappings().first()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"reading the route of {video_id} from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
+    return None if row is None else _jsonable(row)
 
 
 def get_video(engine: Engine, video_id: str) -> dict | None:

@@ -7,6 +7,14 @@ Sources of speed/heading, per point: the GPX 1.0 ``<speed>``/``<course>`` elemen
 parses them), else a ``speed``/``course`` child in the point's ``<extensions>`` (e.g. Garmin
 ``gpxtpx:speed``/``gpxtpx:course`` in GPX 1.1); when neither bracketing point has a value it is
 derived from the two bracketing points (great-circle distance / time, initial bearing).
+
+Fix quality (``fix``) uses GPX's ``<fix>`` vocabulary: ``"none"`` (no lock), ``"2d"``, ``"3d"``,
+``"dgps"``, ``"pps"``; None where the source does not say (e.g. an NMEA RMC sentence only says
+"valid"). Points whose source marks them invalid are dropped by the parsers
+(:mod:`dashcam.gps_sources`), except GoPro's "no lock" (kept as ``"none"``, like ExifTool does).
+
+Embedded tracks know when each GPS sample was taken in video time; ``GpsTrack.clock_offset_s``
+carries the difference "GPS UTC minus video clock" (see :func:`GpsTrack.at` and docs/gps.md).
 """
 
 from __future__ import annotations
@@ -21,10 +29,14 @@ from pathlib import Path
 
 import gpxpy
 import gpxpy.geo
+import gpxpy.gpx
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GpsError", "GpsPoint", "GpsFix", "GpsTrack", "load_gpx", "find_gpx"]
+__all__ = ["GpsError", "GpsPoint", "GpsFix", "GpsTrack", "load_gpx", "find_gpx", "track_to_gpx", "FIX_RANK"]
+
+#: Fix qualities, worst first (GPX ``<fix>`` values); None (unknown) ranks below "none" for min().
+FIX_RANK = {"none": 0, "2d": 1, "3d": 2, "dgps": 3, "pps": 4}
 
 #: Below this distance (metres) between bracketing points, a derived heading is undefined (None).
 MIN_HEADING_DISTANCE_M = 1.0
@@ -37,13 +49,16 @@ class GpsError(Exception):
 @dataclass(frozen=True)
 class GpsPoint:
     """One timed track point: ``time`` aware UTC; ``lat``/``lon`` degrees; ``speed_mps`` m/s and
-    ``heading_deg`` degrees from north as recorded in the file, else None."""
+    ``heading_deg`` degrees from north as recorded in the file, else None; ``fix`` the fix
+    quality (see the module docstring) or None; ``alt_m`` metres (informational) or None."""
 
     time: datetime
     lat: float
     lon: float
     speed_mps: float | None = None
     heading_deg: float | None = None
+    fix: str | None = None
+    alt_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,13 @@ class GpsFix:
     lon: float
     speed_mps: float | None
     heading_deg: float | None
+    fix: str | None = None  # the worse of the two bracketing points' fix qualities
+
+
+def _worse_fix(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a if b is None else b if a is None else None
+    return a if FIX_RANK.get(a, 0) <= FIX_RANK.get(b, 0) else b
 
 
 def _bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -77,9 +99,13 @@ class GpsTrack:
 
     ``points``: sorted by time, duplicates of the same instant dropped (first kept).
     ``max_gap_s``: no position is invented across two consecutive points further apart in time.
+    ``clock_offset_s``: GPS UTC minus the video's clock (``recording_start + pts``) at the same
+    instant, when the source can tell (embedded tracks); 0 for external tracks, whose alignment
+    rests on ``camera_tz``. :meth:`at` takes GPS time; :meth:`at_video` takes video-clock time.
     """
 
-    def __init__(self, points: list[GpsPoint], max_gap_s: float = 10.0, source: str = ""):
+    def __init__(self, points: list[GpsPoint], max_gap_s: float = 10.0, source: str = "",
+                 clock_offset_s: float = 0.0):
         pts = sorted(points, key=lambda p: p.time)
         dedup: list[GpsPoint] = []
         for p in pts:
@@ -91,6 +117,7 @@ class GpsTrack:
         self.points = dedup
         self.max_gap_s = float(max_gap_s)
         self.source = source
+        self.clock_offset_s = float(clock_offset_s)
         self._t = [p.time.timestamp() for p in dedup]
 
     def __len__(self) -> int:
@@ -103,6 +130,12 @@ class GpsTrack:
     @property
     def end(self) -> datetime | None:
         return self.points[-1].time if self.points else None
+
+    def at_video(self, ts: datetime) -> GpsFix | None:
+        """Position at video-clock time ``ts`` (``recording_start + pts``): ``at(ts + clock_offset_s)``."""
+        from datetime import timedelta
+
+        return self.at(ts + timedelta(seconds=self.clock_offset_s))
 
     def _derived(self, i: int, j: int) -> tuple[float | None, float | None]:
         """Speed (m/s) and heading (deg) from point i to point j, or None across a gap."""
@@ -148,7 +181,7 @@ class GpsTrack:
                 d_speed, d_heading = self._derived(*k) if k[0] >= 0 else (None, None)
                 speed = speed if speed is not None else d_speed
                 heading = heading if heading is not None else d_heading
-            return GpsFix(p.lat, p.lon, speed, heading)
+            return GpsFix(p.lat, p.lon, speed, heading, p.fix)
 
         i = j - 1
         a, b = self.points[i], self.points[j]
@@ -173,7 +206,7 @@ class GpsTrack:
             heading = a.heading_deg if a.heading_deg is not None else b.heading_deg
             if heading is None:
                 heading = d_heading
-        return GpsFix(lat, lon, speed, heading)
+        return GpsFix(lat, lon, speed, heading, _worse_fix(a.fix, b.fix))
 
 
 def _ext_value(point, names: tuple[str, ...]) -> float | None:
@@ -218,6 +251,19 @@ def load_gpx(path: str | os.PathLike, max_gap_s: float = 10.0) -> GpsTrack:
         raise GpsError(f"Cannot read GPX file {p}: {e.strerror or e}.") from e
     if not text.strip():
         raise GpsError(f"GPX file {p} is empty. Re-export the track from the camera/logger.")
+    points, n_raw = _gpx_points(text, p)
+    if not points:
+        raise GpsError(
+            f"GPX file {p} has no track points with a time ({n_raw} points without time): it "
+            "cannot be matched to video. Export the track with timestamps."
+        )
+    track = GpsTrack(points, max_gap_s=max_gap_s, source=str(p))
+    log.debug("loaded %d GPS points from %s (%s .. %s)", len(track), p, track.start, track.end)
+    return track
+
+
+def _gpx_points(text: str, p: Path) -> tuple[list[GpsPoint], int]:
+    """Timed points of all tracks/segments/routes of GPX ``text`` and the number of raw points."""
     try:
         gpx = gpxpy.parse(text)
     except Exception as e:  # gpxpy raises GPXXMLSyntaxException, GPXException, ValueError...
@@ -240,6 +286,7 @@ def load_gpx(path: str | os.PathLike, max_gap_s: float = 10.0) -> GpsTrack:
         course = getattr(pt, "course", None)
         if course is None:
             course = _ext_value(pt, ("course", "heading", "bearing"))
+        fix = getattr(pt, "type_of_gpx_fix", None)
         points.append(
             GpsPoint(
                 time=_to_utc(pt.time),
@@ -247,16 +294,33 @@ def load_gpx(path: str | os.PathLike, max_gap_s: float = 10.0) -> GpsTrack:
                 lon=float(pt.longitude),
                 speed_mps=float(speed) if speed is not None else None,
                 heading_deg=float(course) % 360.0 if course is not None else None,
+                fix=fix if fix in FIX_RANK else None,
+                alt_m=float(pt.elevation) if pt.elevation is not None else None,
             )
         )
-    if not points:
-        raise GpsError(
-            f"GPX file {p} has no track points with a time ({len(raw)} points without time): it "
-            "cannot be matched to video. Export the track with timestamps."
-        )
-    track = GpsTrack(points, max_gap_s=max_gap_s, source=str(p))
-    log.debug("loaded %d GPS points from %s (%s .. %s)", len(track), p, track.start, track.end)
-    return track
+    return points, len(raw)
+
+
+def track_to_gpx(track: GpsTrack, name: str | None = None) -> str:
+    """The track as GPX 1.0 text (one track, one segment), times UTC with milliseconds.
+
+    GPX 1.0 because it has ``<speed>`` (m/s) and ``<course>`` (degrees) elements, so speed and
+    heading survive a round trip through :func:`load_gpx`; ``<fix>`` carries the fix quality.
+    """
+    gpx = gpxpy.gpx.GPX()
+    gpx.creator = "dashcam-pipeline"
+    trk = gpxpy.gpx.GPXTrack(name=name)
+    seg = gpxpy.gpx.GPXTrackSegment()
+    for p in track.points:
+        pt = gpxpy.gpx.GPXTrackPoint(p.lat, p.lon, elevation=p.alt_m, time=p.time, speed=p.speed_mps)
+        if p.heading_deg is not None:
+            pt.course = round(p.heading_deg, 3)
+        if p.fix is not None:
+            pt.type_of_gpx_fix = p.fix
+        seg.points.append(pt)
+    trk.segments.append(seg)
+    gpx.tracks.append(trk)
+    return gpx.to_xml(version="1.0")
 
 
 def find_gpx(video_path: str | os.PathLike, explicit: str | os.PathLike | None = None) -> Path | None:

@@ -270,23 +270,47 @@ def _merge_duplicate_plates(events: list[PlateEvent], fps: float) -> list[PlateE
     return sorted(merged, key=lambda e: (e.frame_idx, e.track_id))
 
 
-def align_gps(events: list[PlateEvent], gpx_path: Path | None, settings: Settings) -> list[PlateEvent]:
-    """Set lat/lon/speed/heading on each event from a GPX track at the event's ``ts``.
+def align_gps(events: list[PlateEvent], track, settings: Settings | None = None) -> list[PlateEvent]:
+    """Set lat/lon/speed/heading on each event from ``track`` (a :class:`dashcam.gps.GpsTrack`)
+    at the event's ``ts``, or return the events unchanged when ``track`` is None.
 
-    Events outside the track, or inside a gap longer than ``settings.gps_max_gap_s``, keep nulls.
-
-    Raises:
-        dashcam.gps.GpsError: the GPX file exists but cannot be parsed.
+    ``ts`` is video-clock time (recording start + pts); the position is looked up at
+    ``ts + track.clock_offset_s`` (:meth:`GpsTrack.at_video`), which corrects a camera clock or
+    ``camera_tz`` error when the track is embedded in the video. Events outside the track, or
+    inside a gap longer than the track's ``max_gap_s`` (``settings.gps_max_gap_s``), keep nulls.
     """
-    if gpx_path is None:
+    if track is None:
         return events
-    from dashcam.gps import load_gpx
-
-    track = load_gpx(gpx_path, max_gap_s=settings.gps_max_gap_s)
     out = []
     for e in events:
-        fix = track.at(e.ts)
+        fix = track.at_video(e.ts)
         if fix is not None:
             e = e.model_copy(update={"lat": fix.lat, "lon": fix.lon, "speed_mps": fix.speed_mps, "heading_deg": fix.heading_deg})
         out.append(e)
+    return out
+
+
+def route_points(track, start, end, step_s: float = 1.0) -> list[list]:
+    """The simplified route of a video: ``[[t_iso, lat, lon, speed_mps, heading_deg], ...]``.
+
+    One point every ``step_s`` seconds of video from ``start`` to ``end`` (video-clock times,
+    e.g. ``info.recording_start`` and that plus ``duration_s``), interpolated on ``track``; ``t``
+    is the GPS (UTC) time of the point. Instants outside the track or inside a gap are left out.
+    Coordinates are rounded to 1e-7 deg (about 1 cm), speed/heading to 0.01.
+    """
+    if track is None or step_s <= 0:
+        return []
+    out: list[list] = []
+    n = int((end - start).total_seconds() // step_s)
+    offset = timedelta(seconds=track.clock_offset_s)
+    for k in range(n + 1):
+        t = start + timedelta(seconds=k * step_s) + offset
+        fix = track.at(t)
+        if fix is None:
+            continue
+        out.append([
+            t.isoformat(), round(fix.lat, 7), round(fix.lon, 7),
+            None if fix.speed_mps is None else round(fix.speed_mps, 2),
+            None if fix.heading_deg is None else round(fix.heading_deg, 2),
+        ])
     return out

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     # GPS
     gpx: Path | None = None  # default: same-stem .gpx beside the video
     gps_max_gap_s: float = 10.0  # no interpolation across a gap longer than this
+    gps_track_dir: Path | None = None  # GPX/NMEA logs searched by recording time when a video has no embedded GPS or sidecar
 
     # Archive
     archive_height: int = 720  # 720 or 540

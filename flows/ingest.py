@@ -87,7 +87,9 @@ def archive_video(manifest: str, settings: Settings | None = None) -> str:
 @flow(name="finalize-video", flow_run_name=_name_from_path)
 def finalize_video(manifest: str, archive_path: str | None = None, settings: Settings | None = None) -> int:
     """Server stage: replace the video's rows in the results DB; returns the number of events."""
-    return stages.persist(manifest, archive_path, _settings(settings))
+    n = stages.persist(manifest, archive_path, _settings(settings))
+    stages.report(manifest, archive_path)
+    return n
 
 
 def _run_stage(stage: str, fn, params: dict, settings: Settings | None, video_key: str):

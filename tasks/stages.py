@@ -7,6 +7,8 @@ is the only one that decodes video; it leaves its records in the work folder.
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from pathlib import Path
 
 import os
@@ -78,18 +80,31 @@ def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[Pla
 
 
 @task(name="gps")
-def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings) -> list[PlateEvent]:
-    """Interpolate WGS84 lat/lon, speed and heading at each event's ts from a GPX track."""
-    from dashcam.gps import find_gpx
+def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings) -> tuple[list[PlateEvent], str | None]:
+    """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps_sources),
+    interpolate WGS84 lat/lon, speed and heading at each event's ts, and write the simplified
+    route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events and
+    the track's source label (None without GPS). Damaged embedded GPS never fails the video.
+    """
+    from dashcam.gps_sources import find_track
 
-    path = find_gpx(Path(info.path), Path(gpx) if gpx else None)
     logger = get_run_logger()
-    if path is None:
-        logger.info("no GPX track for %s: positions stay empty", Path(info.path).name)
-        return events
-    aligned = pipeline.align_gps(events, path, settings)
-    logger.info("GPS from %s: %d of %d events positioned", path.name, sum(e.lat is not None for e in aligned), len(aligned))
-    return aligned
+    if gpx:
+        settings = settings.model_copy(update={"gpx": Path(gpx)})
+    found = find_track(Path(info.path), info, settings)
+    route_path = Path(settings.work_dir) / info.video_id / "route.json"
+    if found is None:
+        logger.info("no GPS track for %s: positions stay empty", Path(info.path).name)
+        route_path.unlink(missing_ok=True)
+        return events, None
+    track, source = found
+    aligned = pipeline.align_gps(events, track, settings)
+    end = info.recording_start + timedelta(seconds=info.duration_s)
+    points = pipeline.route_points(track, info.recording_start, end, step_s=1.0)
+    atomic_write_text(route_path, json.dumps({"source": source, "points": points}))
+    logger.info("GPS from %s (%d points, clock offset %.1f s): %d of %d events positioned, route %d points",
+                source, len(track), track.clock_offset_s, sum(e.lat is not None for e in aligned), len(aligned), len(points))
+    return aligned, source
 
 
 @task(name="handover")
@@ -139,10 +154,46 @@ def persist(manifest_path: str, archive_path: str | None, settings: Settings) ->
     m = _manifest(manifest_path)
     events_path = m.archived_events_path if m.archived_events_path.exists() else Path(m.events_path)
     events = read_jsonl(events_path, PlateEvent)
+    route_path = m.dir / "route.json"  # written by the gps task (absent: no GPS)
+    route = json.loads(route_path.read_text(encoding="utf-8")) if route_path.is_file() else None
     engine = make_engine(settings.db_url)
     try:
-        n = save_video(engine, m.info, events, archive_path)
+        n = save_video(engine, m.info, events, archive_path, route=route)
     finally:
         engine.dispose()
     get_run_logger().info("stored %d plate events for video %s", n, m.info.video_id)
     return n
+
+
+@task(name="report")
+def report(manifest_path: str, archive_path: str | None) -> str:
+    """Publish a per-video Prefect artifact (key ``video-<video_id>``): plates, counts, timings, links."""
+    from prefect.artifacts import create_markdown_artifact
+
+    m = _manifest(manifest_path)
+    events_path = m.archived_events_path if m.archived_events_path.exists() else Path(m.events_path)
+    events = read_jsonl(events_path, PlateEvent)
+    a, i = m.analyze, m.info
+    rtf = i.duration_s / a.wall_s if a.wall_s else 0.0
+    lines = [
+        f"# {Path(i.path).name}",
+        f"video_id `{i.video_id}` · {i.duration_s:.1f} s · {i.width}x{i.height} @ {i.fps:.2f} fps {i.codec} · "
+        f"recorded {i.recording_start.isoformat()} ({i.recording_start_source})",
+        "",
+        f"analysed {a.frames_analyzed} of {a.frames_decoded} frames in {a.wall_s:.1f} s "
+        f"(real-time factor {rtf:.2f}x): {a.n_vehicle_detections} vehicle detections, "
+        f"{a.n_plate_detections} plate detections, {a.n_ocr_calls} OCR calls",
+        "",
+        f"archive: `{archive_path}`" if archive_path else "archive: -",
+        "",
+        "| plate | confidence | reads | ts | frame | lat, lon | crop |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in events:
+        pos = f"{e.lat:.6f}, {e.lon:.6f}" if e.lat is not None else "-"
+        lines.append(f"| **{e.final_plate}** | {e.plate_confidence:.2f} | {e.n_reads} | {e.ts.isoformat()} | "
+                     f"{e.frame_idx} | {pos} | `{e.crop_path or '-'}` |")
+    if not events:
+        lines.append("| (no confident plate) | | | | | | |")
+    return str(create_markdown_artifact(key=f"video-{i.video_id}", markdown="\n".join(lines),
+                                        description=f"plates of {Path(i.path).name}"))

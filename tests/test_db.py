@@ -102,9 +102,9 @@ def test_migrate_from_empty(db_url):
         assert sa.inspect(eng).get_table_names() == []
         migrate(db_url)
         migrate(eng)  # idempotent
-        assert set(sa.inspect(eng).get_table_names()) == {"alembic_version", "videos", "vehicles"}
+        assert set(sa.inspect(eng).get_table_names()) == {"alembic_version", "videos", "vehicles", "routes"}
         with eng.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
         uniques = sa.inspect(eng).get_unique_constraints("vehicles")
         assert [sorted(u["column_names"]) for u in uniques] == [["track_id", "video_id"]]
     finally:
