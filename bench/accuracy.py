@@ -14,6 +14,8 @@ labelled plate per photo) and prints, per region and in total:
   equals the normalised label exactly;
 * ``end-to-end``: share of photos where the best-IoU plate (IoU >= 0.5) is read exactly
   (= capture x read|captured);
+* ``e2e O=0 I=1``: end-to-end with ``O``/``0`` and ``I``/``1`` treated as equal (the openalpr
+  labels are inconsistent here: US labels write ``0`` in letter runs, EU labels ``O``);
 * ``any-text``: share of photos where *any* returned plate text equals the label (box ignored);
 * mean ms per photo for each stage (vehicles, plates, ocr).
 
@@ -58,6 +60,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
     from dashcam.alpr import normalize_plate, read_array
     from dashcam.settings import Settings
+    from dashcam.vote import fold
 
     root = shared_dir() / "data" / "plates-images"
     rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
@@ -68,7 +71,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     settings = Settings(model_dir=model_dir())
     stats: dict[str, dict] = defaultdict(lambda: defaultdict(float))
     failures = []
-    console = Console()
+    console = Console(width=160)
     for r in rows:
         img = cv2.imread(str(root / r["file"]))
         label = normalize_plate(r["plate_text"])
@@ -80,6 +83,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         best = max(res, key=lambda d: _iou(d["plate_bbox"], gt), default=None)
         captured = best is not None and _iou(best["plate_bbox"], gt) >= 0.5
         correct = captured and best["text"] == label
+        folded_ok = captured and fold(best["text"]) == fold(label)
         anytext = any(d["text"] == label for d in res)
         for key in (r["region"], "total"):
             s = stats[key]
@@ -87,6 +91,7 @@ def cmd_images(args: argparse.Namespace) -> int:
             s["cap"] += captured
             s["ok"] += correct
             s["any"] += anytext
+            s["fok"] += folded_ok
             s["ms"] += total
             for k, v in tim.items():
                 s["ms_" + k] += v
@@ -94,7 +99,7 @@ def cmd_images(args: argparse.Namespace) -> int:
             failures.append((r["file"], label, [(d["text"], d["text_conf"], d["raw_text"], round(_iou(d["plate_bbox"], gt), 2)) for d in res]))
 
     t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos)")
-    for c in ("region", "n", "capture", "read|captured", "end-to-end", "any-text", "ms/photo", "veh ms", "plate ms", "ocr ms"):
+    for c in ("region", "n", "capture", "read|captured", "end-to-end", "e2e O=0 I=1", "any-text", "ms/photo", "veh ms", "plate ms", "ocr ms"):
         t.add_column(c, justify="right")
     for key in sorted(k for k in stats if k != "total") + ["total"]:
         s = stats[key]
@@ -105,6 +110,7 @@ def cmd_images(args: argparse.Namespace) -> int:
             f"{s['cap'] / n:.1%}",
             f"{s['ok'] / s['cap']:.1%}" if s["cap"] else "-",
             f"{s['ok'] / n:.1%}",
+            f"{s['fok'] / n:.1%}",
             f"{s['any'] / n:.1%}",
             f"{s['ms'] / n:.0f}",
             f"{s['ms_vehicles'] / n:.0f}",

@@ -137,7 +137,7 @@ def load_rapidocr():
 
     from rapidocr import RapidOCR
 
-    eng = RapidOCR(params={"Global.log_level": "warning"})
+    eng = RapidOCR(params={"Global.log_level": "error"})
     for name in ("RapidOCR", "rapidocr"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR)
     return eng
