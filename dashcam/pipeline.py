@@ -28,6 +28,7 @@ from dashcam.settings import Settings
 
 THUMB_MAX_SIDE = 320  # px, longest side of the best-frame vehicle thumbnail
 JPEG_QUALITY = 92
+CROP_MARGIN = (0.08, 0.08)  # the saved plate crop: the detector box plus a little context for a person
 
 
 @dataclass
@@ -101,7 +102,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         dashcam.video.VideoError: the video cannot be decoded (truncated, corrupt).
         dashcam.models.ModelNotFoundError: a model file cannot be found offline.
     """
-    from dashcam.alpr import PlateDetector, PlateReader, VehicleTracker, plate_sharpness
+    from dashcam.alpr import PlateDetector, PlateReader, VehicleTracker, crop_plate, read_tracked_frame
     from dashcam.video import iter_frames
 
     t0 = time.perf_counter()
@@ -117,18 +118,16 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     # track -> ((has_read, quality), jpeg): before any read the largest view of the vehicle wins,
     # after it the frame of the best plate read
     best_thumb: dict[int, tuple[tuple[int, float], bytes]] = {}
-    n_frames = n_vehicles = n_plates = n_ocr = 0
+    n_frames = n_vehicles = 0
     last_idx = -1
 
     for frame in iter_frames(info, settings.detect_fps, settings.queue_size):
         n_frames += 1
         last_idx = frame.frame_idx
         image = frame.image
-        h, w = image.shape[:2]
         vehicles = tracker.update(image)
         n_vehicles += len(vehicles)
-        plates_per_vehicle = detector.detect_in_vehicles(image, [v.bbox for v in vehicles]) if vehicles else []
-        for v, plates in zip(vehicles, plates_per_vehicle):
+        for v in vehicles:
             t = tracks.get(v.track_id)
             if t is None:
                 t = tracks[v.track_id] = TrackSummary(
@@ -139,30 +138,13 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
             t.n_frames += 1
             area = (v.bbox[2] - v.bbox[0]) * (v.bbox[3] - v.bbox[1])
             _offer_thumb(best_thumb, t, (0, area), image, v.bbox, frame.frame_idx)
-            for pbox, pconf in plates:
-                n_plates += 1
-                x1, y1, x2, y2 = _clip_box(pbox, w, h)
-                if x2 - x1 < 4 or y2 - y1 < 4:
-                    continue
-                crop = image[y1:y2, x1:x2]
-                n_ocr += 1
-                pt = reader.read(crop)
-                if not pt.text:
-                    continue
-                sharp = plate_sharpness(crop)
-                parea = float((x2 - x1) * (y2 - y1))
-                read = PlateRead(
-                    frame_idx=frame.frame_idx, pts_s=frame.pts_s, track_id=v.track_id,
-                    car_bbox=tuple(v.bbox), car_conf=v.conf, plate_bbox=tuple(map(float, pbox)),
-                    plate_conf=float(pconf), text=pt.text, raw_text=pt.raw_text, text_conf=float(pt.conf),
-                    plate_area=parea, sharpness=sharp,
-                )
-                reads.append(read)
-                quality = _crop_quality(read)
-                key = (v.track_id, pt.text)
-                if key not in best_crop or quality > best_crop[key][0]:
-                    best_crop[key] = (quality, _jpeg(crop))
-                _offer_thumb(best_thumb, t, (1, quality), image, v.bbox, frame.frame_idx)
+        for read in read_tracked_frame(image, vehicles, detector, reader, frame.frame_idx, frame.pts_s) if vehicles else []:
+            reads.append(read)
+            quality = _crop_quality(read)
+            key = (read.track_id, read.text)
+            if key not in best_crop or quality > best_crop[key][0]:
+                best_crop[key] = (quality, _jpeg(crop_plate(image, read.plate_bbox, CROP_MARGIN)))
+            _offer_thumb(best_thumb, tracks[read.track_id], (1, quality), image, read.car_bbox, frame.frame_idx)
         _emit(Progress(info.video_id, last_idx + 1, info.frame_count, n_frames, len(reads),
                        len({r.track_id for r in reads})))
 
@@ -186,7 +168,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     return AnalyzeResult(
         video_id=info.video_id, work_dir=str(out), reads_path=str(reads_path), tracks_path=str(tracks_path),
         frames_decoded=last_idx + 1, frames_analyzed=n_frames, n_vehicle_detections=n_vehicles,
-        n_plate_detections=n_plates, n_ocr_calls=n_ocr, wall_s=time.perf_counter() - t0,
+        n_plate_reads=len(reads), wall_s=time.perf_counter() - t0,
     )
 
 

@@ -100,8 +100,7 @@ class AnalyzeResult(BaseModel):
     frames_decoded: int
     frames_analyzed: int
     n_vehicle_detections: int
-    n_plate_detections: int
-    n_ocr_calls: int
+    n_plate_reads: int  # plates detected inside tracked vehicles that OCR read as non-empty text
     wall_s: float
 
 

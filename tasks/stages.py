@@ -63,10 +63,10 @@ def analyze(info: VideoInfo, settings: Settings) -> AnalyzeResult:
     """Decode (streaming) -> vehicles + tracking -> plates -> OCR; records land in the work dir."""
     result = pipeline.analyze(info, settings, Path(settings.work_dir))
     get_run_logger().info(
-        "analyzed %d of %d frames in %.1f s (%.2fx real time): %d vehicle detections, %d plates, %d OCR calls",
+        "analyzed %d of %d frames in %.1f s (%.2fx real time): %d vehicle detections, %d plate reads",
         result.frames_analyzed, result.frames_decoded, result.wall_s,
         info.duration_s / result.wall_s if result.wall_s else 0.0,
-        result.n_vehicle_detections, result.n_plate_detections, result.n_ocr_calls,
+        result.n_vehicle_detections, result.n_plate_reads,
     )
     return result
 
@@ -182,7 +182,7 @@ def report(manifest_path: str, archive_path: str | None) -> str:
         "",
         f"analysed {a.frames_analyzed} of {a.frames_decoded} frames in {a.wall_s:.1f} s "
         f"(real-time factor {rtf:.2f}x): {a.n_vehicle_detections} vehicle detections, "
-        f"{a.n_plate_detections} plate detections, {a.n_ocr_calls} OCR calls",
+        f"{a.n_plate_reads} plate reads",
         "",
         f"archive: `{archive_path}`" if archive_path else "archive: -",
         "",
