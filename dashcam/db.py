@@ -382,7 +382,7 @@ def save_video(
     id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
     identical ``vehicles`` rows. ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
     heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
-    row in the same transaction; None leaves an existing route as it is. Writers of the same video are serialised by the row lock taken
+    row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is. Writers of the same video are serialised by the row lock taken
     by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
 
     Raises ``ValueError`` for events of another video, :class:`DatabaseError` when the database
@@ -416,10 +416,11 @@ def save_video(
             if route is not None:
                 conn.execute(sa.delete(ROUTES).where(ROUTES.c.video_id == info.video_id))
                 pts = [list(p) for p in route.get("points") or []]
-                conn.execute(sa.insert(ROUTES), [{
-                    "video_id": info.video_id, "source": str(route.get("source") or ""),
-                    "n_points": len(pts), "points": pts,
-                }])
+                if pts:  # an empty route ({}) removes a stale one: the video has no GPS any more
+                    conn.execute(sa.insert(ROUTES), [{
+                        "video_id": info.video_id, "source": str(route.get("source") or ""),
+                        "n_points": len(pts), "points": pts,
+                    }])
         except SQLAlchemyError as exc:
             try:
                 conn.rollback()

@@ -155,7 +155,7 @@ def persist(manifest_path: str, archive_path: str | None, settings: Settings) ->
     events_path = m.archived_events_path if m.archived_events_path.exists() else Path(m.events_path)
     events = read_jsonl(events_path, PlateEvent)
     route_path = m.dir / "route.json"  # written by the gps task (absent: no GPS)
-    route = json.loads(route_path.read_text(encoding="utf-8")) if route_path.is_file() else None
+    route = json.loads(route_path.read_text(encoding="utf-8")) if route_path.is_file() else {}  # {}: drop a stale route
     engine = make_engine(settings.db_url)
     try:
         n = save_video(engine, m.info, events, archive_path, route=route)
