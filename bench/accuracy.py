@@ -43,6 +43,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics' model-loading chatter
 
 
 def shared_dir() -> Path:
