@@ -233,5 +233,52 @@ def gps_cmd(
         out.print(f"  wrote {gpx_out}")
 
 
+@app.command("watch")
+def watch_cmd(
+    dirs: Annotated[Optional[list[Path]], typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
+    pattern: Annotated[Optional[list[str]], typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
+    quiet_s: Annotated[float, typer.Option("--quiet-s", envvar="DASHCAM_WATCH_QUIET_S", help="Seconds a file must stay unchanged (after the writer closed it) before it is ingested.")] = 30.0,
+    polling: Annotated[bool, typer.Option("--polling", envvar="DASHCAM_WATCH_POLLING", help="Poll the tree instead of inotify: for NFS/SMB mounts written by other machines.")] = False,
+    poll_interval_s: Annotated[float, typer.Option("--poll-interval-s", envvar="DASHCAM_WATCH_POLL_INTERVAL_S", help="Seconds between polls (--polling).")] = 10.0,
+    deployment: Annotated[str, typer.Option("--deployment", envvar="DASHCAM_DEPLOYMENT", help="Deployment to start, flow/deployment.")] = "ingest/ingest",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    no_db: Annotated[bool, typer.Option("--no-db", help="Do not ask the results database what was ingested (Prefect's idempotency key alone).")] = False,
+    catch_up: Annotated[bool, typer.Option("--catch-up/--no-catch-up", help="At start, trigger the files that arrived while the watcher was down.")] = True,
+    rescan_s: Annotated[float, typer.Option("--rescan-s", envvar="DASHCAM_WATCH_RESCAN_S", help="Rescan the tree every so many seconds as a safety net (0: never).")] = 3600.0,
+    retry_initial_s: Annotated[float, typer.Option("--retry-initial-s", help="First retry delay after a failed trigger; doubles each time.")] = 5.0,
+    retry_max_s: Annotated[float, typer.Option("--retry-max-s", help="Longest retry delay.")] = 300.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also log debug lines (each file catch-up skipped).")] = False,
+) -> None:
+    """Watch NAS folders and start the ingest deployment once per new, complete video file (a service)."""
+    import logging
+
+    _quiet_prefect(False)
+    fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.WARNING, format=fmt)  # others' INFO (httpx requests, alembic) is noise here
+    logging.getLogger("dashcam.watch").setLevel(logging.DEBUG if verbose else logging.INFO)
+    from dashcam.watch import DEFAULT_IGNORE, DEFAULT_PATTERNS, WatchConfig, watch
+
+    if not dirs:
+        raw = os.environ.get("DASHCAM_RAW_DIR")
+        if not raw:
+            console.print("[red]error:[/] give the folders to watch or set DASHCAM_RAW_DIR")
+            raise typer.Exit(2)
+        dirs = [Path(raw)]
+    config = WatchConfig(
+        dirs=dirs, patterns=tuple(pattern) if pattern else DEFAULT_PATTERNS, ignore=DEFAULT_IGNORE + tuple(ignore or ()),
+        quiet_s=quiet_s, polling=polling, poll_interval_s=poll_interval_s, deployment=deployment,
+        database_url=None if no_db else _settings(data_dir=data_dir, database_url=database_url).db_url,
+        catch_up=catch_up, rescan_s=rescan_s, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s,
+        tick_s=min(1.0, max(0.1, quiet_s / 4)),
+    )
+    try:
+        watch(config)
+    except (OSError, RuntimeError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
