@@ -54,20 +54,12 @@ def model_dir() -> Path:
     return Path(os.environ.get("DASHCAM_MODEL_DIR") or shared_dir() / "models")
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / u if u > 0 else 0.0
-
-
 def cmd_images(args: argparse.Namespace) -> int:
     import cv2
     from rich.console import Console
     from rich.table import Table
 
-    from dashcam.alpr import normalize_plate, read_array
+    from dashcam.alpr import iou, normalize_plate, read_array
     from dashcam.settings import Settings
     from dashcam.vote import fold
 
@@ -89,8 +81,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         res = read_array(img, settings, timings=tim)
         total = 1000 * (time.perf_counter() - t0)
-        best = max(res, key=lambda d: _iou(d["plate_bbox"], gt), default=None)
-        captured = best is not None and _iou(best["plate_bbox"], gt) >= 0.5
+        best = max(res, key=lambda d: iou(d["plate_bbox"], gt), default=None)
+        captured = best is not None and iou(best["plate_bbox"], gt) >= 0.5
         correct = captured and best["text"] == label
         folded_ok = captured and fold(best["text"]) == fold(label)
         anytext = any(d["text"] == label for d in res)
@@ -105,7 +97,7 @@ def cmd_images(args: argparse.Namespace) -> int:
             for k, v in tim.items():
                 s["ms_" + k] += v
         if not correct:
-            failures.append((r["file"], label, [(d["text"], d["text_conf"], d["raw_text"], round(_iou(d["plate_bbox"], gt), 2)) for d in res]))
+            failures.append((r["file"], label, [(d["text"], d["text_conf"], d["raw_text"], round(iou(d["plate_bbox"], gt), 2)) for d in res]))
 
     t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos)")
     for c in ("region", "n", "capture", "read|captured", "end-to-end", "e2e O=0 I=1", "any-text", "ms/photo", "veh ms", "plate ms", "ocr ms"):

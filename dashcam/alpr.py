@@ -496,12 +496,11 @@ def _load_image(path: Path | str) -> np.ndarray:
     return img
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / u if u > 0 else 0.0
+def iou(a: BBox, b: BBox) -> float:
+    """IoU of two ``(x1, y1, x2, y2)`` boxes in the same pixel frame (ultralytics' ``bbox_ioa``)."""
+    from ultralytics.utils.metrics import bbox_ioa
+
+    return float(bbox_ioa(np.asarray([a], dtype=np.float64), np.asarray([b], dtype=np.float64), iou=True)[0, 0])
 
 
 def read_image(path: Path | str, settings: "Settings") -> list[dict]:
@@ -540,10 +539,10 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
     per_vehicle = pdet.detect_in_vehicles(img, [v[0] for v in vehicles])
     for (vb, _, _), plates in zip(vehicles, per_vehicle):
         for pb, pc in plates:
-            if all(_iou(pb, f[0]) < 0.3 for f in found):
+            if all(iou(pb, f[0]) < 0.3 for f in found):
                 found.append((pb, pc, vb))
     for pb, pc in pdet.detect(img):
-        if all(_iou(pb, f[0]) < 0.3 for f in found):
+        if all(iou(pb, f[0]) < 0.3 for f in found):
             car = next((v[0] for v in vehicles if _inside(pb, v[0])), None)
             found.append((pb, pc, car))
     t2 = time.perf_counter()
