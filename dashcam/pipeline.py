@@ -256,19 +256,22 @@ def align_gps(events: list[PlateEvent], track, settings: Settings | None = None)
     """Set lat/lon/speed/heading on each event from ``track`` (a :class:`dashcam.gps.GpsTrack`)
     at the event's ``ts``, or return the events unchanged when ``track`` is None.
 
-    ``ts`` is video-clock time (recording start + pts); the position is looked up at
+    ``ts`` comes in as video-clock time (recording start + pts); the position is looked up at
     ``ts + track.clock_offset_s`` (:meth:`GpsTrack.at_video`), which corrects a camera clock or
-    ``camera_tz`` error when the track is embedded in the video. Events outside the track, or
-    inside a gap longer than the track's ``max_gap_s`` (``settings.gps_max_gap_s``), keep nulls.
+    ``camera_tz`` error when the track is embedded in the video, and the returned events carry
+    that corrected (GPS, UTC) ``ts``. Events outside the track, or inside a gap longer than the
+    track's ``max_gap_s`` (``settings.gps_max_gap_s``), keep null positions.
     """
     if track is None:
         return events
+    offset = timedelta(seconds=track.clock_offset_s or 0.0)
     out = []
     for e in events:
+        update: dict = {"ts": e.ts + offset}
         fix = track.at_video(e.ts)
         if fix is not None:
-            e = e.model_copy(update={"lat": fix.lat, "lon": fix.lon, "speed_mps": fix.speed_mps, "heading_deg": fix.heading_deg})
-        out.append(e)
+            update.update(lat=fix.lat, lon=fix.lon, speed_mps=fix.speed_mps, heading_deg=fix.heading_deg)
+        out.append(e.model_copy(update=update))
     return out
 
 
