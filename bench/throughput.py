@@ -27,6 +27,8 @@ Columns (one row per input):
 * ``ana fr/s``: frames actually analysed per wall second (``frames_analyzed`` / wall; about
   ``detect_fps`` x RTF);
 * ``veh/s``: vehicle detections (tracked boxes summed over analysed frames) per wall second;
+* ``plate det/s``: vehicle crops sent to the plate detector per wall second (the vehicles that
+  :class:`dashcam.pipeline.PlateReadScheduler` chose; each costs one plate-detector call);
 * ``reads/s``: plate reads (plates detected in tracked vehicles that OCR read as non-empty text)
   per wall second;
 * ``peak RSS MiB``: maximum resident set size of *this Python process* while that input was
@@ -40,6 +42,10 @@ Columns (one row per input):
 and cut to each of ``--series-lengths`` seconds (default ``10,60,600``), each run like the inputs
 above; the last line gives the peak-RSS change from the shortest to the longest in % (issue-5
 target: within 10%). Note a 600 s input takes on the order of an hour on a 2-core CPU.
+
+Any :class:`dashcam.settings.Settings` field can be changed for a run through its ``DASHCAM_*``
+environment variable (e.g. ``DASHCAM_PLATE_SETTLE_READS=0 DASHCAM_PLATE_CROP_IMGSZ=640`` for the
+issue-2 plate-reading policy); the first line printed lists the ones that matter here.
 
 The machines this runs on are shared and noisy: compare the **ratios** (``RTF``, ``x decode``,
 RSS change in %), not the seconds, between runs or machines.
@@ -139,6 +145,7 @@ def measure(path: Path, settings, work_root: Path) -> dict:
         "frames_analyzed": res.frames_analyzed,
         "vehicle_detections": res.n_vehicle_detections,
         "plate_reads": res.n_plate_reads,
+        "plate_tries": res.n_plate_tries,
         "wall_s": wall,
         "rtf": info.duration_s / wall,
         "decode_s": dec,
@@ -146,6 +153,7 @@ def measure(path: Path, settings, work_root: Path) -> dict:
         "dec_fps": res.frames_decoded / wall,
         "ana_fps": res.frames_analyzed / wall,
         "veh_per_s": res.n_vehicle_detections / wall,
+        "tries_per_s": res.n_plate_tries / wall,
         "reads_per_s": res.n_plate_reads / wall,
         "rss_before_mib": rss_before / MIB,
         "peak_rss_mib": mon.peak / MIB,
@@ -163,6 +171,7 @@ COLUMNS = [
     ("dec fr/s", "dec_fps", "{:.1f}"),
     ("ana fr/s", "ana_fps", "{:.2f}"),
     ("veh/s", "veh_per_s", "{:.1f}"),
+    ("plate det/s", "tries_per_s", "{:.2f}"),
     ("reads/s", "reads_per_s", "{:.2f}"),
     ("RSS before MiB", "rss_before_mib", "{:.0f}"),
     ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
@@ -226,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     kw = {"detect_fps": args.detect_fps} if args.detect_fps else {}
     settings = Settings(model_dir=model_dir(), **kw)
     console.print(f"detect_fps={settings.detect_fps}  models={settings.vehicle_model}, {settings.plate_model}, "
-                  f"{settings.ocr_engine}  cpus={os.cpu_count()}")
+                  f"{settings.ocr_engine}  plate_crop_imgsz={settings.plate_crop_imgsz}  "
+                  f"plate_min_vehicle_px={settings.plate_min_vehicle_px}  plate_settle_reads={settings.plate_settle_reads}  "
+                  f"plate_retry_s={settings.plate_retry_s}  cpus={os.cpu_count()}")
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="dashcam-throughput-") as td:
         tmp = Path(td)

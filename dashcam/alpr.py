@@ -43,6 +43,7 @@ serialise calls.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from dashcam.models import load_rapidocr, load_yolo
+from dashcam.models import ModelRetargetError, load_rapidocr, load_yolo, resolve_model, yolo_onnx_at_imgsz
 from dashcam.records import BBox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,8 +61,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 VEHICLE_CLASSES = (2, 3, 5, 7)  # COCO car, motorcycle, bus, truck
 VEHICLE_IMGSZ = 320  # the int8 YOLOv8n export is fixed 1x3x320x320
-PLATE_IMGSZ = 640  # the platedet export is fixed 1x3x640x640
+PLATE_IMGSZ = 640  # plate detector input for whole images (the platedet export's own size)
 VEHICLE_MARGIN = 0.04  # fraction of vehicle w/h added on each side before plate detection
+# vehicle crops up to this x the small plate-detector input run at that size, larger ones at 640
+CROP_SIZE_SLACK = 1.25
 MIN_VEHICLE_WIDTH_PX = 32  # narrower vehicles cannot carry a readable plate: skipped
 # OCR crops: (x, y) fractions of the plate box w/h added on each side (negative = trim). Measured
 # on the 161 captured plates of plates-images (bench/accuracy.py): trimming 10% top and bottom
@@ -69,6 +72,8 @@ MIN_VEHICLE_WIDTH_PX = 32  # narrower vehicles cannot carry a readable plate: sk
 # reading 4 variants and keeping the most confident gains another ~2 pt (EU folded 96 -> 100%).
 PLATE_CROP_MARGIN = (0.03, -0.10)
 PLATE_CROP_VARIANTS = ((0.03, -0.10), (0.05, -0.05), (0.03, -0.15), (0.08, -0.10))
+
+log = logging.getLogger(__name__)
 
 _NON_ALNUM = re.compile(r"[^A-Z0-9]")
 
@@ -250,21 +255,47 @@ class VehicleTracker:
 
 
 class PlateDetector:
-    """Licence-plate boxes from the YOLOv8-seg plate model (masks are ignored).
+    """Licence-plate boxes from the YOLOv8-seg plate model (masks are never used).
 
-    The ONNX export has a fixed batch of 1: a list of crops goes to ultralytics in one
-    ``predict`` call, which runs them one by one (no batching gain on this model). Not
+    Two input sizes of the same weights: whole images at ``PLATE_IMGSZ`` (640) and vehicle crops
+    whose longer side is at most ``CROP_SIZE_SLACK`` x ``crop_imgsz`` (default
+    ``Settings.plate_crop_imgsz``, 320) at that small size: such a crop loses (almost) no pixels
+    there and costs ~1/4 of a 640 run, while larger crops keep 640 (downscaling them to 320
+    missed large plates and cost exact reads in bench/accuracy.py). ONNX exports are re-targeted to each size and cut to their box output once, cached on
+    disk (:func:`dashcam.models.retarget_yolo_onnx`). The ONNX export has a fixed batch of 1: a
+    list of crops goes to ultralytics in one ``predict`` call, which runs them one by one. Not
     thread-safe. Raises ``ModelNotFoundError`` at construction if the model is missing.
     """
 
-    def __init__(self, settings: "Settings"):
+    def __init__(self, settings: "Settings", crop_imgsz: int | None = None):
         self.settings = settings
-        self.model = load_yolo(settings.plate_model, "segment", settings.model_dir, settings.device)
+        path = resolve_model(settings.plate_model, settings.model_dir)
+        self.image_model, self.image_imgsz = self._load(path, PLATE_IMGSZ)
+        crop_imgsz = int(crop_imgsz or settings.plate_crop_imgsz)
+        if crop_imgsz == self.image_imgsz:
+            self.crop_model, self.crop_imgsz = self.image_model, self.image_imgsz
+        else:
+            self.crop_model, self.crop_imgsz = self._load(path, crop_imgsz)
 
-    def _predict(self, images: list[np.ndarray]):
-        return self.model.predict(
+    def _load(self, path: str, imgsz: int):
+        """(model, imgsz) for one input size: an ONNX export is re-targeted to ``imgsz`` and
+        cut to boxes only (:func:`dashcam.models.yolo_onnx_at_imgsz`); a ``.pt`` model runs at
+        ``imgsz`` natively; an ONNX file that cannot be re-targeted runs as it is, at its export
+        size (with a warning)."""
+        s = self.settings
+        if path.lower().endswith(".onnx"):
+            try:
+                return load_yolo(yolo_onnx_at_imgsz(path, imgsz), "detect", None, s.device), imgsz
+            except ModelRetargetError as e:
+                log.warning("plate model runs at its export size: %s", e)
+                return load_yolo(path, "segment", None, s.device), PLATE_IMGSZ
+        return load_yolo(path, "segment", None, s.device), imgsz
+
+    def _predict(self, images: list[np.ndarray], crops: bool = False):
+        model, imgsz = (self.crop_model, self.crop_imgsz) if crops else (self.image_model, self.image_imgsz)
+        return model.predict(
             images,
-            imgsz=PLATE_IMGSZ,
+            imgsz=imgsz,
             conf=float(self.settings.plate_conf),
             device=self.settings.device,
             retina_masks=False,
@@ -312,8 +343,16 @@ class PlateDetector:
             where.append((i, x1, y1))
         if not crops:
             return results
-        for res, (i, ox, oy) in zip(self._predict(crops), where):
-            results[i] = self._boxes(res, ox, oy, w, h)[:max_per_vehicle]
+        # a crop that fits the small input (with CROP_SIZE_SLACK) goes there; a larger one would be
+        # downscaled and lose plate pixels (measured: big plates missed at 320), so it runs at 640
+        small = [k for k, c in enumerate(crops) if max(c.shape[:2]) <= CROP_SIZE_SLACK * self.crop_imgsz]
+        large = [k for k in range(len(crops)) if k not in set(small)]
+        for group, use_crop_model in ((small, True), (large, False)):
+            if not group:
+                continue
+            for res, k in zip(self._predict([crops[k] for k in group], crops=use_crop_model), group):
+                i, ox, oy = where[k]
+                results[i] = self._boxes(res, ox, oy, w, h)[:max_per_vehicle]
         return results
 
 

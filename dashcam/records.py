@@ -101,6 +101,7 @@ class AnalyzeResult(BaseModel):
     frames_analyzed: int
     n_vehicle_detections: int
     n_plate_reads: int  # plates detected inside tracked vehicles that OCR read as non-empty text
+    n_plate_tries: int = 0  # vehicle crops sent to the plate detector (PlateReadScheduler.due)
     wall_s: float
 
 

@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     detect_fps: float = 6.0  # analysed frames per second of video (<= source fps)
     vehicle_conf: float = 0.25
     plate_conf: float = 0.35
+    # plate-detector input size (px, multiple of 32) for vehicle crops; whole images use 640.
+    # 320 finds 156 of the 157 plates 640 finds in plates-images vehicle crops at ~1/4 the cost
+    # (docs/performance.md); raise it for vehicles far larger than 320 px only if plates are missed
+    plate_crop_imgsz: int = 320
+    # which vehicles get plate detection + OCR in an analysed frame (dashcam.pipeline.PlateReadScheduler)
+    plate_min_vehicle_px: float = 96.0  # vehicles narrower than this (source px) are never read
+    plate_retry_s: float = 1.0  # re-try a vehicle without a plate / with a settled plate after this
+    plate_settle_reads: int = 4  # agreeing confident reads that settle a track; 0 = read every frame
     tracker: str = "bytetrack.yaml"  # an ultralytics tracker config
 
     # Voting: events below this confidence are not stored (see dashcam.vote)

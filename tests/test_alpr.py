@@ -7,6 +7,7 @@ Models come from ``$DASHCAM_MODEL_DIR`` (default ``<shared>/models``); data from
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -166,3 +167,113 @@ def test_plate_sharpness_orders_blur():
     crop = frame[310:365, 210:435]
     assert plate_sharpness(crop) > 3 * plate_sharpness(cv2.GaussianBlur(crop, (9, 9), 3))
     assert plate_sharpness(np.zeros((0, 0, 3), np.uint8)) == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Plate model re-targeted to another input size (dashcam.models.retarget_yolo_onnx)
+# --------------------------------------------------------------------------------------------
+
+
+def test_retargeted_plate_model_same_boxes_at_640_and_finds_plate_at_320(tmp_path, settings):
+    """The boxes-only 640 copy gives the original export's boxes; the 320 copy still finds the
+    labelled plate inside the vehicle crop (real photo, real model)."""
+    from ultralytics import YOLO
+
+    from dashcam.models import retarget_yolo_onnx, yolo_onnx_at_imgsz
+
+    src = resolve_model(settings.plate_model, settings.model_dir)
+    rel = "endtoend/us/0b86cecf-67d1-4fc0-87c9-b36b0ee228bb.jpg"
+    row = _labels()[rel]
+    gt = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+    img = cv2.imread(str(IMAGES / rel))
+    orig = YOLO(src, task="segment").predict(img, imgsz=640, conf=0.35, verbose=False)[0]
+    p640 = retarget_yolo_onnx(src, tmp_path / "p640.onnx", 640)
+    r640 = YOLO(str(p640), task="detect").predict(img, imgsz=640, conf=0.35, verbose=False)[0]
+    assert r640.masks is None and len(r640.boxes) == len(orig.boxes) >= 1
+    np.testing.assert_allclose(r640.boxes.xyxy.numpy(), orig.boxes.xyxy.numpy(), atol=1e-3)
+    np.testing.assert_allclose(r640.boxes.conf.numpy(), orig.boxes.conf.numpy(), atol=1e-3)
+
+    p320 = Path(yolo_onnx_at_imgsz(src, 320))
+    mtime = p320.stat().st_mtime_ns
+    assert yolo_onnx_at_imgsz(src, 320) == str(p320) and p320.stat().st_mtime_ns == mtime  # made once
+    vb = VehicleTracker(settings).detect(img)[0][0]
+    x1, y1, x2, y2 = (int(v) for v in vb)
+    r320 = YOLO(str(p320), task="detect").predict(img[y1:y2, x1:x2], imgsz=320, conf=0.35, verbose=False)[0]
+    boxes = [(b[0] + x1, b[1] + y1, b[2] + x1, b[3] + y1) for b in r320.boxes.xyxy.tolist()]
+    assert max(_iou(b, gt) for b in boxes) >= 0.5
+    # PlateDetector wires both sizes: crops at Settings.plate_crop_imgsz, whole images at 640
+    pd = PlateDetector(settings)
+    assert (pd.crop_imgsz, pd.image_imgsz) == (320, 640)
+
+
+def test_retarget_rejects_other_models_and_bad_sizes(tmp_path, settings):
+    from dashcam.models import ModelRetargetError, retarget_yolo_onnx
+
+    src = resolve_model(settings.plate_model, settings.model_dir)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        retarget_yolo_onnx(src, tmp_path / "x.onnx", 300)
+    # YOLOX-Nano: a fixed-size ONNX without YOLOv8 anchor constants
+    with pytest.raises(ModelRetargetError):
+        retarget_yolo_onnx(model_dir() / "yolox-nano-coco-416.onnx", tmp_path / "y.onnx", 320)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+# --------------------------------------------------------------------------------------------
+# Which vehicles are read per frame (dashcam.pipeline.PlateReadScheduler)
+# --------------------------------------------------------------------------------------------
+
+
+def _veh(track_id: int, w: float, h: float | None = None):
+    from dashcam.alpr import TrackedVehicle
+
+    return TrackedVehicle(track_id=track_id, bbox=(100.0, 100.0, 100.0 + w, 100.0 + (h or w / 2)), conf=0.9, cls=2)
+
+
+def _read(track_id: int, text: str, conf: float, pts: float):
+    from dashcam.records import PlateRead
+
+    return PlateRead(frame_idx=int(pts * 12), pts_s=pts, track_id=track_id, car_bbox=(0, 0, 200, 100), car_conf=0.9,
+                     plate_bbox=(50, 60, 150, 80), plate_conf=0.8, text=text, raw_text=text, text_conf=conf,
+                     plate_area=2000.0, sharpness=100.0)
+
+
+def test_scheduler_skips_small_vehicles_and_settled_tracks():
+    from dashcam.pipeline import PlateReadScheduler
+
+    s = Settings(plate_min_vehicle_px=96, plate_retry_s=1.0, plate_settle_reads=4)
+    sch = PlateReadScheduler(s)
+    small, big = _veh(1, 60), _veh(2, 300)
+    pts = 0.0
+    for k in range(4):  # four agreeing confident reads (O/0 folded) settle track 2
+        assert [v.track_id for v in sch.due([small, big], pts)] == [2]
+        sch.record([_read(2, "AB10CD" if k % 2 else "ABIOCD", 0.95, pts)])
+        pts += 1 / 6
+    assert sch.due([small, big], pts) == []  # settled: not read again ...
+    assert [v.track_id for v in sch.due([big], pts + 1.0)] == [2]  # ... until plate_retry_s passed
+
+
+def test_scheduler_unsettled_reads_every_frame_and_backs_off_without_plate():
+    from dashcam.pipeline import PlateReadScheduler
+
+    sch = PlateReadScheduler(Settings(plate_min_vehicle_px=96, plate_retry_s=1.0, plate_settle_reads=4))
+    a, b = _veh(1, 200), _veh(2, 200)
+    assert len(sch.due([a, b], 0.0)) == 2
+    sch.record([_read(1, "AB12CD", 0.6, 0.0)])  # a: plate read (low confidence); b: no plate found
+    for pts, b_now, want in ((0.2, b, [1]),  # b backs off
+                             (0.4, _veh(2, 240), [1, 2]),  # b came closer (area x1.44)
+                             (0.6, _veh(2, 240), [1]),
+                             (1.5, _veh(2, 240), [1, 2])):  # plate_retry_s passed
+        assert [v.track_id for v in sch.due([a, b_now], pts)] == want, pts
+        sch.record([_read(1, "AB12CD", 0.6, pts)])  # a keeps giving unsettled reads: read every frame
+    assert sch.due([a], 1.7) == [a]
+    assert sch.due([a], 1.9) == []  # its last try (1.7) found no plate: a backs off too
+
+
+def test_scheduler_off_reads_every_vehicle_every_frame():
+    from dashcam.pipeline import PlateReadScheduler
+
+    sch = PlateReadScheduler(Settings(plate_min_vehicle_px=32, plate_settle_reads=0))
+    vs = [_veh(1, 40), _veh(2, 300)]
+    for k in range(5):
+        assert len(sch.due(vs, k / 6)) == 2
+        sch.record([_read(2, "AB12CD", 0.99, k / 6)])
