@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     vehicle_model: str = "yolov8n-coco-int8-320.onnx"
     plate_model: str = "platedet-yolov8s-seg-640.onnx"
+    # run a dynamic-int8 ONNX vehicle model as an fp32 copy of the same weights (~3x faster on CPU)
+    vehicle_fp32: bool = True
     ocr_engine: Literal["rapidocr", "paddleocr"] = "rapidocr"
     device: str = "cpu"  # ultralytics device string: "cpu", "0", "cuda:0"
 

@@ -277,3 +277,27 @@ def test_scheduler_off_reads_every_vehicle_every_frame():
     for k in range(5):
         assert len(sch.due(vs, k / 6)) == 2
         sch.record([_read(2, "AB12CD", 0.99, k / 6)])
+
+
+def test_vehicle_model_fp32_copy_matches_int8(tmp_path, settings):
+    """The fp32 copy of the dynamic-int8 vehicle model has no quantisation ops left and finds the
+    same vehicles as the int8 original on a real highway frame (boxes within 3 px)."""
+    import onnx
+    from ultralytics import YOLO
+
+    from dashcam.models import ModelRetargetError, dequantize_dynamic_onnx
+
+    src = resolve_model(settings.vehicle_model, settings.model_dir)
+    dst = dequantize_dynamic_onnx(src, tmp_path / "veh32.onnx")
+    ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
+    assert "Conv" in ops and not ops & {"ConvInteger", "DynamicQuantizeLinear"}
+    frame = _frames(shared_dir() / "data" / "road-video" / "udacity_vehdet_test_video.mp4", 1, 1)[0]
+    kw = dict(imgsz=320, conf=0.25, classes=[2, 3, 5, 7], verbose=False)
+    a = YOLO(src, task="detect").predict(frame, **kw)[0].boxes
+    b = YOLO(str(dst), task="detect").predict(frame, **kw)[0].boxes
+    assert len(a) >= 1
+    for box in a.xyxy.numpy():
+        assert np.abs(b.xyxy.numpy() - box).max(axis=1).min() <= 3.0
+    with pytest.raises(ModelRetargetError):  # not a dynamic-int8 model
+        dequantize_dynamic_onnx(model_dir() / "yolox-nano-coco-416.onnx", tmp_path / "x.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["veh32.onnx"]
