@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT / "infra"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cluster import PrefectServer  # noqa: E402
-from helpers import shared_dir  # noqa: E402
+from helpers import copy_in_chunks, shared_dir  # noqa: E402
 
 CLIPS = sorted((shared_dir() / "data/plates-video/TrainingSet/Categorie I").glob("*"))
 BIN = Path(sys.executable).parent
@@ -66,17 +65,6 @@ def _runs(dep_id) -> list:
 
     with get_client(sync_client=True) as client:
         return client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep_id])))
-
-
-def _copy_in_chunks(src: Path, dst: Path, chunks: int = 4, pause_s: float = 0.2) -> datetime:
-    data = src.read_bytes()
-    step = -(-len(data) // chunks)
-    with open(dst, "wb") as f:
-        for i in range(0, len(data), step):
-            f.write(data[i:i + step])
-            f.flush()
-            time.sleep(pause_s)
-    return datetime.now(timezone.utc)
 
 
 def bench_mode(server: PrefectServer, work: Path, mode: str, args) -> dict:
@@ -111,7 +99,7 @@ def bench_mode(server: PrefectServer, work: Path, mode: str, args) -> dict:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             for i, src in enumerate(CLIPS[:args.files]):
                 dst = nas / f"2024_0315_1430{i:02d}_{i:04d}F{src.suffix.upper()}"
-                complete = _copy_in_chunks(src, dst)
+                complete = copy_in_chunks(src, dst)
                 deadline = time.monotonic() + args.quiet_s + 60
                 while True:
                     runs = [r for r in _runs(dep_id) if r.parameters["videos"] == [str(dst)]]

@@ -32,11 +32,12 @@ Stages and models (see :mod:`dashcam.models` for how files are found)
    plate-specific alphabets) removes CJK / punctuation mis-reads that a post-hoc character filter
    would only delete.
 
-Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 CPU cores): plate capture 97.6%,
-exact end-to-end read ~80% (US and EU alike), ~87% US / ~98% EU when ``O``=``0`` and ``I``=``1``
+Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 CPU cores): plate capture 98.2%,
+exact end-to-end read ~80% (US and EU alike), ~83% US / 100% EU when ``O``=``0`` and ``I``=``1``
 (the labels themselves disagree on those glyphs). Remaining US errors are recogniser errors on
 US fonts (first-character ``4``->``L``, ``5``->``B``, stacked/small characters); a plate-specific
-recogniser would be the next step. Per-clip video reads (plates-video) vote correctly.
+recogniser would be the next step (docs/performance.md has what was tried). Per-clip video reads
+(plates-video): 24 of 26 labelled plates come out exactly once.
 
 Thread safety: the model objects are cached per process and are **not** thread-safe; use one
 :class:`VehicleTracker` / :class:`PlateDetector` / :class:`PlateReader` per worker thread, or
@@ -268,8 +269,8 @@ class PlateDetector:
     """Licence-plate boxes from the YOLOv8-seg plate model (masks are never used).
 
     Two input sizes of the same weights: whole images at ``PLATE_IMGSZ`` (640) and vehicle crops
-    whose longer side is at most ``CROP_SIZE_SLACK`` x ``crop_imgsz`` (default
-    ``Settings.plate_crop_imgsz``, 320) at that small size: such a crop loses (almost) no pixels
+    whose longer side is at most ``CROP_SIZE_SLACK`` x ``Settings.plate_crop_imgsz`` (320) at
+    that small size: such a crop loses (almost) no pixels
     there and costs ~1/4 of a 640 run, while larger crops keep 640 (downscaling them to 320
     missed large plates and cost exact reads in bench/accuracy.py). ONNX exports are re-targeted to each size and cut to their box output once, cached on
     disk (:func:`dashcam.models.retarget_yolo_onnx`). The ONNX export has a fixed batch of 1: a
@@ -277,11 +278,11 @@ class PlateDetector:
     thread-safe. Raises ``ModelNotFoundError`` at construction if the model is missing.
     """
 
-    def __init__(self, settings: "Settings", crop_imgsz: int | None = None):
+    def __init__(self, settings: "Settings"):
         self.settings = settings
         path = resolve_model(settings.plate_model, settings.model_dir)
         self.image_model, self.image_imgsz = self._load(path, PLATE_IMGSZ)
-        crop_imgsz = int(crop_imgsz or settings.plate_crop_imgsz)
+        crop_imgsz = int(settings.plate_crop_imgsz)
         if crop_imgsz == self.image_imgsz:
             self.crop_model, self.crop_imgsz = self.image_model, self.image_imgsz
         else:
@@ -355,8 +356,9 @@ class PlateDetector:
             return results
         # a crop that fits the small input (with CROP_SIZE_SLACK) goes there; a larger one would be
         # downscaled and lose plate pixels (measured: big plates missed at 320), so it runs at 640
-        small = [k for k, c in enumerate(crops) if max(c.shape[:2]) <= CROP_SIZE_SLACK * self.crop_imgsz]
-        large = [k for k in range(len(crops)) if k not in set(small)]
+        fits = [max(c.shape[:2]) <= CROP_SIZE_SLACK * self.crop_imgsz for c in crops]
+        small = [k for k, f in enumerate(fits) if f]
+        large = [k for k, f in enumerate(fits) if not f]
         for group, use_crop_model in ((small, True), (large, False)):
             if not group:
                 continue

@@ -481,21 +481,22 @@ def query_events(engine: Engine, video_id: str | None = None, plate: str | None 
         raise DatabaseError(f"querying events from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
 
 
-def get_route(engine: Engine, video_id: str) -> dict | None:
-    """The ``routes`` row of ``video_id`` as a JSON-ready dict, or ``None``."""
+def _get_one(engine: Engine, stmt, what: str) -> dict | None:
+    """First row of ``stmt`` as a JSON-ready dict, or ``None``; :class:`DatabaseError` naming
+    ``what`` on a database failure."""
     try:
         with engine.connect() as conn:
-            row = conn.execute(sa.select(ROUTES).where(ROUTES.c.video_id == video_id)).mappings().first()
+            row = conn.execute(stmt).mappings().first()
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"reading the route of {video_id} from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
+        raise DatabaseError(f"reading {what} from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
     return None if row is None else _jsonable(row)
+
+
+def get_route(engine: Engine, video_id: str) -> dict | None:
+    """The ``routes`` row of ``video_id`` as a JSON-ready dict, or ``None``."""
+    return _get_one(engine, sa.select(ROUTES).where(ROUTES.c.video_id == video_id), f"the route of {video_id}")
 
 
 def get_video(engine: Engine, video_id: str) -> dict | None:
     """The ``videos`` row of ``video_id`` as a JSON-ready dict, or ``None``."""
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(sa.select(VIDEOS).where(VIDEOS.c.id == video_id)).mappings().first()
-    except SQLAlchemyError as exc:
-        raise DatabaseError(f"reading video {video_id} from {_safe_url(engine.url)} failed: {_reason(exc)}") from exc
-    return None if row is None else _jsonable(row)
+    return _get_one(engine, sa.select(VIDEOS).where(VIDEOS.c.id == video_id), f"video {video_id}")

@@ -242,14 +242,25 @@ def retarget_yolo_onnx(src: str | Path, dst: str | Path, imgsz: int) -> Path:
         "Slice", [out0.name, "dashcam_slice_start", "dashcam_slice_end", "dashcam_slice_axis"], ["boxes"]))
     del g.output[:]
     g.output.append(helper.make_tensor_value_info("boxes", elem, [1, 4 + nc, n1]))
-    del g.value_info[:]  # stale shapes; onnxruntime infers them
+    meta.update(imgsz=f"[{imgsz}, {imgsz}]", task="detect")
+    return _save_pruned(m, dst, meta)
+
+
+def _save_pruned(m, dst: Path, meta: dict[str, str]) -> Path:
+    """Save the edited ONNX model ``m`` to ``dst`` atomically (temp file + rename): nodes that no
+    graph output needs any more are pruned (``onnx.utils.extract_model``), stale ``value_info``
+    shapes dropped (onnxruntime infers them), ``meta`` written as the metadata (ultralytics reads
+    task, imgsz, names, stride from it) and the result checked (``onnx.checker``)."""
+    import onnx
+
+    g = m.graph
+    del g.value_info[:]
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         onnx.save(m, str(tmp))
-        onnx.utils.extract_model(str(tmp), str(tmp), ["images" if g.input[0].name == "images" else g.input[0].name], ["boxes"])
+        onnx.utils.extract_model(str(tmp), str(tmp), [i.name for i in g.input], [o.name for o in g.output])
         m = onnx.load(str(tmp))
-        meta.update(imgsz=f"[{imgsz}, {imgsz}]", task="detect")
         del m.metadata_props[:]
         for k, v in meta.items():
             m.metadata_props.add(key=k, value=v)
@@ -340,23 +351,7 @@ def dequantize_dynamic_onnx(src: str | Path, dst: str | Path) -> Path:
     nodes = [new_nodes.get(id(n), n) for n in g.node if id(n) not in drop]
     del g.node[:]
     g.node.extend(nodes)
-    del g.value_info[:]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        onnx.save(m, str(tmp))
-        # prune what no output needs any more (DynamicQuantizeLinear, scale Muls, int8 weights)
-        onnx.utils.extract_model(str(tmp), str(tmp), [i.name for i in g.input], [o.name for o in g.output])
-        m = onnx.load(str(tmp))
-        del m.metadata_props[:]
-        for k, v in meta.items():
-            m.metadata_props.add(key=k, value=v)
-        onnx.checker.check_model(m)
-        onnx.save(m, str(tmp))
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dst
+    return _save_pruned(m, dst, meta)
 
 
 def _sha12(path: Path) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,10 +86,10 @@ def _thumbnail(frame: np.ndarray, car_bbox) -> np.ndarray:
 
 @dataclass
 class _TrackReads:
-    last_try_pts: float = -1e9
-    last_try_area: float = 0.0
-    last_found: bool = False
-    agree: dict[str, int] | None = None  # folded text -> confident reads of it
+    last_try_pts: float | None = None  # pts (s) of the last plate-detector try, None = never tried
+    last_try_area: float = 0.0  # vehicle bbox area (px^2) at that try
+    last_found: bool = False  # that try gave a read
+    agree: dict[str, int] = field(default_factory=dict)  # folded text -> confident reads of it
 
 
 class PlateReadScheduler:
@@ -137,9 +137,9 @@ class PlateReadScheduler:
                 continue
             st = self.state.setdefault(v.track_id, _TrackReads())
             area = w * h
-            if self.settle > 0 and st.last_try_pts > -1e9:
+            if self.settle > 0 and st.last_try_pts is not None:
                 waited = pts_s - st.last_try_pts >= self.retry_s
-                settled = max((st.agree or {}).values(), default=0) >= self.settle
+                settled = max(st.agree.values(), default=0) >= self.settle
                 if settled and not waited:
                     continue
                 if not settled and not st.last_found and not waited and area < self.GROWTH * st.last_try_area:
@@ -156,7 +156,6 @@ class PlateReadScheduler:
             st = self.state.setdefault(r.track_id, _TrackReads())
             st.last_found = True
             if r.text_conf >= self.SETTLE_CONF:
-                st.agree = st.agree or {}
                 k = fold(r.text)
                 st.agree[k] = st.agree.get(k, 0) + 1
 

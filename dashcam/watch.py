@@ -242,18 +242,17 @@ class CompletionTracker:
 
     def wrote(self, path: str) -> None:
         """Data was written (inotify ``IN_MODIFY``): the writer has the file open."""
-        self.observe(path, "new file being written")
-        p = self._pending.get(path)
-        if p is not None:
-            p.writer_open = True
-            p.changed_at = self.clock()
+        self._writer(path, "new file being written", True)
 
     def closed(self, path: str) -> None:
         """The writer closed the file (inotify ``IN_CLOSE_WRITE``); the quiet period restarts."""
-        self.observe(path, "new file")
+        self._writer(path, "new file", False)
+
+    def _writer(self, path: str, reason: str, writer_open: bool) -> None:
+        self.observe(path, reason)
         p = self._pending.get(path)
         if p is not None:
-            p.writer_open = False
+            p.writer_open = writer_open
             p.changed_at = self.clock()
 
     def forget(self, path: str) -> bool:

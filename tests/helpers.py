@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +25,17 @@ def model_dir() -> Path:
     """The model folder: ``$DASHCAM_MODEL_DIR`` or ``<shared>/models``."""
     env = os.environ.get("DASHCAM_MODEL_DIR")
     return Path(env).expanduser() if env else shared_dir() / "models"
+
+
+def copy_in_chunks(src: Path, dst: Path, chunks: int = 4, pause_s: float = 0.2) -> datetime:
+    """Write ``src`` to ``dst`` in ``chunks`` writes with ``pause_s`` seconds between them, the
+    file kept open (a slow NAS copy); return when it was closed (UTC). Used by the watcher tests
+    and ``bench/watch_latency.py``."""
+    data = src.read_bytes()
+    step = -(-len(data) // chunks)
+    with open(dst, "wb") as f:
+        for i in range(0, len(data), step):
+            f.write(data[i:i + step])
+            f.flush()
+            time.sleep(pause_s)
+    return datetime.now(timezone.utc)

@@ -33,7 +33,7 @@ from watchdog.events import FileClosedEvent, FileCreatedEvent, FileModifiedEvent
 
 from dashcam.video import compute_video_id
 from dashcam.watch import CompletionTracker, FileFilter, WatchConfig, Watcher, idempotency_key
-from helpers import shared_dir
+from helpers import copy_in_chunks, shared_dir
 from prefect_server import PrefectServer, free_port
 
 CLIPS = shared_dir() / "data/plates-video/TrainingSet/Categorie I"
@@ -155,18 +155,6 @@ def _settle(*watchers: Watcher, mode: str = "inotify") -> None:
     _wait(lambda: all(not w.tracker.pending() for w in watchers), 30, "no pending files")
 
 
-def _copy_in_chunks(src: Path, dst: Path, chunks: int, pause_s: float) -> datetime:
-    """Write ``src`` to ``dst`` in ``chunks`` writes with pauses, file kept open; return when it was closed (UTC)."""
-    data = src.read_bytes()
-    step = -(-len(data) // chunks)
-    with open(dst, "wb") as f:
-        for i in range(0, len(data), step):
-            f.write(data[i:i + step])
-            f.flush()
-            time.sleep(pause_s)
-    return datetime.now(timezone.utc)
-
-
 def _messages(caplog) -> str:
     return "\n".join(r.getMessage() for r in caplog.records if r.name == "dashcam.watch")
 
@@ -268,7 +256,7 @@ def test_chunked_copy_gives_one_run_after_the_copy_ends(deployment, nas, sqlite_
     dst.parent.mkdir()
     with running(_config(nas, deployment.name, sqlite_url, mode, quiet_s=quiet)):
         t0 = time.monotonic()
-        closed_at = _copy_in_chunks(CLIP, dst, chunks=5, pause_s=pause)
+        closed_at = copy_in_chunks(CLIP, dst, chunks=5, pause_s=pause)
         assert time.monotonic() - t0 >= 2.0  # "over several seconds"
         assert _runs(deployment.id) == []  # nothing before the copy ended
         [run] = _wait_runs(deployment.id, 1)
@@ -349,7 +337,7 @@ def test_rename_into_place_and_part_file(deployment, nas, sqlite_url, mode, logs
     with running(_config(nas, deployment.name, sqlite_url, mode)) as w:
         # a .part file written slowly, renamed when complete
         part = nas / "2024_0316_080000_0002F.MP4.part"
-        _copy_in_chunks(OTHERS[0], part, chunks=3, pause_s=0.4)
+        copy_in_chunks(OTHERS[0], part, chunks=3, pause_s=0.4)
         time.sleep(QUIET_S + 0.5)
         assert _runs(deployment.id) == []  # the .part name is ignored however long it rests
         final = part.with_suffix("")
