@@ -602,13 +602,15 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
     if timings is not None:
         for k, v in (("vehicles", t1 - t0), ("plates", t2 - t1), ("ocr", t3 - t2)):
             timings[k] = timings.get(k, 0.0) + 1000 * v
+    from dashcam.vote import apply_format_prior
+
     out = []
     for (pb, pc, vb), t in zip(found, texts):
         out.append(
             {
                 "plate_bbox": [round(v, 1) for v in pb],
                 "plate_conf": round(pc, 4),
-                "text": t.text,
+                "text": apply_format_prior(t.text, settings.plate_formats) if t.text else "",
                 "raw_text": t.raw_text,
                 "text_conf": round(t.conf, 4),
                 "car_bbox": [round(v, 1) for v in vb] if vb is not None else None,

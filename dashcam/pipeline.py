@@ -286,7 +286,7 @@ def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> 
         by_track.setdefault(r.track_id, []).append(r)
     events: list[PlateEvent] = []
     for track_id, track_reads in sorted(by_track.items()):
-        vote = vote_track(track_reads, min_reads=settings.min_reads)
+        vote = vote_track(track_reads, min_reads=settings.min_reads, priors=settings.plate_formats)
         if vote is None or vote.confidence < settings.min_plate_confidence:
             continue
         best = vote.best_read

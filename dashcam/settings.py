@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     plate_settle_reads: int = 4  # agreeing confident reads that settle a track; 0 = read every frame
     tracker: str = "bytetrack.yaml"  # an ultralytics tracker config
 
+    # Regions whose plate formats resolve look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in
+    # voted and single-photo reads: keys of dashcam.vote.PLATE_FORMATS ("NL", "EU", "US"); env
+    # DASHCAM_PLATE_FORMATS=NL,EU; empty = no prior
+    plate_formats: Annotated[tuple[str, ...], NoDecode] = ("NL", "EU")
+
     # Voting: events below this confidence are not stored (see dashcam.vote)
     min_plate_confidence: float = 0.6
     min_reads: int = 2
@@ -76,6 +81,24 @@ class Settings(BaseSettings):
     archive_preset: str = "veryfast"
 
     queue_size: int = 8  # decoded frames buffered between the decode thread and the detector
+
+    @field_validator("plate_formats", mode="before")
+    @classmethod
+    def _split_formats(cls, v):
+        if isinstance(v, str):  # env / CLI: "NL,EU" (or a JSON list)
+            v = v.strip()
+            if v.startswith("["):
+                import json
+
+                v = json.loads(v)
+            else:
+                v = [x for x in (p.strip() for p in v.split(",")) if x]
+        from dashcam.vote import PLATE_FORMATS
+
+        bad = [r for r in v if r not in PLATE_FORMATS]
+        if bad:
+            raise ValueError(f"unknown plate format region(s) {bad} (known: {', '.join(PLATE_FORMATS)})")
+        return tuple(v)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

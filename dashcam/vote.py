@@ -27,12 +27,16 @@ Rule (:func:`vote_track`)
 4. **Character vote** - among reads of length ``L``, each position takes the folded class with the
    largest summed ``text_conf``; the concrete character inside a class (``O`` vs ``0``) is the
    weighted majority of the raw characters, unless a **format prior** decides it.
-5. **Format prior (NL sidecodes 1-14)** - if the folded result fits exactly one Dutch sidecode
-   pattern (e.g. ``99-XX-99``, ``XX-999-X``), ambiguous classes are set from it: a digit slot
-   gets ``0``/``1``; NL issues no vowels, so a letter slot never gets ``O``/``I`` (no change is
-   made there). If the string fits **no** NL pattern but fits exactly one after a *single*
-   ``B/8``, ``S/5``, ``Z/2`` or ``G/6`` swap at a slot of the other kind, that swap is applied.
-   Priors only ever choose between look-alikes; disable with ``priors=()``.
+5. **Format prior** (:func:`apply_format_prior`, regions from ``Settings.plate_formats``) - if
+   the folded result fits the slot patterns (letter/digit) of the configured regions in only one
+   way per ambiguous slot (e.g. NL sidecodes ``99-XX-99``, ``XX-999-X``; FR/IT/SK ``XX-999-XX``), the ambiguous
+   classes are set from it: a digit slot gets ``0``/``1``, a letter slot ``O``/``I`` (NL issues no
+   vowels, so there a letter slot is never changed to ``O``/``I``). If the string fits **no**
+   pattern but fits exactly one after a *single* ``B/8``, ``S/5``, ``Z/2`` or ``G/6`` swap at a
+   slot of the other kind, that swap is applied. US plates have no fixed slot pattern; region
+   ``US`` writes ``O`` as ``0`` (one glyph on US plates; the OpenALPR US convention). Priors only
+   ever choose between look-alikes; disable with ``priors=()``. The same prior is applied to
+   single-photo reads (:func:`dashcam.alpr.read_array`).
 6. **Confidence** in ``[0, 1]``::
 
        agree_i   = share of positions where read i (length L) matches the final class
@@ -74,11 +78,38 @@ NON_PLATE_WORDS = frozenset(
     """.split()
 )
 
+UNFOLD = {"0": "O", "1": "I"}
+
 # Dutch sidecodes 1-14 (RDW), L = letter, D = digit, dashes removed.
 NL_SIDECODES = (
     "LLDDDD", "DDDDLL", "DDLLDD", "LLDDLL", "LLLLDD", "DDLLLL", "DDLLLD",
     "DLLLDD", "LLDDDL", "LDDDLL", "LLLDDL", "LDDLLL", "DLLDDD", "DDDLLD",
 )
+
+
+@dataclass(frozen=True)
+class PlateFormat:
+    """Slot patterns of one region's plates (``L`` letter, ``D`` digit, separators removed);
+    ``letters_o_i``: letter slots may hold ``O``/``I``; ``o_is_zero``: the issuers print ``O`` and
+    ``0`` alike, so ``O`` is written ``0`` (the OpenALPR US convention; the openalpr US labels
+    contain no ``O``)."""
+
+    patterns: tuple[str, ...]
+    letters_o_i: bool = True
+    o_is_zero: bool = False
+
+
+# Current national formats (Wikipedia, "Vehicle registration plates of <country>", 2026):
+# FR (SIV 2009), IT (1994) and SK (1997-2022) LL-DDD-LL; UK (2001) LLDD-LLL; ES (2000)
+# DDDD-LLL; BE (2010) D-LLL-DDD; CZ (2001) DLD-DDDD; PL district + serial LL-DDDDD / LLL-DDDD;
+# SE LLL-DDD / LLL-DDL. Germany, Austria and Switzerland have variable-length codes: no
+# pattern (their reads are left as read). NL issues no vowels, so its letter slots never get O/I.
+PLATE_FORMATS: dict[str, PlateFormat] = {
+    "NL": PlateFormat(NL_SIDECODES, letters_o_i=False),
+    "EU": PlateFormat(("LLDDDLL", "LLDDLLL", "DDDDLLL", "DLLLDDD", "DLDDDDD", "LLDDDDD", "LLLDDDD",
+                       "LLLDDD", "LLLDDL")),
+    "US": PlateFormat((), o_is_zero=True),
+}
 
 
 @dataclass(frozen=True)
@@ -128,34 +159,56 @@ def _fits(folded: str, pattern: str) -> bool:
     return len(folded) == len(pattern)
 
 
-def apply_nl_prior(text: str) -> str:
-    """Resolve look-alikes with the Dutch sidecodes (see module docstring, step 5). Returns
-    ``text`` unchanged when it fits no pattern or more than one way."""
-    if len(text) != 6:
-        return text
-    f = fold(text)
-    pats = [p for p in NL_SIDECODES if _fits(f, p)]
-    if not pats:
-        cands = set()
+def _resolve(text: str, pattern: str, letters_o_i: bool) -> str:
+    """Set the look-alike characters of ``text`` from the slot kinds of ``pattern``."""
+    out = []
+    for c, slot in zip(text, pattern):
+        if slot == "D" and c in "OI":
+            c = fold(c)
+        elif slot == "L" and letters_o_i and c in "01":
+            c = UNFOLD[c]
+        out.append(c)
+    return "".join(out)
+
+
+def apply_format_prior(text: str, regions: Sequence[str] = ("NL",)) -> str:
+    """Resolve look-alike characters with the plate formats of ``regions`` (keys of
+    :data:`PLATE_FORMATS`; module docstring, step 5).
+
+    ``text``: normalised ``[A-Z0-9]``. Every slot pattern of the regions that the folded text fits
+    (``0``/``1`` fit either kind of slot) is a candidate; if none fits, a *single* ``B/8``,
+    ``S/5``, ``Z/2`` or ``G/6`` swap that makes exactly one string fit is applied first. Each
+    ambiguous slot on whose kind all candidates agree is set: a digit slot gets ``0``/``1``, a
+    letter slot ``O``/``I`` (only when every candidate's region issues ``O``/``I``; NL does not);
+    slots where candidates disagree keep the character as read. With no candidate the text is
+    unchanged, except that a region with ``o_is_zero`` (US) writes every ``O`` as ``0``.
+    Raises ``ValueError`` for an unknown region."""
+    fmts = []
+    for r in regions:
+        if r not in PLATE_FORMATS:
+            raise ValueError(f"unknown plate format region {r!r} (known: {', '.join(PLATE_FORMATS)})")
+        fmts.append(PLATE_FORMATS[r])
+    pats = [(p, f.letters_o_i) for f in fmts for p in f.patterns if len(p) == len(text)]
+    ft = fold(text)
+    cand = [(p, oi) for p, oi in pats if _fits(ft, p)]
+    if not cand and pats:
+        swapped = set()
         for i, c in enumerate(text):
             if c in _SWAPS:
                 g = text[:i] + _SWAPS[c] + text[i + 1 :]
-                if any(_fits(fold(g), p) and p[i] == _cls(_SWAPS[c]) for p in NL_SIDECODES):
-                    cands.add(g)
-        if len(cands) != 1:
-            return text
-        text = cands.pop()
-        f = fold(text)
-        pats = [p for p in NL_SIDECODES if _fits(f, p)]
-    if len({tuple(p[i] for i, c in enumerate(f) if c in "01") for p in pats}) != 1:
-        return text  # patterns disagree on the ambiguous slots
-    p = pats[0]
-    out = []
-    for c, slot in zip(text, p):
-        if slot == "D" and c in "OI":
-            c = fold(c)
-        out.append(c)
-    return "".join(out)
+                if any(_fits(fold(g), p) and p[i] == _cls(_SWAPS[c]) for p, _ in pats):
+                    swapped.add(g)
+        if len(swapped) == 1:
+            text = swapped.pop()
+            ft = fold(text)
+            cand = [(p, oi) for p, oi in pats if _fits(ft, p)]
+    if cand:
+        # an ambiguous slot is set only where every candidate pattern agrees on its kind
+        agreed = "".join(p0 if all(p[i] == p0 for p, _ in cand) else "?" for i, p0 in enumerate(cand[0][0]))
+        return _resolve(text, agreed, all(oi for _, oi in cand))
+    if any(fm.o_is_zero for fm in fmts):
+        return text.replace("O", "0")
+    return text
 
 
 def _quality(r: PlateRead) -> float:
@@ -170,12 +223,13 @@ def vote_track(
     """Vote one track's reads into a plate (rule in the module docstring).
 
     ``reads``: the track's per-frame :class:`~dashcam.records.PlateRead` (any order, ``text``
-    already normalised). ``min_reads``: fewer plausible reads -> ``None``. ``priors``: region
-    format priors to apply (only ``"NL"`` is known; unknown names raise ``ValueError``).
+    already normalised). ``min_reads``: fewer plausible reads -> ``None``. ``priors``: regions
+    whose plate formats resolve look-alikes (:func:`apply_format_prior`, keys of
+    :data:`PLATE_FORMATS`; unknown names raise ``ValueError``; ``()`` = none).
     """
     for p in priors:
-        if p != "NL":
-            raise ValueError(f"unknown format prior {p!r} (known: 'NL')")
+        if p not in PLATE_FORMATS:
+            raise ValueError(f"unknown plate format region {p!r} (known: {', '.join(PLATE_FORMATS)})")
     good = [r for r in reads if r.text_conf > 0 and plausible_plate(r.text)]
     if not good or len(good) < max(1, min_reads):
         return None
@@ -197,8 +251,8 @@ def vote_track(
         shares.append(cls_w[win] / sum(cls_w.values()))
         chars.append(max(raw_w[win], key=lambda k: (raw_w[win][k], k)))
     final = "".join(chars)
-    if "NL" in priors:
-        final = apply_nl_prior(final)
+    if priors:
+        final = apply_format_prior(final, priors)
     ffinal = fold(final)
 
     s = 0.0

@@ -14,7 +14,8 @@ import pytest
 
 from dashcam.alpr import normalize_plate
 from dashcam.records import PlateRead
-from dashcam.vote import apply_nl_prior, plausible_plate, vote_track
+from dashcam.settings import Settings
+from dashcam.vote import apply_format_prior, plausible_plate, vote_track
 
 from helpers import model_dir, shared_dir
 
@@ -50,11 +51,45 @@ def test_plausible_plate_shapes():
 
 
 def test_nl_prior_resolves_lookalikes_only_when_unique():
-    assert apply_nl_prior("XSNBZ3") == "XSNB23"  # LLLLDD (sidecode 5) needs a digit
-    assert apply_nl_prior("O1XJND") == "01XJND"  # DDLLLL: O in a digit slot -> 0
-    assert apply_nl_prior("23GSXG") == "23GSXG"  # DDLLLL fits as read: left alone
-    assert apply_nl_prior("ZDP867") == "ZDP867"  # two single-swap fixes possible: left alone
-    assert apply_nl_prior("SL7C6S") == "SL7C6S"  # US plate, fits no NL sidecode
+    def nl(t):
+        return apply_format_prior(t, ("NL",))
+
+    assert nl("XSNBZ3") == "XSNB23"  # LLLLDD (sidecode 5) needs a digit
+    assert nl("O1XJND") == "01XJND"  # DDLLLL: O in a digit slot -> 0
+    assert nl("23GSXG") == "23GSXG"  # DDLLLL fits as read: left alone
+    assert nl("ZDP867") == "ZDP867"  # two single-swap fixes possible: left alone
+    assert nl("SL7C6S") == "SL7C6S"  # US plate, fits no NL sidecode
+    assert nl("XS0B23") == "XS0B23"  # NL issues no vowels: a letter slot never becomes O
+
+
+def test_eu_and_us_priors():
+    """Misreads of the openalpr photos (plates-images, bench/accuracy.py images) and what the
+    region formats make of them."""
+    eu = ("NL", "EU")
+    assert apply_format_prior("RK708A1", eu) == "RK708AI"  # SK LL-DDD-LL: last slot is a letter
+    assert apply_format_prior("BA3020Z", eu) == "BA302OZ"
+    # LL-DDD-LL and UK LLDD-LLL both fit: the disputed slot 4 stays as read, slot 6 (L in both) -> O
+    assert apply_format_prior("RK340A0", eu) == "RK340AO"
+    assert apply_format_prior("1B19839", eu) == "1B19839"  # CZ DLD-DDDD: already right
+    assert apply_format_prior("8B135B0", eu) == "8B135B0"  # two single swaps fit two countries: left alone
+    # PL LL-DDDDD: a district code is letters (the openalpr label says W053011)
+    assert apply_format_prior("W053011", eu) == "WO53011"
+    assert apply_format_prior("M5XSX", eu) == "M5XSX"  # fits no pattern: unchanged
+    assert apply_format_prior("HKOE7C", ("US",)) == "HK0E7C"  # US: O and 0 are one glyph, written 0
+    assert apply_format_prior("HKOE7C", ()) == "HKOE7C"
+    with pytest.raises(ValueError, match="unknown plate format region"):
+        apply_format_prior("HKOE7C", ("XX",))
+
+
+def test_plate_formats_setting(monkeypatch):
+    monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "US")
+    assert Settings().plate_formats == ("US",)
+    monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "NL, EU")
+    assert Settings().plate_formats == ("NL", "EU")
+    monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "")
+    assert Settings().plate_formats == ()
+    with pytest.raises(ValueError, match="unknown plate format region"):
+        Settings(plate_formats="NL,XX")
 
 
 def test_vote_folds_and_votes_per_character():
