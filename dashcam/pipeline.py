@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -92,6 +93,11 @@ class _TrackReads:
     agree: dict[str, int] = field(default_factory=dict)  # folded text -> confident reads of it
 
 
+class _FrameTrack(NamedTuple):
+    track_id: int
+    bbox: tuple[float, float, float, float]
+
+
 class PlateReadScheduler:
     """Decide, per analysed frame, which tracked vehicles get plate detection + OCR.
 
@@ -120,6 +126,7 @@ class PlateReadScheduler:
 
     SETTLE_CONF = 0.85
     GROWTH = 1.25
+    FRAME_TRACK = 0  # pseudo track id of close-up passes over a whole frame (ByteTrack ids are >= 1)
 
     def __init__(self, settings: Settings):
         self.min_w = float(settings.plate_min_vehicle_px)
@@ -148,12 +155,20 @@ class PlateReadScheduler:
             out.append(v)
         return out
 
-    def record(self, reads: list[PlateRead]) -> None:
-        """Feed back the reads of the vehicles returned by the last :meth:`due` call."""
+    def frame_due(self, width: float, height: float, pts_s: float) -> bool:
+        """Should the frame at ``pts_s`` get a close-up plate pass
+        (:class:`dashcam.alpr.CloseupPlateTracker`)? The whole frame (``width`` x ``height``
+        source px) is scheduled as one pseudo track ``FRAME_TRACK`` by the same rule; feed its
+        reads back with ``record(reads, as_track=FRAME_TRACK)``."""
+        return bool(self.due([_FrameTrack(self.FRAME_TRACK, (0.0, 0.0, float(width), float(height)))], pts_s))
+
+    def record(self, reads: list[PlateRead], as_track: int | None = None) -> None:
+        """Feed back the reads of the vehicles returned by the last :meth:`due` call (or, with
+        ``as_track``, reads that all count for that one scheduled track)."""
         from dashcam.vote import fold
 
         for r in reads:
-            st = self.state.setdefault(r.track_id, _TrackReads())
+            st = self.state.setdefault(r.track_id if as_track is None else as_track, _TrackReads())
             st.last_found = True
             if r.text_conf >= self.SETTLE_CONF:
                 k = fold(r.text)
@@ -178,7 +193,15 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         dashcam.video.VideoError: the video cannot be decoded (truncated, corrupt).
         dashcam.models.ModelNotFoundError: a model file cannot be found offline.
     """
-    from dashcam.alpr import PlateDetector, PlateReader, VehicleTracker, crop_plate, read_tracked_frame
+    from dashcam.alpr import (
+        CloseupPlateTracker,
+        PlateDetector,
+        PlateReader,
+        VehicleTracker,
+        crop_plate,
+        read_closeup_plates,
+        read_tracked_frame,
+    )
     from dashcam.video import iter_frames
 
     t0 = time.perf_counter()
@@ -188,6 +211,8 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     detector = PlateDetector(settings)
     reader = PlateReader(settings)
     schedule = PlateReadScheduler(settings)
+    # frames without any tracked vehicle get a close-up plate pass (a plate filling the frame)
+    closeups = CloseupPlateTracker(settings, detector) if settings.closeup_plates else None
 
     reads: list[PlateRead] = []
     tracks: dict[int, TrackSummary] = {}
@@ -198,13 +223,8 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     n_frames = n_vehicles = n_plate_tries = 0
     last_idx = -1
 
-    for frame in iter_frames(info, settings.detect_fps, settings.queue_size):
-        n_frames += 1
-        last_idx = frame.frame_idx
-        image = frame.image
-        vehicles = tracker.update(image)
-        n_vehicles += len(vehicles)
-        for v in vehicles:
+    def seen(objs, frame) -> None:  # track summaries + largest-view thumbnails
+        for v in objs:
             t = tracks.get(v.track_id)
             if t is None:
                 t = tracks[v.track_id] = TrackSummary(
@@ -214,11 +234,26 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
             t.last_frame_idx = frame.frame_idx
             t.n_frames += 1
             area = (v.bbox[2] - v.bbox[0]) * (v.bbox[3] - v.bbox[1])
-            _offer_thumb(best_thumb, t, (0, area), image, v.bbox, frame.frame_idx)
+            _offer_thumb(best_thumb, t, (0, area), frame.image, v.bbox, frame.frame_idx)
+
+    for frame in iter_frames(info, settings.detect_fps, settings.queue_size):
+        n_frames += 1
+        last_idx = frame.frame_idx
+        image = frame.image
+        vehicles = tracker.update(image)
+        n_vehicles += len(vehicles)
+        seen(vehicles, frame)
         due = schedule.due(vehicles, frame.pts_s)
         frame_reads = read_tracked_frame(image, due, detector, reader, frame.frame_idx, frame.pts_s) if due else []
         schedule.record(frame_reads)
         n_plate_tries += len(due)
+        if closeups is not None and not vehicles and schedule.frame_due(image.shape[1], image.shape[0], frame.pts_s):
+            plates = closeups.update(image)
+            seen(plates, frame)
+            cu_reads = read_closeup_plates(image, plates, reader, frame.frame_idx, frame.pts_s)
+            schedule.record(cu_reads, as_track=schedule.FRAME_TRACK)
+            n_plate_tries += 1
+            frame_reads += cu_reads
         for read in frame_reads:
             reads.append(read)
             quality = _crop_quality(read)

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     plate_min_vehicle_px: float = 96.0  # vehicles narrower than this (source px) are never read
     plate_retry_s: float = 1.0  # re-try a vehicle without a plate / with a settled plate after this
     plate_settle_reads: int = 4  # agreeing confident reads that settle a track; 0 = read every frame
+    # frames with no tracked vehicle: look for a plate filling the frame (car right in front,
+    # vehicle not detected; dashcam.alpr.CloseupPlateTracker), scheduled like a vehicle
+    closeup_plates: bool = True
     tracker: str = "bytetrack.yaml"  # an ultralytics tracker config
 
     # Regions whose plate formats resolve look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in

@@ -162,6 +162,37 @@ def test_plate_detector_and_reader_on_video_frame(settings):
     assert t.text == "XSNB23" and 0.5 < t.conf <= 1 and len(t.char_confs) == 6
 
 
+def test_closeup_plate_without_vehicle_is_tracked_and_read(settings, tmp_path):
+    """Video171_2: a Dutch plate filling the frame (530 of 640 px), no vehicle detected in any
+    frame. The close-up pass (whole frame at the small plate-detector input) boxes the whole plate
+    (at 640 only ``LKH-9`` is boxed), keeps one plate track id above the vehicle id range, and
+    ``analyze`` + the vote turn it into one event with the labelled text."""
+    from dashcam.alpr import CloseupPlateTracker
+    from dashcam.pipeline import analyze, build_events
+    from dashcam.video import probe
+
+    clip = "TrainingSet/Categorie I/Video171_2.avi"
+    rows = [r for r in csv.DictReader(open(VIDEOS / "boxes.csv", encoding="utf-8")) if r["file"] == clip]
+    gt = tuple(float(rows[0][k]) for k in ("x1", "y1", "x2", "y2"))
+    frames = _frames(VIDEOS / clip, 3, 2)
+    assert VehicleTracker(settings).detect(frames[0]) == []  # why the vehicle-crop path reads nothing
+    pd = PlateDetector(settings)
+    assert max(_iou(b, gt) for b, _ in pd.detect(frames[0])) < 0.6  # 640: part of the plate only
+    cu = CloseupPlateTracker(settings, pd)
+    tracks = [cu.update(f) for f in frames]
+    assert all(len(t) == 1 for t in tracks)
+    assert len({t[0].track_id for t in tracks}) == 1 and tracks[0][0].track_id > CloseupPlateTracker.TRACK_ID_BASE
+    assert _iou(tracks[0][0].bbox, gt) >= 0.8
+    assert PlateReader(settings).read_boxes(frames[0], [tracks[0][0].bbox])[0].text == "96LKH9"
+
+    s = settings.model_copy(update={"camera_tz": "UTC"})
+    info = probe(VIDEOS / clip, "UTC")
+    events = build_events(info, analyze(info, s, tmp_path), s)
+    assert [e.final_plate for e in events] == ["96LKH9"]
+    off = settings.model_copy(update={"camera_tz": "UTC", "closeup_plates": False})
+    assert build_events(info, analyze(info, off, tmp_path / "off"), off) == []
+
+
 def test_plate_sharpness_orders_blur():
     frame = _frames(VIDEOS / "TrainingSet/Categorie I/Video10_2.avi", 1, 1)[0]
     crop = frame[310:365, 210:435]
@@ -267,6 +298,21 @@ def test_scheduler_unsettled_reads_every_frame_and_backs_off_without_plate():
         sch.record([_read(1, "AB12CD", 0.6, pts)])  # a keeps giving unsettled reads: read every frame
     assert sch.due([a], 1.7) == [a]
     assert sch.due([a], 1.9) == []  # its last try (1.7) found no plate: a backs off too
+
+
+def test_scheduler_frame_pass_for_closeups():
+    """Whole-frame close-up passes follow the same rule as one pseudo track."""
+    from dashcam.pipeline import PlateReadScheduler
+
+    sch = PlateReadScheduler(Settings(plate_retry_s=1.0, plate_settle_reads=2))
+    assert sch.frame_due(640, 480, 0.0)  # first vehicle-less frame: try
+    assert not sch.frame_due(640, 480, 0.5)  # found nothing: back off
+    assert sch.frame_due(640, 480, 1.0)
+    sch.record([_read(1_000_001, "96LKH9", 0.99, 1.0)], as_track=sch.FRAME_TRACK)
+    assert sch.frame_due(640, 480, 1.2)  # a plate is being read: every analysed frame
+    sch.record([_read(1_000_001, "96LKH9", 0.99, 1.2)], as_track=sch.FRAME_TRACK)
+    assert not sch.frame_due(640, 480, 1.4)  # settled (2 agreeing reads): once per plate_retry_s
+    assert sch.frame_due(640, 480, 2.3)
 
 
 def test_scheduler_off_reads_every_vehicle_every_frame():
