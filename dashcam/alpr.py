@@ -34,12 +34,12 @@ Stages and models (see :mod:`dashcam.models` for how files are found)
    plate-specific alphabets) removes CJK / punctuation mis-reads that a post-hoc character filter
    would only delete.
 
-Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 CPU cores): plate capture 98.2%,
-exact end-to-end read ~80% (US and EU alike), ~83% US / 100% EU when ``O``=``0`` and ``I``=``1``
-(the labels themselves disagree on those glyphs). Remaining US errors are recogniser errors on
-US fonts (first-character ``4``->``L``, ``5``->``B``, stacked/small characters); a plate-specific
-recogniser would be the next step (docs/performance.md has what was tried). Per-clip video reads
-(plates-video): 24 of 26 labelled plates come out exactly once.
+Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 CPU cores, region format priors
+on): plate capture 98.2%, exact end-to-end read EU 90.7% / US 82.0% (EU 100% when ``O``=``0`` and
+``I``=``1``: the labels themselves disagree on those glyphs). Remaining US errors are recogniser
+errors on US fonts (first-character ``4``->``L``, ``5``->``B``, ``W``->``N``, a cut first
+character); a plate-specific recogniser would be the next step (docs/performance.md has what was
+tried). Per-clip video reads (plates-video): 25 of 26 labelled plates come out exactly once.
 
 Thread safety: the model objects are cached per process and are **not** thread-safe; use one
 :class:`VehicleTracker` / :class:`PlateDetector` / :class:`PlateReader` per worker thread, or
