@@ -614,7 +614,10 @@ def read_image(path: Path | str, settings: "Settings") -> list[dict]:
     plus plates on the **full image**, kept when they do not overlap a plate already found
     (IoU < 0.3). The full-image pass always runs: it catches plates of vehicles the small
     320 px vehicle detector misses (close-ups where the car fills the frame, partial cars) at
-    one extra plate-detector call per photo. Each plate is OCR'd from :func:`crop_plate`.
+    one extra plate-detector call per photo. When no vehicle is found, the image also runs at
+    the small plate input (as :class:`CloseupPlateTracker` does in video): a plate spanning most
+    of the image is boxed whole there, and that box replaces 640-pass boxes lying inside it.
+    Each plate is OCR'd from :func:`crop_plate`.
 
     Returns a list of dicts, best plate-detector confidence first::
 
@@ -649,6 +652,14 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
         if all(iou(pb, f[0]) < 0.3 for f in found):
             car = next((v[0] for v in vehicles if _inside(pb, v[0])), None)
             found.append((pb, pc, car))
+    if not vehicles:
+        # close-up (no vehicle found): as in video (CloseupPlateTracker), the image at the small
+        # input boxes a plate that spans most of it whole, where 640 boxes part of it; such a box
+        # replaces the boxes lying inside it
+        for pb, pc in pdet.detect(img, small=True):
+            parts = [f for f in found if _ioa(f[0], pb) >= 0.8]
+            if parts or all(iou(pb, f[0]) < 0.3 for f in found):
+                found = [f for f in found if not any(f is p for p in parts)] + [(pb, pc, None)]
     t2 = time.perf_counter()
     texts = reader.read_boxes(img, [f[0] for f in found])
     t3 = time.perf_counter()
@@ -671,6 +682,13 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
         )
     out.sort(key=lambda d: -d["plate_conf"])
     return out
+
+
+def _ioa(inner: BBox, outer: BBox) -> float:
+    """Share of ``inner``'s area that lies inside ``outer`` (ultralytics' ``bbox_ioa``)."""
+    from ultralytics.utils.metrics import bbox_ioa
+
+    return float(bbox_ioa(np.asarray([outer], dtype=np.float64), np.asarray([inner], dtype=np.float64))[0, 0])
 
 
 def _inside(inner, outer) -> bool:

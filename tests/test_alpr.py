@@ -21,6 +21,7 @@ from dashcam.alpr import (
     crop_plate,
     normalize_plate,
     plate_sharpness,
+    read_array,
     read_image,
 )
 from dashcam.models import ModelNotFoundError, resolve_model
@@ -184,6 +185,9 @@ def test_closeup_plate_without_vehicle_is_tracked_and_read(settings, tmp_path):
     assert len({t[0].track_id for t in tracks}) == 1 and tracks[0][0].track_id > CloseupPlateTracker.TRACK_ID_BASE
     assert _iou(tracks[0][0].bbox, gt) >= 0.8
     assert PlateReader(settings).read_boxes(frames[0], [tracks[0][0].bbox])[0].text == "96LKH9"
+    # the photo path (dashcam read) does the same when it finds no vehicle
+    [photo] = read_array(frames[0], settings)
+    assert photo["text"] == "96LKH9" and _iou(photo["plate_bbox"], gt) >= 0.8
 
     s = settings.model_copy(update={"camera_tz": "UTC"})
     info = probe(VIDEOS / clip, "UTC")
