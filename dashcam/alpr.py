@@ -57,7 +57,15 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from dashcam.models import ModelRetargetError, load_rapidocr, load_yolo, onnx_fp32, resolve_model, yolo_onnx_at_imgsz
+from dashcam.models import (
+    ModelRetargetError,
+    cpu_session,
+    load_rapidocr,
+    load_yolo,
+    onnx_fp32,
+    resolve_model,
+    yolo_onnx_at_imgsz,
+)
 from dashcam.records import BBox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -442,6 +450,11 @@ class _ConstrainedRec:
     def __init__(self):
         engine = load_rapidocr()
         self.rec = engine._load_rec_model()  # rapidocr.ch_ppocr_rec.TextRecognizer
+        # the same recogniser in a session without thread spinning (dashcam.models.cpu_session)
+        inner = getattr(self.rec.session, "session", None)
+        path = getattr(inner, "_model_path", None)
+        if path and inner.get_providers()[0] == "CPUExecutionProvider":
+            self.rec.session.session = cpu_session(path)
         chars = list(self.rec.postprocess_op.character)  # index 0 = "blank"
         self.chars = chars
         self.n = len(chars)

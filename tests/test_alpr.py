@@ -197,6 +197,24 @@ def test_closeup_plate_without_vehicle_is_tracked_and_read(settings, tmp_path):
     assert build_events(info, analyze(info, off, tmp_path / "off"), off) == []
 
 
+def test_onnx_sessions_run_without_thread_spinning(settings):
+    """Every onnxruntime session the pipeline runs on CPU (vehicles, plates at both sizes, OCR)
+    has intra-op spinning off (dashcam.models.cpu_session; docs/performance.md step 4), and the
+    swapped sessions still give the same detections and reading."""
+    from dashcam.alpr import _ConstrainedRec
+
+    def spin(sess) -> str:
+        return sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    vt, pd = VehicleTracker(settings), PlateDetector(settings)
+    for m in (vt.model, pd.image_model, pd.crop_model):
+        assert spin(m.predictor.model.backend.session) == "0"
+    assert spin(_ConstrainedRec().rec.session.session) == "0"
+    frame = _frames(VIDEOS / "TrainingSet/Categorie I/Video10_2.avi", 1, 1)[0]
+    [[(pb, _)]] = pd.detect_in_vehicles(frame, [max(vt.detect(frame), key=lambda v: v[1])[0]])
+    assert PlateReader(settings).read_boxes(frame, [pb])[0].text == "XSNB23"
+
+
 def test_plate_sharpness_orders_blur():
     frame = _frames(VIDEOS / "TrainingSet/Categorie I/Video10_2.avi", 1, 1)[0]
     crop = frame[310:365, 210:435]
