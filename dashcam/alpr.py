@@ -61,6 +61,7 @@ from dashcam.models import (
     ModelRetargetError,
     cpu_session,
     load_rapidocr,
+    release_freed_memory,
     load_yolo,
     onnx_fp32,
     resolve_model,
@@ -455,6 +456,7 @@ class _ConstrainedRec:
         path = getattr(inner, "_model_path", None)
         if path and inner.get_providers()[0] == "CPUExecutionProvider":
             self.rec.session.session = cpu_session(path)
+            release_freed_memory()
         chars = list(self.rec.postprocess_op.character)  # index 0 = "blank"
         self.chars = chars
         self.n = len(chars)

@@ -128,6 +128,22 @@ def cpu_session(path: str | Path):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def release_freed_memory() -> None:
+    """Hand memory that was freed back to the OS (glibc ``malloc_trim(0)``; a no-op elsewhere).
+
+    Loading a model frees large temporaries (ONNX protobufs, the session a tuned one replaces)
+    that glibc keeps in its heap; returning them after load keeps the process's RSS to what it
+    uses."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _load_yolo_cached(path: str, task: str, device: str):
     from ultralytics import YOLO
 
@@ -143,6 +159,7 @@ def _load_yolo_cached(path: str, task: str, device: str):
         backend = getattr(getattr(model.predictor, "model", None), "backend", None)
         if backend is not None and hasattr(backend, "session"):
             backend.session = cpu_session(path)
+            release_freed_memory()  # the replaced session's arena
         else:  # pragma: no cover - an ultralytics layout we do not know: keep its session
             log.warning("could not tune the onnxruntime session of %s (ultralytics internals changed)", path)
     return model
