@@ -53,7 +53,7 @@ import csv
 import os
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,11 +73,21 @@ def model_dir() -> Path:
     return Path(os.environ.get("DASHCAM_MODEL_DIR") or shared_dir() / "models")
 
 
-def confusion(pairs: list[tuple[str, str]]) -> "Counter[tuple[str, str]]":
+def match(res: list[dict], gt, label: str) -> tuple[dict | None, bool, bool]:
+    """``(best, captured, correct)`` for the plates ``res`` of :func:`dashcam.alpr.read_array`
+    against one labelled box ``gt`` (x1, y1, x2, y2 px) and text: ``best`` has the highest IoU,
+    ``captured`` = that IoU >= 0.5, ``correct`` = captured and its text equals ``label``."""
+    from dashcam.alpr import iou
+
+    best = max(res, key=lambda d: iou(d["plate_bbox"], gt), default=None)
+    captured = best is not None and iou(best["plate_bbox"], gt) >= 0.5
+    return best, captured, captured and best["text"] == label
+
+
+def confusion(pairs: list[tuple[str, str]]) -> Counter[tuple[str, str]]:
     """Character error spans of ``(truth, read)`` pairs: ``{(truth_span, read_span): count}``
     from :class:`difflib.SequenceMatcher` opcodes (``"-"`` for an empty side: a dropped or an
     inserted character run). Identical pairs contribute nothing."""
-    from collections import Counter
     from difflib import SequenceMatcher
 
     out: Counter = Counter()
@@ -140,9 +150,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         res = read_array(img, by_region[r["region"]], timings=tim)
         total = 1000 * (time.perf_counter() - t0)
-        best = max(res, key=lambda d: iou(d["plate_bbox"], gt), default=None)
-        captured = best is not None and iou(best["plate_bbox"], gt) >= 0.5
-        correct = captured and best["text"] == label
+        best, captured, correct = match(res, gt, label)
         folded_ok = captured and fold(best["text"]) == fold(label)
         anytext = any(d["text"] == label for d in res)
         for key in (r["region"], "total"):
@@ -228,7 +236,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from dashcam.alpr import iou, read_array
+    from dashcam.alpr import read_array
     from dashcam.settings import Settings
 
     root = shared_dir() / "data" / "plates-video"
@@ -240,9 +248,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         res = read_array(frame, settings)
         ms = 1000 * (time.perf_counter() - t0)
-        best = max(res, key=lambda d: iou(d["plate_bbox"], gt), default=None)
-        captured = best is not None and iou(best["plate_bbox"], gt) >= 0.5
-        correct = captured and best["text"] == label
+        best, captured, correct = match(res, gt, label)
         if label and captured and not correct:
             misreads.append((label, best["text"]))
         if label and not correct:

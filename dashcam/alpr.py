@@ -61,13 +61,14 @@ from dashcam.models import (
     ModelRetargetError,
     cpu_session,
     load_rapidocr,
-    release_freed_memory,
     load_yolo,
     onnx_fp32,
+    release_freed_memory,
     resolve_model,
     yolo_onnx_at_imgsz,
 )
 from dashcam.records import BBox
+from dashcam.vote import apply_format_prior
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashcam.records import PlateRead
@@ -193,6 +194,24 @@ def _tracker_cfg(settings: "Settings"):
     return cfg
 
 
+def _new_tracker(cfg):
+    """A fresh ultralytics tracker (ByteTrack for ``bytetrack.yaml``) from :func:`_tracker_cfg`."""
+    from ultralytics.trackers.track import TRACKER_MAP
+
+    return TRACKER_MAP[cfg.tracker_type](args=cfg)
+
+
+def _tracked(tracks, w: int, h: int, id_base: int = 0, cls: int | None = None) -> list["TrackedVehicle"]:
+    """ByteTrack's output rows ``(x1, y1, x2, y2, track_id, score, cls, det_idx)`` ->
+    :class:`TrackedVehicle` (box clipped to the ``w`` x ``h`` frame; ``id_base`` added to the id;
+    ``cls`` overrides the row's class when given)."""
+    tracks = np.asarray(tracks, dtype=np.float64)
+    return [
+        TrackedVehicle(id_base + int(r[4]), clip_bbox(r[:4], w, h), float(r[5]), int(r[6]) if cls is None else cls)
+        for r in (tracks.reshape(-1, tracks.shape[-1]) if tracks.size else ())
+    ]
+
+
 class VehicleTracker:
     """Detect vehicles per frame and give them stable ids with ultralytics' ByteTrack.
 
@@ -220,9 +239,7 @@ class VehicleTracker:
 
     def reset(self) -> None:
         """Fresh ByteTrack state (ids restart at 1) for a new video."""
-        from ultralytics.trackers.track import TRACKER_MAP
-
-        self.tracker = TRACKER_MAP[self._cfg.tracker_type](args=self._cfg)
+        self.tracker = _new_tracker(self._cfg)
         self.n_detections = 0
 
     def _predict(self, frame_bgr: np.ndarray, conf: float):
@@ -254,21 +271,8 @@ class VehicleTracker:
         res = self._predict(frame_bgr, self._det_conf)
         boxes = res.boxes.cpu().numpy()
         self.n_detections += int((boxes.conf >= self.settings.vehicle_conf).sum())
-        tracks = self.tracker.update(boxes, frame_bgr)
         h, w = frame_bgr.shape[:2]
-        out = []
-        # rows: x1, y1, x2, y2, track_id, score, cls, det_idx
-        tracks = np.asarray(tracks, dtype=np.float64)
-        for row in tracks.reshape(-1, tracks.shape[-1]) if tracks.size else ():
-            out.append(
-                TrackedVehicle(
-                    track_id=int(row[4]),
-                    bbox=clip_bbox(row[:4], w, h),
-                    conf=float(row[5]),
-                    cls=int(row[6]),
-                )
-            )
-        return out
+        return _tracked(self.tracker.update(boxes, frame_bgr), w, h)
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,10 +285,10 @@ class PlateDetector:
 
     Two input sizes of the same weights: whole images at ``PLATE_IMGSZ`` (640) and vehicle crops
     whose longer side is at most ``CROP_SIZE_SLACK`` x ``Settings.plate_crop_imgsz`` (320) at
-    that small size: such a crop loses (almost) no pixels
-    there and costs ~1/4 of a 640 run, while larger crops keep 640 (downscaling them to 320
-    missed large plates and cost exact reads in bench/accuracy.py). ONNX exports are re-targeted to each size and cut to their box output once, cached on
-    disk (:func:`dashcam.models.retarget_yolo_onnx`). The ONNX export has a fixed batch of 1: a
+    that small size: such a crop loses (almost) no pixels there and costs ~1/4 of a 640 run,
+    while larger crops keep 640 (downscaling them to 320 missed large plates and cost exact reads
+    in bench/accuracy.py). ONNX exports are re-targeted to each size and cut to their box output
+    once, cached on disk (:func:`dashcam.models.retarget_yolo_onnx`). The ONNX export has a fixed batch of 1: a
     list of crops goes to ultralytics in one ``predict`` call, which runs them one by one. Not
     thread-safe. Raises ``ModelNotFoundError`` at construction if the model is missing.
     """
@@ -410,24 +414,18 @@ class CloseupPlateTracker:
 
     def reset(self) -> None:
         """Fresh ByteTrack state for a new video."""
-        from ultralytics.trackers.track import TRACKER_MAP
-
-        self.tracker = TRACKER_MAP[self._cfg.tracker_type](args=self._cfg)
+        self.tracker = _new_tracker(self._cfg)
 
     def update(self, frame_bgr: np.ndarray) -> list[TrackedVehicle]:
-        """Detect (whole frame, small input) and track plates in one frame. Returns confirmed plate tracks
-        as :class:`TrackedVehicle` whose ``bbox`` is the **plate** box (frame pixels) and ``cls``
-        is ``CLS``."""
+        """Detect (whole frame, small input) and track plates in one frame. Returns confirmed
+        plate tracks as :class:`TrackedVehicle` whose ``bbox`` is the **plate** box (frame
+        pixels) and ``cls`` is ``CLS``."""
         from ultralytics.engine.results import Boxes
 
         h, w = frame_bgr.shape[:2]
         found = self.detector.detect(frame_bgr, small=True)
         data = np.asarray([[*b, c, 0.0] for b, c in found], dtype=np.float32).reshape(-1, 6)
-        tracks = np.asarray(self.tracker.update(Boxes(data, (h, w)), frame_bgr), dtype=np.float64)
-        out = []
-        for row in tracks.reshape(-1, tracks.shape[-1]) if tracks.size else ():
-            out.append(TrackedVehicle(self.TRACK_ID_BASE + int(row[4]), clip_bbox(row[:4], w, h), float(row[5]), self.CLS))
-        return out
+        return _tracked(self.tracker.update(Boxes(data, (h, w)), frame_bgr), w, h, self.TRACK_ID_BASE, self.CLS)
 
 
 @dataclass(frozen=True)
@@ -681,8 +679,6 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
     if timings is not None:
         for k, v in (("vehicles", t1 - t0), ("plates", t2 - t1), ("ocr", t3 - t2)):
             timings[k] = timings.get(k, 0.0) + 1000 * v
-    from dashcam.vote import apply_format_prior
-
     out = []
     for (pb, pc, vb), t in zip(found, texts):
         out.append(

@@ -24,10 +24,9 @@ package must be installed, or ultralytics tries to pip-install it.
 
 from __future__ import annotations
 
-import logging
-
 import ast
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -109,7 +108,6 @@ def resolve_model(name_or_path: str, model_dir: Path | str | None = None) -> str
     )
 
 
-@functools.lru_cache(maxsize=8)
 def cpu_session(path: str | Path):
     """An onnxruntime CPU ``InferenceSession`` for ``path`` with intra-op thread **spinning off**
     (ORT session config key ``session.intra_op.allow_spinning`` = ``0``).
@@ -117,9 +115,9 @@ def cpu_session(path: str | Path):
     By default each session's thread pool busy-waits for work after every run. This process holds
     four sessions (vehicles, plates at two sizes, OCR) next to the ffmpeg decode thread on a few
     cores, so idle pools spin against the one that works. Measured on 2 cores
-    (docs/performance.md, step 4): ``analyze`` 19-27% faster on the ``vehdet`` and close-up
-    clips, unchanged on the highway clip; a lone session is ~20% slower per run without spinning,
-    which the pipeline never is."""
+    (docs/performance.md, step 4): ``analyze`` 16-20% faster on the ``vehdet`` and close-up
+    clips, ~6% slower on the highway clip (nearly all vehicle-model time: the one case spinning
+    helps)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -144,6 +142,7 @@ def release_freed_memory() -> None:
         pass
 
 
+@functools.lru_cache(maxsize=8)
 def _load_yolo_cached(path: str, task: str, device: str):
     from ultralytics import YOLO
 
@@ -151,11 +150,11 @@ def _load_yolo_cached(path: str, task: str, device: str):
     model._dashcam_device = device  # predict() takes device per call; remembered for callers
     if path.lower().endswith(".onnx") and device == "cpu":
         # ultralytics builds its onnxruntime session on the first predict, with default options:
-        # build it now on a blank image and swap in a session without thread spinning (cpu_session)
+        # build it now on a small blank image (any size: only the session matters) and swap in a
+        # session without thread spinning (cpu_session)
         import numpy as np
 
-        imgsz = int((getattr(model, "overrides", {}) or {}).get("imgsz") or 320)
-        model.predict(np.zeros((imgsz, imgsz, 3), np.uint8), imgsz=imgsz, device="cpu", verbose=False)
+        model.predict(np.zeros((64, 64, 3), np.uint8), device="cpu", verbose=False)
         backend = getattr(getattr(model.predictor, "model", None), "backend", None)
         if backend is not None and hasattr(backend, "session"):
             backend.session = cpu_session(path)

@@ -29,8 +29,8 @@ Rule (:func:`vote_track`)
    weighted majority of the raw characters, unless a **format prior** decides it.
 5. **Format prior** (:func:`apply_format_prior`, regions from ``Settings.plate_formats``) - if
    the folded result fits the slot patterns (letter/digit) of the configured regions in only one
-   way per ambiguous slot (e.g. NL sidecodes ``99-XX-99``, ``XX-999-X``; FR/IT/SK ``XX-999-XX``), the ambiguous
-   classes are set from it: a digit slot gets ``0``/``1``, a letter slot ``O``/``I`` (NL issues no
+   way per ambiguous slot (e.g. NL sidecodes ``99-XX-99``, ``XX-999-X``; FR/IT/SK
+   ``XX-999-XX``), the ambiguous classes are set from it: a digit slot gets ``0``/``1``, a letter slot ``O``/``I`` (NL issues no
    vowels, so there a letter slot is never changed to ``O``/``I``). If the string fits **no**
    pattern but fits exactly one after a *single* ``B/8``, ``S/5``, ``Z/2`` or ``G/6`` swap at a
    slot of the other kind, that swap is applied. US plates have no fixed slot pattern; region

@@ -207,6 +207,8 @@ def test_onnx_sessions_run_without_thread_spinning(settings):
         return sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
 
     vt, pd = VehicleTracker(settings), PlateDetector(settings)
+    # models are loaded (and their sessions swapped) once per process, not per tracker/detector
+    assert VehicleTracker(settings).model is vt.model and PlateDetector(settings).crop_model is pd.crop_model
     for m in (vt.model, pd.image_model, pd.crop_model):
         assert spin(m.predictor.model.backend.session) == "0"
     assert spin(_ConstrainedRec().rec.session.session) == "0"
