@@ -139,6 +139,8 @@ class Video(DashcamTable, table=True):
     archive_path: str | None = None
     n_events: int
     ingested_at: datetime = Field(sa_type=UTCDateTime)
+    # NULL: decoded cleanly; else one line: where decoding stopped and why (events before it kept)
+    damage: str | None = None
 
 
 class Vehicle(DashcamTable, table=True):

@@ -1,0 +1,30 @@
+"""Damaged videos: column videos.damage.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01
+
+``damage`` is NULL for a video that decoded cleanly; otherwise one line saying where decoding
+stopped and why (the events read before the damage are kept). Hand-written to match
+dashcam/db.py ``Video`` (checked by tests/test_db.py::test_models_match_migrations).
+"""
+
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: Union[str, Sequence[str], None] = "0002"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("videos") as batch:
+        batch.add_column(sa.Column("damage", sa.String(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("videos") as batch:
+        batch.drop_column("damage")
