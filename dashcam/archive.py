@@ -12,7 +12,9 @@ source smaller than that is never upscaled, so the pixel height may be lower.
 Every file appears complete or not at all: it is written under a hidden temporary name in the
 destination folder (``.<name>.<random>.tmp``), fsynced, then renamed over the destination with
 ``os.replace`` (atomic on POSIX and Windows within one filesystem); the folder is fsynced too.
-A crash can at worst leave a stray ``.*.tmp`` file, never a truncated destination.
+A crash can at worst leave a stray ``.*.tmp`` file, never a truncated destination; writers hold
+an ``flock`` on their temp file, and :func:`sweep_stale_tmp` (run by ``dashcam ingest`` at start)
+removes the ones whose writer died.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ import errno
 import filecmp
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable, BinaryIO
 
 import ffmpeg
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from dashcam import procs
 from dashcam.records import PlateEvent, VideoInfo
 from dashcam.video import mp4_truncation
 
@@ -39,6 +49,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_copy",
+    "sweep_stale_tmp",
     "transcode",
     "archive_video",
     "archive_video_path",
@@ -72,6 +83,65 @@ def _tmp_name(dst: Path) -> Path:
     return dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.tmp")
 
 
+# ``.<name>.<8 hex>.tmp``: the temporary names this module (and only it) creates
+_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+STALE_TMP_MIN_AGE_S = 10.0  # younger temp files are never swept (covers create -> lock)
+
+
+def _lock(fd: int) -> None:
+    """Hold an exclusive ``flock`` on the temp file while it is written and renamed: a live
+    writer's temp file is locked, a dead one's is not (the kernel drops locks of dead processes),
+    which is how :func:`sweep_stale_tmp` tells them apart. No-op without ``fcntl`` (Windows)."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # e.g. a filesystem without locks: the age rule alone protects it
+            pass
+
+
+def sweep_stale_tmp(*dirs: str | os.PathLike, min_age_s: float = STALE_TMP_MIN_AGE_S) -> list[Path]:
+    """Remove temp files left by killed writers under ``dirs`` (recursively); return them.
+
+    Only our own names (``.<name>.<8 hex>.tmp``, see :func:`atomic_write_bytes` and
+    :func:`transcode`) are considered, and only stale ones: not modified for ``min_age_s``
+    seconds AND not locked. Every writer here holds an exclusive ``flock`` on its temp file
+    until it has been renamed, and the lock dies with the process, so a temp file that another
+    live process (another ``dashcam ingest``, a worker; NFS forwards flock as POSIX locks) is
+    still writing is never removed. Missing folders are skipped; files that cannot be removed
+    are logged and left.
+    """
+    removed: list[Path] = []
+    now = time.time()
+    for d in dirs:
+        for root, _subdirs, files in os.walk(d):
+            for name in files:
+                if not _TMP_RE.match(name):
+                    continue
+                p = Path(root) / name
+                try:
+                    if now - p.lstat().st_mtime < min_age_s:
+                        continue
+                    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                except OSError:
+                    continue  # renamed or removed meanwhile
+                try:
+                    if fcntl is not None:
+                        try:
+                            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        except BlockingIOError:
+                            continue  # a live writer holds it
+                        except OSError:
+                            pass  # no locks on this filesystem: the age rule decides
+                    try:
+                        p.unlink()
+                        removed.append(p)
+                    except OSError as e:
+                        log.warning("could not remove stale temporary file %s: %s", p, e)
+                finally:
+                    os.close(fd)
+    return removed
+
+
 def _atomic_write(path: str | os.PathLike, fill: Callable[[BinaryIO], None]) -> Path:
     dst = Path(path)
     try:
@@ -82,11 +152,12 @@ def _atomic_write(path: str | os.PathLike, fill: Callable[[BinaryIO], None]) -> 
     try:
         # 0o666 & ~umask, like an ordinary open(); O_EXCL: never reuse someone else's file
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        _lock(fd)
         with os.fdopen(fd, "wb") as f:
             fill(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, dst)
+            os.replace(tmp, dst)  # still locked: sweep_stale_tmp never takes a file being renamed
     except BaseException as e:
         try:
             tmp.unlink()
@@ -144,8 +215,8 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 def _ffprobe_video(path: Path) -> dict[str, Any] | None:
     """First video stream + format duration of ``path`` via ffprobe, or None if unreadable."""
     try:
-        meta = ffmpeg.probe("file:" + str(path.resolve()), v="error")
-    except (ffmpeg.Error, FileNotFoundError):
+        meta = procs.ffprobe_json("file:" + str(path.resolve()), v="error")
+    except (ffmpeg.Error, procs.ProbeError, FileNotFoundError):
         return None
     for s in meta.get("streams", []):
         if s.get("codec_type") == "video":
@@ -237,10 +308,13 @@ def transcode(
     else:
         out_kwargs["an"] = None
     out = ffmpeg.output(*streams, "file:" + str(tmp.resolve()), **out_kwargs)
-    cmd = ["ffmpeg", *_FF_GLOBAL, *ffmpeg.get_args(out)]
+    # -y: ffmpeg writes into the temp file we created (and flock, see sweep_stale_tmp)
+    cmd = ["ffmpeg", *_FF_GLOBAL, "-y", *ffmpeg.get_args(out)]
     log.debug("transcode: %s", " ".join(cmd))
+    lock_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+        _lock(lock_fd)
+        res = procs.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
         if res.returncode != 0:
             err = res.stderr.decode("utf-8", "replace").strip().splitlines()
             raise ArchiveError(
@@ -256,6 +330,8 @@ def transcode(
         except FileNotFoundError:
             pass
         raise
+    finally:
+        os.close(lock_fd)
     _fsync_dir(d.parent)
     return d
 

@@ -38,6 +38,8 @@ __all__ = [
     "DatabaseError",
     "UTCDateTime",
     "alembic_config",
+    "check_database",
+    "sqlite_path",
     "Route",
     "Vehicle",
     "Video",
@@ -221,7 +223,7 @@ def _setup_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         try:
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
             if engine.url.database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")
         finally:
@@ -233,17 +235,46 @@ def _setup_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+# Timeouts: an unreachable or frozen database must fail a command in seconds, not hang it
+# (psycopg's own default connect timeout is 130 s). Each can be overridden per URL
+# (``?connect_timeout=20``, ``?options=-c statement_timeout=0``).
+PG_CONNECT_TIMEOUT_S = 5  # TCP connect + startup/auth; a SIGSTOPped postmaster never answers
+PG_STATEMENT_TIMEOUT_MS = 60_000  # server-side: no statement (migrations included) runs longer
+PG_LOCK_TIMEOUT_MS = 20_000  # waiting for a row/table/advisory lock held by a stuck session
+PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+SQLITE_BUSY_TIMEOUT_S = 30  # a writer waits this long for another process's write lock
+
+
+def _pg_connect_args(sa_url: sa.URL) -> dict[str, Any]:
+    """psycopg connect args: timeouts and TCP keepalives, unless the URL sets them itself."""
+    q = sa_url.query
+    args: dict[str, Any] = {k: v for k, v in PG_KEEPALIVES.items() if k not in q}
+    if "connect_timeout" not in q:
+        args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    if "options" not in q:
+        args["options"] = f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_LOCK_TIMEOUT_MS}"
+    return args
+
+
 def make_engine(url: str, *, migrate_schema: bool = True, **engine_kwargs: Any) -> Engine:
     """Create an engine for ``url`` and (by default) bring its schema to the latest revision.
 
     ``url``: ``sqlite:///path/to/file.db`` (parent folder created) or
     ``postgresql+psycopg://user:pass@host:5432/db`` (``postgresql://`` is taken to mean the same). Raises :class:`DatabaseError` when the
     database cannot be reached or migrated.
+
+    Timeouts (see the ``PG_*`` / ``SQLITE_*`` constants): PostgreSQL connections give up after
+    :data:`PG_CONNECT_TIMEOUT_S` s, statements after :data:`PG_STATEMENT_TIMEOUT_MS`, lock waits
+    after :data:`PG_LOCK_TIMEOUT_MS`, and TCP keepalives detect a vanished server; SQLite waits
+    :data:`SQLITE_BUSY_TIMEOUT_S` s for another writer. A URL's own ``connect_timeout`` /
+    ``options`` / ``keepalives*`` query parameters win.
     """
     sa_url = make_url(url)
     if sa_url.drivername in ("postgresql", "postgres"):  # plain URL: use psycopg 3, not psycopg2
         sa_url = sa_url.set(drivername="postgresql+psycopg")
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if sa_url.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = _pg_connect_args(sa_url)
     if sa_url.get_backend_name() == "sqlite":
         db = sa_url.database
         if db and db != ":memory:" and not db.startswith("file:"):
@@ -251,7 +282,7 @@ def make_engine(url: str, *, migrate_schema: bool = True, **engine_kwargs: Any) 
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise DatabaseError(f"cannot create the folder of SQLite database {db}: {exc}") from exc
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     kwargs.update(engine_kwargs)
     engine = sa.create_engine(sa_url, **kwargs)
     if sa_url.get_backend_name() == "sqlite":
@@ -259,6 +290,22 @@ def make_engine(url: str, *, migrate_schema: bool = True, **engine_kwargs: Any) 
     if migrate_schema:
         migrate(engine)
     return engine
+
+
+def check_database(url: str) -> None:
+    """Connect to ``url`` and bring its schema to head, then close: the fail-fast check that
+    ``ingest`` runs before any analysis. Raises :class:`DatabaseError` (one-line message naming
+    the database without its password) when it cannot be reached or migrated, within about
+    :data:`PG_CONNECT_TIMEOUT_S` seconds for an unreachable or frozen PostgreSQL server."""
+    make_engine(url).dispose()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///FILE`` URL, or None (in-memory, ``file:`` URIs, other backends)."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or u.database.startswith("file:"):
+        return None
+    return Path(u.database).expanduser()
 
 
 _migrate_lock = threading.Lock()
@@ -287,13 +334,18 @@ def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
     own_engine = not isinstance(engine_or_url, Engine)
     engine = make_engine(engine_or_url, migrate_schema=False) if own_engine else engine_or_url
     try:
-        with _migrate_lock, engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-                command.upgrade(alembic_config(conn), revision)
+        with _migrate_lock:
+            try:
+                conn = engine.connect()
+            except SQLAlchemyError as exc:
+                raise DatabaseError(f"cannot connect to database {_safe_url(engine.url)}: {_reason(exc)}") from exc
+            with conn:
+                if conn.dialect.name == "sqlite":
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                    command.upgrade(alembic_config(conn), revision)
     except SQLAlchemyError as exc:
         raise DatabaseError(
             f"could not migrate database {_safe_url(engine.url)} to {revision}: {_reason(exc)}"

@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import ffmpeg
 import numpy as np
 
+from dashcam import procs
 from dashcam.records import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -368,8 +369,8 @@ def probe(path: str | os.PathLike, camera_tz: str = "local") -> VideoInfo:
         )
 
     try:
-        meta = ffmpeg.probe(_ff_path(p), cmd=_FFPROBE, v="error")
-    except ffmpeg.Error as e:
+        meta = procs.ffprobe_json(_ff_path(p), cmd=_FFPROBE, v="error")
+    except (ffmpeg.Error, procs.ProbeError) as e:
         err = _stderr_text(e)
         if "moov atom not found" in err and _looks_like_mp4(p):
             what = (
@@ -592,7 +593,7 @@ def iter_frames(
     log.debug("decode: %s", " ".join(cmd))
 
     try:
-        proc = subprocess.Popen(
+        proc = procs.popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
     except FileNotFoundError:
@@ -728,7 +729,7 @@ def decode_only_seconds(path: str | os.PathLike, threads: int | None = None) -> 
     out = ffmpeg.output(ffmpeg.input(_ff_path(p), **in_kwargs)["v:0"], "-", format="null")
     cmd = [_FFMPEG, *_FF_GLOBAL, *ffmpeg.get_args(out)]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    res = procs.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
     dt = time.perf_counter() - t0
     if res.returncode != 0:
         raise VideoError(

@@ -311,7 +311,7 @@ def test_unreachable_postgresql_raises_database_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"postgresql+psycopg://dashcam:s3cret@127.0.0.1:{port}/dashcam?connect_timeout=5"
-    with pytest.raises(DatabaseError, match=f"could not migrate database .*127.0.0.1:{port}/dashcam") as ei:
+    with pytest.raises(DatabaseError, match=f"cannot connect to database .*127.0.0.1:{port}/dashcam") as ei:
         make_engine(url)
     assert "s3cret" not in str(ei.value)
     assert isinstance(ei.value.__cause__, sa.exc.OperationalError)
@@ -326,5 +326,5 @@ def test_unreachable_postgresql_raises_database_error():
 
 def test_unopenable_sqlite_raises_database_error(tmp_path):
     url = f"sqlite:///{tmp_path}"  # a directory, not a database file
-    with pytest.raises(DatabaseError, match="could not migrate database"):
+    with pytest.raises(DatabaseError, match="cannot connect to database"):
         make_engine(url)
