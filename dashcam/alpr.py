@@ -602,12 +602,54 @@ class PlateReader:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_image(path: Path | str) -> np.ndarray:
+# The largest photo decoded (pixels, from its header). Pillow's decompression-bomb limit
+# (2 x PIL.Image.MAX_IMAGE_PIXELS = 178,956,970 px, ~540 MB as BGR): Pillow refuses to open
+# larger headers at all, and OpenCV's own 2^30 limit is far above it.
+MAX_IMAGE_PIXELS = 2 * 89_478_485
+
+
+def image_size(path: Path | str) -> tuple[int, int] | None:
+    """``(width, height)`` in pixels from an image file's header (nothing decoded), or None
+    when Pillow does not know the format (OpenCV may still read it).
+
+    Raises:
+        ImageReadError: the header declares more than :data:`MAX_IMAGE_PIXELS` pixels.
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
     p = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"image too large: {p}: {exc}".split(", could be")[0]) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ImageReadError(f"image too large: {p} is {w}x{h} = {w * h} pixels (limit {MAX_IMAGE_PIXELS})")
+    return w, h
+
+
+def _load_image(path: Path | str) -> np.ndarray:
+    """Decode a photo to ``(H, W, 3)`` uint8 BGR after checking its header size
+    (:func:`image_size`). Raises :class:`ImageReadError` (one line) for a missing, oversized
+    or undecodable file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ImageReadError(f"is a directory, not an image: {p}")
     if not p.is_file():
         raise ImageReadError(f"image not found: {p}")
+    image_size(p)
     data = np.fromfile(str(p), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as exc:  # e.g. over OpenCV's own size limit for a format Pillow does not know
+        msg = (str(exc).strip().splitlines() or ["OpenCV error"])[-1]
+        raise ImageReadError(f"not a readable image (OpenCV: {msg}): {p}") from None
     if img is None:
         raise ImageReadError(f"not a readable image (OpenCV could not decode it): {p}")
     return img

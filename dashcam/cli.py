@@ -14,8 +14,28 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(help="Self-hosted ALPR for dashcam footage.", no_args_is_help=True, add_completion=False)
+class _App(typer.Typer):
+    """Typer app whose commands end with a one-line error (exit 1) on a database failure,
+    whichever command hit it, instead of a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            db = sys.modules.get("dashcam.db")
+            if db is None or not isinstance(exc, db.DatabaseError):
+                raise
+            console.print(f"[red]error:[/] {_first_line(exc)}", soft_wrap=True, highlight=False)
+            sys.exit(1)
+
+
+app = _App(help="Self-hosted ALPR for dashcam footage.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="DASHCAM_DATA_DIR", help="Where the default SQLite DB, work and archive folders live.")]
 DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", envvar="DASHCAM_DATABASE_URL", help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://USER:PW@HOST/DB.")]
@@ -52,45 +72,110 @@ def ingest(
     camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", envvar="DASHCAM_CAMERA_TZ", help="Timezone of the camera clock in file names ('local' or e.g. Europe/Amsterdam).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
 ) -> None:
-    """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found."""
+    """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found.
+
+    Before any analysis: each path is checked (a missing file or a directory is reported and
+    skipped, the others are ingested, the exit status is then 1), ``--gpx`` is read, and the
+    results database is connected and migrated (an unreachable database fails in seconds).
+    Without ``PREFECT_API_URL`` a local Prefect API server is started as a child of this process
+    (same database as Prefect's ephemeral server, so run history persists) and dies with it.
+    At start, temp files of killed runs are swept and runs left Running by a dead ``dashcam
+    ingest`` are marked Crashed.
+    """
     _quiet_prefect(verbose)
     settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir, work_dir=work_dir,
                          model_dir=model_dir, detect_fps=detect_fps, archive_height=archive_height, camera_tz=camera_tz)
-    missing = [str(v) for v in videos if not v.is_file()]
-    if missing:
-        console.print(f"[red]error:[/] no such file: {', '.join(missing)}", soft_wrap=True)
+    good, bad = [], []
+    for v in videos:
+        if v.is_dir():
+            bad.append(f"{v}: is a directory, not a video file (give the files in it, e.g. {v}{os.sep}*.MP4)")
+        elif not v.exists():
+            bad.append(f"{v}: no such file")
+        elif not v.is_file():
+            bad.append(f"{v}: not a regular file")
+        else:
+            good.append(v)
+    for b in bad:
+        console.print(f"[red]error:[/] {b}", soft_wrap=True, highlight=False)
+    if not good:
         raise typer.Exit(2)
+    if gpx is not None:
+        from datetime import date
+
+        from dashcam.gps import GpsError
+        from dashcam.gps_sources import load_track_file
+
+        try:  # before any analysis (the date hint only stands in for date-less NMEA here)
+            load_track_file(gpx, settings.gps_max_gap_s, date_hint=date.today())
+        except GpsError as exc:
+            console.print(f"[red]error:[/] --gpx {gpx}: {_first_line(exc)}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2)
+
+    from dashcam.archive import sweep_stale_tmp
+    from dashcam.db import _safe_url, check_database
+
+    console.print(f"results database {_safe_url(settings.db_url)}; archive {settings.archive_dir}; work {settings.work_dir}",
+                  soft_wrap=True, highlight=False)
+    check_database(settings.db_url)  # DatabaseError -> one line, exit 1 (_App)
+    swept = sweep_stale_tmp(settings.archive_dir, settings.work_dir)
+    if swept:
+        console.print(f"removed {len(swept)} temp file(s) left by a killed run", highlight=False)
+
+    from prefect import tags
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL
 
     from dashcam.pipeline import add_progress_listener
+    from dashcam.prefect_local import OWNER_TAG, LocalApiServer, crash_orphaned_runs, owner_tag
+    from flows.ingest import IngestError
     from flows.ingest import ingest as ingest_flow
 
-    t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                  TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("{task.fields[plates]} reads / {task.fields[tracks]} vehicles"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
-        bars: dict[str, tuple[int, float]] = {}
+    server = None
+    if not PREFECT_API_URL.value():
+        server = LocalApiServer().start()
+        os.environ["PREFECT_API_URL"] = server.api_url
+        refresh_global_settings_context()
+    try:
+        crashed = crash_orphaned_runs()
+        if crashed:
+            console.print(f"marked {len(crashed)} run(s) of killed dashcam ingest processes Crashed", highlight=False)
+        t0 = time.perf_counter()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                      TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("{task.fields[plates]} reads / {task.fields[tracks]} vehicles"),
+                      TimeElapsedColumn(), console=console, transient=False) as progress:
+            bars: dict[str, tuple[int, float]] = {}
 
-        def on_progress(p) -> None:
-            if p.video_id not in bars:
-                bars[p.video_id] = (progress.add_task(p.video_id, total=p.frame_count, fps=0.0, plates=0, tracks=0), time.perf_counter())
-            tid, start = bars[p.video_id]
-            elapsed = max(time.perf_counter() - start, 1e-6)
-            progress.update(tid, completed=min(p.frames_decoded, p.frame_count), fps=p.frames_decoded / elapsed,
-                            plates=p.plates_read, tracks=p.tracks_with_plates)
+            def on_progress(p) -> None:
+                if p.video_id not in bars:
+                    bars[p.video_id] = (progress.add_task(p.video_id, total=p.frame_count, fps=0.0, plates=0, tracks=0), time.perf_counter())
+                tid, start = bars[p.video_id]
+                elapsed = max(time.perf_counter() - start, 1e-6)
+                progress.update(tid, completed=min(p.frames_decoded, p.frame_count), fps=p.frames_decoded / elapsed,
+                                plates=p.plates_read, tracks=p.tracks_with_plates)
 
-        remove = add_progress_listener(on_progress)
-        try:
-            state = ingest_flow([str(v.resolve()) for v in videos], gpx=str(gpx.resolve()) if gpx else None,
-                                settings=settings, return_state=True)
-        finally:
-            remove()
+            remove = add_progress_listener(on_progress)
+            try:
+                with tags(OWNER_TAG, owner_tag()):
+                    state = ingest_flow([str(v.resolve()) for v in good], gpx=str(gpx.resolve()) if gpx else None,
+                                        settings=settings, return_state=True)
+            finally:
+                remove()
+    finally:
+        if server is not None:
+            server.stop()
 
-    summaries = state.result(raise_on_failure=False) if state.is_completed() else None
+    result = state.result(raise_on_failure=False)
+    summaries = result if state.is_completed() else getattr(result, "summaries", None)
     if summaries:
         _print_summary(summaries, time.perf_counter() - t0)
     if not state.is_completed():
-        err = state.result(raise_on_failure=False)
-        console.print(f"[red]ingest failed:[/] {err}", soft_wrap=True)
+        if isinstance(result, IngestError):
+            for f in result.failures:
+                console.print(f"[red]failed:[/] {f}", soft_wrap=True, highlight=False)
+        else:
+            console.print(f"[red]ingest failed:[/] {result}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+    if bad:
         raise typer.Exit(1)
 
 
@@ -103,7 +188,11 @@ def _print_summary(summaries, wall: float) -> None:
         plates = ", ".join(f"{p} ({c:.2f})" for p, c in s.plates) or "-"
         table.add_row(Path(s.path).name, s.video_id, f"{s.duration_s:.1f} s", str(s.frames_analyzed),
                       f"{s.wall_s:.1f} s", f"{rtf:.2f}x", plates)
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for s in summaries:
+        for w in getattr(s, "warnings", None) or []:
+            out.print(f"warning: {Path(s.path).name}: {w}", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -118,6 +207,7 @@ def plates(
     from dashcam.db import make_engine, query_events
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
+    _require_existing_db(settings)
     engine = make_engine(settings.db_url)
     try:
         rows = query_events(engine, video_id=video, plate=plate)
@@ -140,13 +230,43 @@ def _fmt(v) -> str:
     return "" if v is None else f"{v:.6f}"
 
 
+def _require_existing_db(settings) -> None:
+    """Read commands: a SQLite results DB that does not exist is an error (a mistyped
+    DASHCAM_DATA_DIR / --data-dir / URL), not a new empty database."""
+    from dashcam.db import sqlite_path
+
+    path = sqlite_path(settings.db_url)
+    if path is not None and not path.exists():
+        where = ("from --database-url / DASHCAM_DATABASE_URL" if _database_url_given(settings)
+                 else f"in data dir {settings.data_dir} (--data-dir / DASHCAM_DATA_DIR)")
+        console.print(f"[red]error:[/] no results database at {path} ({where}): it does not exist; "
+                      "check the path, or run dashcam ingest first", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+
+
+def _database_url_given(settings) -> bool:
+    """True when the DB URL was set explicitly, not derived from ``data_dir``."""
+    return settings.db_url != f"sqlite:///{Path(settings.data_dir) / 'dashcam.db'}"
+
+
 @app.command()
 def read(
     images: Annotated[list[Path], typer.Argument(help="Photos (JPEG/PNG).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image per line.")] = False,
     model_dir: ModelDir = None,
 ) -> None:
-    """Detect and read licence plates on still photos."""
+    """Detect and read licence plates on still photos.
+
+    With ``--json`` stdout carries only the JSON lines: everything else (model loading, warnings,
+    errors) goes to stderr. A missing, unreadable or oversized image is reported (one line) and
+    the others are still read; the exit status is then 1.
+    """
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    data_out = sys.stdout
+    if as_json:  # fd 1 -> stderr for everyone (ultralytics' logger, C libraries); JSON -> the real stdout
+        sys.stdout.flush()
+        data_out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+        os.dup2(2, 1)
     from dashcam.alpr import read_image
 
     settings = _settings(model_dir=model_dir)
@@ -155,13 +275,14 @@ def read(
         try:
             found = read_image(image, settings)
         except (OSError, ValueError) as exc:
-            console.print(f"[red]error:[/] {image}: {exc}")
+            console.print(f"[red]error:[/] {image}: {_first_line(exc)}", soft_wrap=True, highlight=False)
             failed += 1
             continue
         if as_json:
-            sys.stdout.write(json.dumps({"image": str(image), "plates": found}) + "\n")
+            data_out.write(json.dumps({"image": str(image), "plates": found}) + "\n")
         else:
             Console().print(f"{image}: " + (", ".join(f"{p['text']} ({p['text_conf']:.2f})" for p in found) or "no plate"))
+    data_out.flush()
     if failed:
         raise typer.Exit(1)
 
@@ -209,13 +330,17 @@ def gps_cmd(
     except (VideoError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/] {video}: {exc}")
         raise typer.Exit(1)
+    problems: list[str] = []
     try:
-        found = find_track(video, info, settings)
+        found = find_track(video, info, settings, problems=problems)
     except GpsError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1)
     out = Console()
     if found is None:
+        if problems:  # a track file exists but is corrupt: name it instead of "no .gpx"
+            out.print(f"{video.name}: no usable GPS: " + "; ".join(problems), soft_wrap=True, highlight=False)
+            raise typer.Exit(1)
         out.print(f"{video.name}: no GPS (no embedded track, no same-stem .gpx/.nmea/.log"
                   f"{', no track in ' + str(settings.gps_track_dir) if settings.gps_track_dir else ''})")
         raise typer.Exit(1 if gpx_out else 0)

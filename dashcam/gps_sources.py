@@ -912,7 +912,7 @@ def find_in_track_dir(track_dir: Path, start: datetime, end: datetime, max_gap_s
     return track
 
 
-def find_track(video_path: Path, info, settings) -> tuple[GpsTrack, str] | None:
+def find_track(video_path: Path, info, settings, problems: list[str] | None = None) -> tuple[GpsTrack, str] | None:
     """The best GPS track for a video and its source label, or None.
 
     Order: ``settings.gpx`` when set (explicit; it must be readable) -> embedded in the file
@@ -922,6 +922,10 @@ def find_track(video_path: Path, info, settings) -> tuple[GpsTrack, str] | None:
     Tracks from files are in GPS (UTC) time and are matched to the video through
     ``info.recording_start`` (file-name time interpreted in ``settings.camera_tz``); an embedded
     track also knows the video clock's offset from GPS time (``track.clock_offset_s``).
+
+    ``problems``: when given, a one-line message is appended for each track file that exists
+    but could not be used (a corrupt same-stem sidecar, an unreadable track dir), so callers can
+    report it instead of a bare "no GPS"; they are logged as warnings either way.
 
     Raises:
         GpsError: only for an explicit ``settings.gpx`` that is missing or unreadable.
@@ -943,6 +947,8 @@ def find_track(video_path: Path, info, settings) -> tuple[GpsTrack, str] | None:
             return track, f"sidecar:{side}"
         except GpsError as exc:
             log.warning("%s: sidecar %s cannot be used: %s", video_path.name, side.name, exc)
+            if problems is not None:
+                problems.append(f"GPS sidecar {side} is unreadable: {_one_line(exc)}")
     track_dir = getattr(settings, "gps_track_dir", None)
     if track_dir and start is not None:
         end = start + timedelta(seconds=float(getattr(info, "duration_s", 0.0) or 0.0))
@@ -950,7 +956,14 @@ def find_track(video_path: Path, info, settings) -> tuple[GpsTrack, str] | None:
             track = find_in_track_dir(Path(track_dir), start, end, gap)
         except GpsError as exc:
             log.warning("GPS track directory %s: %s", track_dir, exc)
+            if problems is not None:
+                problems.append(f"GPS track directory {track_dir}: {_one_line(exc)}")
             track = None
         if track is not None:
             return track, track.source
     return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

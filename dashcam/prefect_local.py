@@ -120,6 +120,18 @@ def _message(owner: str) -> str:
     return f"the dashcam ingest process (pid {pid}) that ran this died without finishing it (killed?)"
 
 
+def _drain_prefect_workers(timeout_s: float = 10.0) -> None:
+    """Flush Prefect's background log and event workers (as prefect_test_harness does)."""
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=timeout_s)
+        EventsWorker.drain_all(timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - best effort at shutdown; the runs' states are already sent
+        pass
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -188,9 +200,12 @@ class LocalApiServer:
         raise RuntimeError(f"the local Prefect API server exited with status {self.proc.returncode}")
 
     def stop(self) -> None:
-        """Terminate the server (SIGTERM, SIGKILL after 5 s)."""
+        """Send this process's pending logs and events, then terminate the server (SIGTERM,
+        SIGKILL after 5 s). Without the drain, Prefect's workers would retry against the gone
+        server at interpreter exit (delays, "Error logging to API")."""
         if self.proc is None:
             return
+        _drain_prefect_workers()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

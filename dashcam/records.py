@@ -129,6 +129,8 @@ class Manifest(BaseModel):
     analyze: AnalyzeResult
     events_path: str  # JSON lines of PlateEvent (voted, GPS-aligned; crops in the work dir)
     gps_source: str | None = None
+    # one line each: problems that did not fail the video (e.g. an unreadable GPS sidecar)
+    warnings: list[str] = []
 
     @property
     def dir(self) -> Path:

@@ -20,6 +20,7 @@ running:
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -50,6 +51,20 @@ class VideoSummary(BaseModel):
     n_events: int
     plates: list[tuple[str, float]]  # (final_plate, plate_confidence)
     archive_path: str | None
+    warnings: list[str] = []  # one line each: problems that did not fail the video (corrupt GPS sidecar)
+
+
+class IngestError(RuntimeError):
+    """Some videos of an ``ingest`` run failed. ``summaries``: the videos that succeeded;
+    ``failures``: one ``"<path>: <why>"`` line per failed video."""
+
+    def __init__(self, message: str, summaries: list[VideoSummary] | None = None, failures: list[str] | None = None):
+        super().__init__(message)
+        self.summaries = list(summaries or [])
+        self.failures = list(failures or [])
+
+    def __reduce__(self):  # keep the attributes through Prefect's result serialisation
+        return (type(self), (str(self), self.summaries, self.failures))
 
 
 def _name_from_path() -> str:
@@ -74,8 +89,8 @@ def analyze_video(path: str, gpx: str | None = None, settings: Settings | None =
     info = stages.probe(path, settings)
     result = stages.analyze(info, settings)
     events = stages.vote(info, result, settings)
-    events, gps_source = stages.gps(info, events, gpx, settings)
-    return stages.handover(info, result, events, gps_source)
+    events, gps_source, warnings = stages.gps(info, events, gpx, settings)
+    return stages.handover(info, result, events, gps_source, warnings)
 
 
 @flow(name="archive-video", flow_run_name=_name_from_path)
@@ -122,7 +137,7 @@ def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = 
     return VideoSummary(
         path=path, video_id=m.info.video_id, duration_s=m.info.duration_s, frames_analyzed=m.analyze.frames_analyzed,
         wall_s=m.analyze.wall_s, n_events=n, plates=[(e.final_plate, e.plate_confidence) for e in events],
-        archive_path=archive_path,
+        archive_path=archive_path, warnings=m.warnings,
     )
 
 
@@ -143,18 +158,34 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
         settings: run settings; default :class:`Settings` from the environment, or from the
             Prefect blocks on deployed runs (blocks/config.py).
 
+    Before any video is analysed, the results database is checked (connect + migrate, seconds
+    at most: :func:`dashcam.db.check_database`) and an explicit ``gpx`` is read, so an
+    unreachable database or a bad track fails the run at once instead of after the analysis.
+
     Raises:
-        RuntimeError: listing every video that failed and why, after all videos were tried; or
-            when a crashed run has been rescheduled more than ``MAX_PARENT_RUNS`` times.
+        DatabaseError: the results database cannot be reached or migrated (nothing analysed).
+        GpsError: ``gpx`` is missing or unreadable (nothing analysed).
+        IngestError: listing every video that failed and why, after all videos were tried
+            (``.summaries`` holds the videos that succeeded).
+        RuntimeError: when a crashed run has been rescheduled more than ``MAX_PARENT_RUNS`` times.
     """
+    from dashcam.db import check_database
+    from dashcam.gps_sources import load_track_file
+
     logger = get_run_logger()
     if deployment.id and (flow_run.run_count or 1) > MAX_PARENT_RUNS:
         raise RuntimeError(f"this run has started {flow_run.run_count} times (crashes?): giving up after {MAX_PARENT_RUNS}")
+    run_settings = _settings(settings)
+    check_database(run_settings.db_url)
+    if gpx:  # readable with timed points? (the date hint only stands in for date-less NMEA here)
+        load_track_file(gpx, run_settings.gps_max_gap_s, date_hint=date.today())
     summaries, failures = [], []
     for path in videos:
         state = ingest_video(path, gpx=gpx, settings=settings, return_state=True)
         if state.is_completed():
             summaries.append(state.result())
+            for w in summaries[-1].warnings:
+                logger.warning("%s: %s", Path(path).name, w)
         else:
             try:
                 state.result()
@@ -162,5 +193,5 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
                 failures.append(f"{path}: {exc}")
                 logger.error("failed: %s: %s", path, exc)
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(videos)} videos failed:\n" + "\n".join(failures))
+        raise IngestError(f"{len(failures)} of {len(videos)} videos failed:\n" + "\n".join(failures), summaries, failures)
     return summaries

@@ -80,23 +80,27 @@ def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[Pla
 
 
 @task(name="gps")
-def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings) -> tuple[list[PlateEvent], str | None]:
+def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings) -> tuple[list[PlateEvent], str | None, list[str]]:
     """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps_sources),
     interpolate WGS84 lat/lon, speed and heading at each event's ts, and write the simplified
-    route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events and
-    the track's source label (None without GPS). Damaged embedded GPS never fails the video.
+    route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events,
+    the track's source label (None without GPS) and one-line warnings (a corrupt sidecar: logged
+    as a warning of the run and shown in the summary). Damaged GPS never fails the video.
     """
     from dashcam.gps_sources import find_track
 
     logger = get_run_logger()
     if gpx:
         settings = settings.model_copy(update={"gpx": Path(gpx)})
-    found = find_track(Path(info.path), info, settings)
+    problems: list[str] = []
+    found = find_track(Path(info.path), info, settings, problems=problems)
+    for p in problems:
+        logger.warning("%s: %s", Path(info.path).name, p)
     route_path = Path(settings.work_dir) / info.video_id / "route.json"
     if found is None:
         logger.info("no GPS track for %s: positions stay empty", Path(info.path).name)
         route_path.unlink(missing_ok=True)
-        return events, None
+        return events, None, problems
     track, source = found
     aligned = pipeline.align_gps(events, track, settings)
     end = info.recording_start + timedelta(seconds=info.duration_s)
@@ -104,16 +108,18 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
     atomic_write_text(route_path, json.dumps({"source": source, "points": points}))
     logger.info("GPS from %s (%d points, clock offset %.1f s): %d of %d events positioned, route %d points",
                 source, len(track), track.clock_offset_s, sum(e.lat is not None for e in aligned), len(aligned), len(points))
-    return aligned, source
+    return aligned, source, problems
 
 
 @task(name="handover")
-def handover(info: VideoInfo, result: AnalyzeResult, events: list[PlateEvent], gps_source: str | None = None) -> str:
+def handover(info: VideoInfo, result: AnalyzeResult, events: list[PlateEvent], gps_source: str | None = None,
+             warnings: list[str] | None = None) -> str:
     """Write ``events.jsonl`` and then ``manifest.json`` (atomically, manifest last) to the work dir."""
     out = Path(result.work_dir)
     events_path = out / "events.jsonl"
     write_jsonl(events_path, events)
-    manifest = Manifest(info=info, analyze=result, events_path=str(events_path), gps_source=gps_source)
+    manifest = Manifest(info=info, analyze=result, events_path=str(events_path), gps_source=gps_source,
+                        warnings=list(warnings or []))
     path = out / "manifest.json"
     atomic_write_text(path, manifest.model_dump_json(indent=1))
     return str(path)
