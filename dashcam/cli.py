@@ -345,6 +345,8 @@ def gps_cmd(
                   f"{', no track in ' + str(settings.gps_track_dir) if settings.gps_track_dir else ''})")
         raise typer.Exit(1 if gpx_out else 0)
     trk, source = found
+    for p in problems:  # e.g. a corrupt sidecar skipped for the track directory's log
+        console.print(f"warning: {p}", soft_wrap=True, highlight=False)
     from dashcam.pipeline import route_points
     from datetime import timedelta
 

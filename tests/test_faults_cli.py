@@ -65,10 +65,15 @@ def prefect_api(tmp_path_factory):
 # point 2: a killed ingest leaves nothing running; the next run sweeps and marks Crashed
 
 
-def _flow_runs(api_url: str) -> list[dict]:
-    r = httpx.post(f"{api_url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": ["dashcam-cli"]}}}, timeout=30)
+def _runs(api_url: str, kind: str) -> list[dict]:
+    """Flow or task runs (``kind``: flow_runs / task_runs) started by ``dashcam ingest``."""
+    r = httpx.post(f"{api_url}/{kind}/filter", json={kind: {"tags": {"all_": ["dashcam-cli"]}}}, timeout=30)
     r.raise_for_status()
     return r.json()
+
+
+def _owned_by(run: dict, pid: int) -> bool:
+    return any(t.startswith("dashcam-owner:") and f":{pid}:" in t for t in run["tags"])
 
 
 def test_sigkill_of_ingest_leaves_no_children_and_next_run_cleans_up(tmp_path):
@@ -122,15 +127,20 @@ def test_sigkill_of_ingest_leaves_no_children_and_next_run_cleans_up(tmp_path):
 
     server = PrefectServer(tmp_path / "prefect-home").start()  # the same database the CLI used
     try:
-        runs = _flow_runs(server.api_url)
+        runs = _runs(server.api_url, "flow_runs")
+        task_runs = _runs(server.api_url, "task_runs")
     finally:
         server.stop()
-    killed = [r for r in runs if any(t.startswith(f"dashcam-owner:") and f":{proc.pid}:" in t for t in r["tags"])]
-    assert killed, runs
-    assert {r["state_type"] for r in killed} == {"CRASHED"}, [(r["name"], r["state_type"]) for r in killed]
-    assert all(f"pid {proc.pid}" in (r["state"]["message"] or "") for r in killed)
-    assert not [r for r in runs if r["state_type"] in ("RUNNING", "PENDING")]
-    assert any(r["state_type"] == "COMPLETED" for r in runs)  # the rerun
+    killed = [r for r in runs if _owned_by(r, proc.pid)]
+    # what was still running when it was killed (ingest, ingest-video, archive-video) is Crashed;
+    # analyze-video had finished before the kill and stays Completed
+    crashed = [r for r in killed if r["state_type"] == "CRASHED"]
+    assert len(crashed) >= 3, [(r["name"], r["state_type"]) for r in killed]
+    assert {r["state_type"] for r in killed} <= {"CRASHED", "COMPLETED"}
+    assert all(f"pid {proc.pid}" in (r["state"]["message"] or "") for r in crashed)
+    assert [r for r in task_runs if _owned_by(r, proc.pid) and r["state_type"] == "CRASHED"]  # the archive task
+    assert not [r for r in runs + task_runs if r["state_type"] in ("RUNNING", "PENDING")]
+    assert any(r["state_type"] == "COMPLETED" and not _owned_by(r, proc.pid) for r in runs)  # the rerun
 
 
 # ------------------------------------------------------------------------------------------
