@@ -132,11 +132,21 @@ def ingest(
 
     server = None
     if not PREFECT_API_URL.value():
-        server = LocalApiServer().start()
+        try:
+            server = LocalApiServer().start()
+        except RuntimeError as exc:
+            console.print(f"[red]error:[/] {_first_line(exc)} (set PREFECT_API_URL to use a running server)",
+                          soft_wrap=True, highlight=False)
+            raise typer.Exit(1)
         os.environ["PREFECT_API_URL"] = server.api_url
         refresh_global_settings_context()
     try:
-        crashed = crash_orphaned_runs()
+        try:
+            crashed = crash_orphaned_runs()
+        except Exception as exc:  # noqa: BLE001 - housekeeping; the run itself reports an unreachable API
+            console.print(f"warning: could not look for runs of killed dashcam ingest processes: {_first_line(exc)}",
+                          soft_wrap=True, highlight=False)
+            crashed = []
         if crashed:
             console.print(f"marked {len(crashed)} run(s) of killed dashcam ingest processes Crashed", highlight=False)
         t0 = time.perf_counter()

@@ -39,6 +39,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1", "DASHCAM_DATA_DIR": str(tmp_path / "data"), "DASHCAM_MODEL_DIR": str(model_dir()),
         "DASHCAM_CAMERA_TZ": "UTC",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # 2 busy cores: the default 20 s is short
     })
     env.update(extra)
     return env
