@@ -12,9 +12,7 @@ source smaller than that is never upscaled, so the pixel height may be lower.
 Every file appears complete or not at all: it is written under a hidden temporary name in the
 destination folder (``.<name>.<random>.tmp``), fsynced, then renamed over the destination with
 ``os.replace`` (atomic on POSIX and Windows within one filesystem); the folder is fsynced too.
-A crash can at worst leave a stray ``.*.tmp`` file, never a truncated destination; writers hold
-an ``flock`` on their temp file, and :func:`sweep_stale_tmp` (run by ``dashcam ingest`` at start)
-removes the ones whose writer died.
+A crash can at worst leave a stray ``.*.tmp`` file, never a truncated destination.
 """
 
 from __future__ import annotations
@@ -81,65 +79,6 @@ def _fsync_dir(d: Path) -> None:
 
 def _tmp_name(dst: Path) -> Path:
     return dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.tmp")
-
-
-# ``.<name>.<8 hex>.tmp``: the temporary names this module (and only it) creates
-_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
-STALE_TMP_MIN_AGE_S = 10.0  # younger temp files are never swept (covers create -> lock)
-
-
-def _lock(fd: int) -> None:
-    """Hold an exclusive ``flock`` on the temp file while it is written and renamed: a live
-    writer's temp file is locked, a dead one's is not (the kernel drops locks of dead processes),
-    which is how :func:`sweep_stale_tmp` tells them apart. No-op without ``fcntl`` (Windows)."""
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # e.g. a filesystem without locks: the age rule alone protects it
-            pass
-
-
-def sweep_stale_tmp(*dirs: str | os.PathLike, min_age_s: float = STALE_TMP_MIN_AGE_S) -> list[Path]:
-    """Remove temp files left by killed writers under ``dirs`` (recursively); return them.
-
-    Only our own names (``.<name>.<8 hex>.tmp``, see :func:`atomic_write_bytes` and
-    :func:`transcode`) are considered, and only stale ones: not modified for ``min_age_s``
-    seconds AND not locked. Every writer here holds an exclusive ``flock`` on its temp file
-    until it has been renamed, and the lock dies with the process, so a temp file that another
-    live process (another ``dashcam ingest``, a worker; NFS forwards flock as POSIX locks) is
-    still writing is never removed. Missing folders are skipped; files that cannot be removed
-    are logged and left.
-    """
-    removed: list[Path] = []
-    now = time.time()
-    for d in dirs:
-        for root, _subdirs, files in os.walk(d):
-            for name in files:
-                if not _TMP_RE.match(name):
-                    continue
-                p = Path(root) / name
-                try:
-                    if now - p.lstat().st_mtime < min_age_s:
-                        continue
-                    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-                except OSError:
-                    continue  # renamed or removed meanwhile
-                try:
-                    if fcntl is not None:
-                        try:
-                            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        except BlockingIOError:
-                            continue  # a live writer holds it
-                        except OSError:
-                            pass  # no locks on this filesystem: the age rule decides
-                    try:
-                        p.unlink()
-                        removed.append(p)
-                    except OSError as e:
-                        log.warning("could not remove stale temporary file %s: %s", p, e)
-                finally:
-                    os.close(fd)
-    return removed
 
 
 def _atomic_write(path: str | os.PathLike, fill: Callable[[BinaryIO], None]) -> Path:
@@ -440,3 +379,68 @@ def archive_video(
             update[field_name] = _archive_file(src, dst, field_name.replace("_path", ""))
         out.append(ev.model_copy(update=update))
     return video_dst, out
+
+
+# --------------------------------------------------------------------------------------------
+# temp files of killed writers
+#
+# Writers hold an ``flock`` on their temp file until it has been renamed; the next
+# ``dashcam ingest`` (and the archive task, per video) removes the ones whose writer died.
+
+# ``.<name>.<8 hex>.tmp``: the temporary names this module (and only it) creates
+_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+STALE_TMP_MIN_AGE_S = 10.0  # younger temp files are never swept (covers create -> lock)
+
+
+def _lock(fd: int) -> None:
+    """Hold an exclusive ``flock`` on the temp file while it is written and renamed: a live
+    writer's temp file is locked, a dead one's is not (the kernel drops locks of dead processes),
+    which is how :func:`sweep_stale_tmp` tells them apart. No-op without ``fcntl`` (Windows)."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # e.g. a filesystem without locks: the age rule alone protects it
+            pass
+
+
+def sweep_stale_tmp(*dirs: str | os.PathLike, min_age_s: float = STALE_TMP_MIN_AGE_S) -> list[Path]:
+    """Remove temp files left by killed writers under ``dirs`` (recursively); return them.
+
+    Only our own names (``.<name>.<8 hex>.tmp``, see :func:`atomic_write_bytes` and
+    :func:`transcode`) are considered, and only stale ones: not modified for ``min_age_s``
+    seconds AND not locked. Every writer here holds an exclusive ``flock`` on its temp file
+    until it has been renamed, and the lock dies with the process, so a temp file that another
+    live process (another ``dashcam ingest``, a worker; NFS forwards flock as POSIX locks) is
+    still writing is never removed. Missing folders are skipped; files that cannot be removed
+    are logged and left.
+    """
+    removed: list[Path] = []
+    now = time.time()
+    for d in dirs:
+        for root, _subdirs, files in os.walk(d):
+            for name in files:
+                if not _TMP_RE.match(name):
+                    continue
+                p = Path(root) / name
+                try:
+                    if now - p.lstat().st_mtime < min_age_s:
+                        continue
+                    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                except OSError:
+                    continue  # renamed or removed meanwhile
+                try:
+                    if fcntl is not None:
+                        try:
+                            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        except BlockingIOError:
+                            continue  # a live writer holds it
+                        except OSError:
+                            pass  # no locks on this filesystem: the age rule decides
+                    try:
+                        p.unlink()
+                        removed.append(p)
+                    except OSError as e:
+                        log.warning("could not remove stale temporary file %s: %s", p, e)
+                finally:
+                    os.close(fd)
+    return removed

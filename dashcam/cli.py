@@ -178,6 +178,9 @@ def ingest(
     summaries = result if state.is_completed() else getattr(result, "summaries", None)
     if summaries:
         _print_summary(summaries, time.perf_counter() - t0)
+        for s in summaries:  # under the table, on stdout like it
+            for w in s.warnings:
+                Console().print(f"warning: {Path(s.path).name}: {w}", soft_wrap=True, highlight=False, markup=False)
     if not state.is_completed():
         if isinstance(result, IngestError):
             for f in result.failures:
@@ -198,11 +201,7 @@ def _print_summary(summaries, wall: float) -> None:
         plates = ", ".join(f"{p} ({c:.2f})" for p, c in s.plates) or "-"
         table.add_row(Path(s.path).name, s.video_id, f"{s.duration_s:.1f} s", str(s.frames_analyzed),
                       f"{s.wall_s:.1f} s", f"{rtf:.2f}x", plates)
-    out = Console()
-    out.print(table)
-    for s in summaries:
-        for w in getattr(s, "warnings", None) or []:
-            out.print(f"warning: {Path(s.path).name}: {w}", soft_wrap=True, highlight=False)
+    Console().print(table)
 
 
 @app.command()
@@ -217,7 +216,7 @@ def plates(
     from dashcam.db import make_engine, query_events
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    _require_existing_db(settings)
+    _require_existing_db(settings.db_url, settings)
     engine = make_engine(settings.db_url)
     try:
         rows = query_events(engine, video_id=video, plate=plate)
@@ -240,12 +239,12 @@ def _fmt(v) -> str:
     return "" if v is None else f"{v:.6f}"
 
 
-def _require_existing_db(settings) -> None:
-    """Read commands: a SQLite results DB that does not exist is an error (a mistyped
+def _require_existing_db(url: str, settings) -> None:
+    """Read commands: a SQLite results DB (``url``) that does not exist is an error (a mistyped
     DASHCAM_DATA_DIR / --data-dir / URL), not a new empty database."""
     from dashcam.db import sqlite_path
 
-    path = sqlite_path(settings.db_url)
+    path = sqlite_path(url)
     if path is not None and not path.exists():
         where = ("from --database-url / DASHCAM_DATABASE_URL" if _database_url_given(settings)
                  else f"in data dir {settings.data_dir} (--data-dir / DASHCAM_DATA_DIR)")

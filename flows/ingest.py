@@ -49,22 +49,9 @@ class VideoSummary(BaseModel):
     frames_analyzed: int
     wall_s: float
     n_events: int
+    warnings: list[str] = []  # one line each: problems that did not fail the video (corrupt GPS sidecar)
     plates: list[tuple[str, float]]  # (final_plate, plate_confidence)
     archive_path: str | None
-    warnings: list[str] = []  # one line each: problems that did not fail the video (corrupt GPS sidecar)
-
-
-class IngestError(RuntimeError):
-    """Some videos of an ``ingest`` run failed. ``summaries``: the videos that succeeded;
-    ``failures``: one ``"<path>: <why>"`` line per failed video."""
-
-    def __init__(self, message: str, summaries: list[VideoSummary] | None = None, failures: list[str] | None = None):
-        super().__init__(message)
-        self.summaries = list(summaries or [])
-        self.failures = list(failures or [])
-
-    def __reduce__(self):  # keep the attributes through Prefect's result serialisation
-        return (type(self), (str(self), self.summaries, self.failures))
 
 
 def _name_from_path() -> str:
@@ -136,9 +123,23 @@ def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = 
     events: list[PlateEvent] = read_jsonl(Path(m.events_path), PlateEvent)
     return VideoSummary(
         path=path, video_id=m.info.video_id, duration_s=m.info.duration_s, frames_analyzed=m.analyze.frames_analyzed,
+        warnings=m.warnings,
         wall_s=m.analyze.wall_s, n_events=n, plates=[(e.final_plate, e.plate_confidence) for e in events],
-        archive_path=archive_path, warnings=m.warnings,
+        archive_path=archive_path,
     )
+
+
+class IngestError(RuntimeError):
+    """Some videos of an ``ingest`` run failed. ``summaries``: the videos that succeeded;
+    ``failures``: one ``"<path>: <why>"`` line per failed video."""
+
+    def __init__(self, message: str, summaries: list[VideoSummary] | None = None, failures: list[str] | None = None):
+        super().__init__(message)
+        self.summaries = list(summaries or [])
+        self.failures = list(failures or [])
+
+    def __reduce__(self):  # keep the attributes through Prefect's result serialisation
+        return (type(self), (str(self), self.summaries, self.failures))
 
 
 def _ingest_run_name() -> str:

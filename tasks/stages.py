@@ -142,9 +142,9 @@ def archive(manifest_path: str, settings: Settings) -> str:
     from dashcam.archive import archive_video, sweep_stale_tmp
 
     m = _manifest(manifest_path)
-    events = read_jsonl(Path(m.events_path), PlateEvent)
     for p in sweep_stale_tmp(Path(settings.archive_dir) / m.info.video_id):  # left by a killed attempt (any machine)
         get_run_logger().info("removed stale temp file %s", p)
+    events = read_jsonl(Path(m.events_path), PlateEvent)
     video_path, archived = archive_video(
         m.info, events, Path(settings.archive_dir), height=settings.archive_height,
         crf=settings.archive_crf, preset=settings.archive_preset,

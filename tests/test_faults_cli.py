@@ -20,7 +20,10 @@ import psutil
 import psycopg
 import pytest
 
-from conftest import _local_postgres
+try:  # after the cluster branch: the starter lives in infra/postgres.py, re-exported by conftest
+    from conftest import local_postgres
+except ImportError:
+    from conftest import _local_postgres as local_postgres
 from helpers import model_dir, shared_dir
 from prefect_server import PrefectServer
 
@@ -168,7 +171,7 @@ def _assert_db_failure(proc: subprocess.CompletedProcess, port: int, tmp_path: P
 def test_frozen_then_stopped_postgres_fails_fast_before_analysis(tmp_path):
     clip = shared_dir() / CLIP
     env = _env(tmp_path)
-    with _local_postgres() as server:
+    with local_postgres() as server:
         with server.connect_admin() as conn:
             conn.execute('CREATE DATABASE "dashcam"')
         env["DASHCAM_DATABASE_URL"] = server.url("dashcam")
