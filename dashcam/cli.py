@@ -216,7 +216,7 @@ def plates(
     from dashcam.db import make_engine, query_events
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    _require_existing_db(settings.db_url, settings)
+    _require_existing_db(settings.db_url, _db_origin(settings))
     engine = make_engine(settings.db_url)
     try:
         rows = query_events(engine, video_id=video, plate=plate)
@@ -239,23 +239,23 @@ def _fmt(v) -> str:
     return "" if v is None else f"{v:.6f}"
 
 
-def _require_existing_db(url: str, settings) -> None:
-    """Read commands: a SQLite results DB (``url``) that does not exist is an error (a mistyped
-    DASHCAM_DATA_DIR / --data-dir / URL), not a new empty database."""
+def _require_existing_db(url: str, where: str) -> None:
+    """Read commands: a SQLite results DB (``url``; ``where``: why that one) that does not exist
+    is an error (a mistyped DASHCAM_DATA_DIR / --data-dir / URL), not a new empty database."""
     from dashcam.db import sqlite_path
 
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        where = ("from --database-url / DASHCAM_DATABASE_URL" if _database_url_given(settings)
-                 else f"in data dir {settings.data_dir} (--data-dir / DASHCAM_DATA_DIR)")
         console.print(f"[red]error:[/] no results database at {path} ({where}): it does not exist; "
                       "check the path, or run dashcam ingest first", soft_wrap=True, highlight=False)
         raise typer.Exit(1)
 
 
-def _database_url_given(settings) -> bool:
-    """True when the DB URL was set explicitly, not derived from ``data_dir``."""
-    return settings.db_url != f"sqlite:///{Path(settings.data_dir) / 'dashcam.db'}"
+def _db_origin(settings) -> str:
+    """Where ``settings.db_url`` came from, for messages."""
+    if settings.db_url != f"sqlite:///{Path(settings.data_dir) / 'dashcam.db'}":
+        return "from --database-url / DASHCAM_DATABASE_URL"
+    return f"default in data dir {settings.data_dir} (--data-dir / DASHCAM_DATA_DIR)"
 
 
 @app.command()
