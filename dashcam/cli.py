@@ -104,6 +104,10 @@ def _print_summary(summaries, wall: float) -> None:
         table.add_row(Path(s.path).name, s.video_id, f"{s.duration_s:.1f} s", str(s.frames_analyzed),
                       f"{s.wall_s:.1f} s", f"{rtf:.2f}x", plates)
     Console().print(table)
+    for s in summaries:
+        if getattr(s, "damage", None):
+            Console().print(f"[yellow]{Path(s.path).name} is damaged:[/] {s.damage} (plates read before the damage are stored)",
+                            soft_wrap=True, markup=True)
 
 
 @app.command()

@@ -50,6 +50,7 @@ class VideoSummary(BaseModel):
     n_events: int
     plates: list[tuple[str, float]]  # (final_plate, plate_confidence)
     archive_path: str | None
+    damage: str | None = None  # the video decoded only in part (AnalyzeResult.damage)
 
 
 def _name_from_path() -> str:
@@ -122,7 +123,7 @@ def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = 
     return VideoSummary(
         path=path, video_id=m.info.video_id, duration_s=m.info.duration_s, frames_analyzed=m.analyze.frames_analyzed,
         wall_s=m.analyze.wall_s, n_events=n, plates=[(e.final_plate, e.plate_confidence) for e in events],
-        archive_path=archive_path,
+        archive_path=archive_path, damage=m.analyze.damage,
     )
 
 
