@@ -106,8 +106,10 @@ def _print_summary(summaries, wall: float) -> None:
     Console().print(table)
     for s in summaries:
         if getattr(s, "damage", None):
-            Console().print(f"[yellow]{Path(s.path).name} is damaged:[/] {s.damage} (plates read before the damage are stored)",
-                            soft_wrap=True, markup=True)
+            from rich.markup import escape
+
+            Console().print(f"[yellow]{escape(Path(s.path).name)} is damaged:[/] {escape(s.damage)} "
+                            "(the plates read before the damage are stored)", soft_wrap=True)
 
 
 @app.command()

@@ -146,19 +146,18 @@ def test_full_archive_disk_fails_clearly_and_leaves_no_broken_archive(prefect_ap
     ids = [compute_video_id(c) for c in clips]
     env = _env(prefect_api, tmp_path, sqlite_url, DASHCAM_ARCHIVE_DIR=str(archive))
 
-    proc = _dashcam(["ingest", *map(str, clips)], env)
-    assert proc.returncode != 0, proc.stdout
-    err = " ".join(proc.stderr.split())  # Rich wraps long lines
-    assert "Traceback" not in proc.stderr
-    assert "2 of 2 videos failed" in err
-    for c, vid in zip(clips, ids):
-        assert c.name in err and f"{vid}/video_" in err  # names the video and the archive file
-    assert err.count("No space left on device") >= 2  # ffmpeg's cause, for each video
-    assert "nothing was written" not in err
-    # nothing broken under a final name, no temp file, no row pointing at a broken archive
-    assert not list(archive.rglob("video_*.mp4"))
-    assert not [p for p in archive.rglob("*") if p.name.endswith(".tmp")]
-    assert [_video_row(sqlite_url, vid) for vid in ids] == [None, None]
+    for clip, vid in zip(clips, ids):  # each alone, as the issue ran them
+        proc = _dashcam(["ingest", str(clip)], env)
+        assert proc.returncode != 0, proc.stdout  # before the fix: the no-plate clip exited 0
+        err = " ".join(proc.stderr.split())  # Rich wraps long lines
+        assert "Traceback" not in proc.stderr
+        assert "1 of 1 videos failed" in err and clip.name in err
+        assert f"{vid}/video_720p.mp4" in err and "No space left on device" in err  # the file, the cause
+        assert "nothing was written" not in err
+        # nothing broken under a final name, no temp file, no row pointing at a broken archive
+        assert not list(archive.rglob("video_*.mp4"))
+        assert not [p for p in archive.rglob("*") if p.name.endswith(".tmp")]
+        assert _video_row(sqlite_url, vid) is None
 
     filler.unlink()  # free the space: the rerun completes
     proc = _dashcam(["ingest", *map(str, clips)], env)
