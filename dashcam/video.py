@@ -545,7 +545,7 @@ def frame_step(fps: float, detect_fps: float) -> int:
 # per-frame pts lines (how a frame that follows lost frames gets its true frame_idx); only
 # [error]/[fatal]/[panic] lines are kept as ffmpeg's messages
 _FF_DECODE_GLOBAL = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
-_SHOWINFO_RE = re.compile(r"Parsed_showinfo.*\sn:\s*\d+\s+pts:\s*-?\d+\s+pts_time:\s*(-?[0-9.eE+-]+)")
+_SHOWINFO_RE = re.compile(r"Parsed_showinfo.*\sn:\s*\d+\s+pts:\s*\S+\s+pts_time:\s*(\S+)")
 _ERROR_TAGS = ("[error]", "[fatal]", "[panic]")
 
 
@@ -650,9 +650,10 @@ def iter_frames(
     err_lines: collections.deque[str] = collections.deque(maxlen=40)
     first_errors: list[str] = []  # the first few error lines (where the damage began)
     error_at: list[int | None] = [None]  # frames written before ffmpeg's first error line
-    pts_times: list[float] = []  # showinfo pts_time (s) of each frame written, in order
+    pts_times: list[float | None] = []  # showinfo pts_time (s) of each frame written, in order
     pts_cv = threading.Condition()
     stderr_eof = threading.Event()
+    no_pts = threading.Event()
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -664,9 +665,14 @@ def iter_frames(
         return False
 
     def frame_pts(k: int) -> float | None:
-        # showinfo logs frame k before the frame is written to stdout; wait for the line
+        # showinfo logs frame k before the frame is written to stdout; wait for the line (once:
+        # if it never comes, count frames as before rather than wait on every frame)
         with pts_cv:
-            pts_cv.wait_for(lambda: len(pts_times) > k or stderr_eof.is_set() or stop.is_set(), timeout=10)
+            if not no_pts.is_set() and not pts_cv.wait_for(
+                lambda: len(pts_times) > k or stderr_eof.is_set() or stop.is_set(), timeout=10
+            ):
+                log.warning("%s: ffmpeg gave no frame timestamps; frame indices are counted", info.path)
+                no_pts.set()
             return pts_times[k] if len(pts_times) > k else None
 
     def reader() -> None:
@@ -704,8 +710,12 @@ def iter_frames(
                 line = raw.decode("utf-8", "replace").rstrip()
                 m = _SHOWINFO_RE.search(line)
                 if m:
+                    try:
+                        t: float | None = float(m.group(1))
+                    except ValueError:  # NOPTS
+                        t = None
                     with pts_cv:
-                        pts_times.append(float(m.group(1)))
+                        pts_times.append(t)
                         pts_cv.notify_all()
                     continue
                 err = _error_line(line)

@@ -46,8 +46,13 @@ def _analysis_key(context, parameters) -> str:
     Not the path, size or mtime: the same file under another path (a deployed run on the NAS
     mount, a copy) has the same ``video_id`` and the same analysis.
     """
+    import dashcam
+
     s: Settings = parameters["settings"]
-    return parameters["info"].video_id + ":" + ",".join(f"{k}={getattr(s, k)!r}" for k in ANALYSIS_SETTINGS)
+    # the package version stands for the pipeline code behind the task (TASK_SOURCE covers the
+    # task body only)
+    return (f"{parameters['info'].video_id}:dashcam={dashcam.__version__}:"
+            + ",".join(f"{k}={getattr(s, k)!r}" for k in ANALYSIS_SETTINGS))
 
 
 def analysis_on_disk(info: VideoInfo, settings: Settings) -> bool:
@@ -96,8 +101,8 @@ def probe(path: str, settings: Settings) -> VideoInfo:
 def analyze_task(info: VideoInfo, settings: Settings) -> AnalyzeResult:
     """Decode (streaming) -> vehicles + tracking -> plates -> OCR; records land in the work dir.
 
-    A damaged video is analysed up to (and past) the damage and completes with
-    ``result.damage`` set: no retry. A video with no decodable frame fails without a retry.
+    A damaged video is analysed up to the damage and completes with ``result.damage`` set: no
+    retry. A video with no decodable frame fails without a retry.
     """
     result = pipeline.analyze(info, settings, Path(settings.work_dir))
     logger = get_run_logger()
@@ -191,7 +196,9 @@ def _retry_unless_disk_full(task, task_run, state) -> bool:
         state.result()
     except Exception as exc:  # noqa: BLE001 - classify the failure
         e: BaseException | None = exc
-        while e is not None:
+        for _ in range(10):  # the exception and what it was raised from
+            if e is None:
+                break
             if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or "No space left" in str(e):
                 return False
             e = e.__cause__ or e.__context__

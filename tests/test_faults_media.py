@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 PLATES = "data/plates-video/TrainingSet/Categorie I"
 CLIP = f"{PLATES}/Video10_2.avi"  # labelled XS-NB-23, 640x480 MJPEG, 3 s at 12 fps
-NO_PLATE = "data/road-video/udacity_vehdet_test_video.mp4"  # highway 1280x720 1.5 s: no confident plate
+ROAD = "data/road-video/udacity_solidWhiteRight.mp4"  # highway 960x540: no readable plate
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +138,18 @@ def _fill(mnt: Path, leave_bytes: int) -> Path:
 
 def test_full_archive_disk_fails_clearly_and_leaves_no_broken_archive(prefect_api, small_disk, sqlite_url, tmp_path):
     """The issue's reproduction: archive dir on a small tmpfs with ~40 KB free; a clip with no
-    confident plate (ffmpeg exits 0 after "Error writing trailer: No space left on device") and
-    one with plates, through ``dashcam ingest``."""
+    confident plate (ffmpeg exits 0 after "Error writing trailer: No space left on device", the
+    ingest exited 0 with a broken archive) and one with plates (failed on the crop copy with
+    "nothing was written" while the broken MP4 stayed), each through ``dashcam ingest``."""
     archive = small_disk / "archive"
     filler = _fill(small_disk, 40 * 1024)
-    clips = [shared_dir() / NO_PLATE, shared_dir() / CLIP]
+    # the real highway clip, first 3 s at 640x360: no confident plate, and small enough that
+    # ffmpeg's packets fit and only its trailer hits the full disk: exit status 0 (measured; the
+    # full-size clip fails earlier with exit status 1)
+    no_plate = tmp_path / "highway_640x360.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(shared_dir() / ROAD), "-t", "3", "-vf", "scale=640:360",
+                    "-an", "-c:v", "libx264", "-crf", "23", "-preset", "veryfast", str(no_plate)], check=True)
+    clips = [no_plate, shared_dir() / CLIP]
     ids = [compute_video_id(c) for c in clips]
     env = _env(prefect_api, tmp_path, sqlite_url, DASHCAM_ARCHIVE_DIR=str(archive))
 
