@@ -202,6 +202,12 @@ def _print_summary(summaries, wall: float) -> None:
         table.add_row(Path(s.path).name, s.video_id, f"{s.duration_s:.1f} s", str(s.frames_analyzed),
                       f"{s.wall_s:.1f} s", f"{rtf:.2f}x", plates)
     Console().print(table)
+    for s in summaries:
+        if getattr(s, "damage", None):
+            from rich.markup import escape
+
+            Console().print(f"[yellow]{escape(Path(s.path).name)} is damaged:[/] {escape(s.damage)} "
+                            "(the plates read before the damage are stored)", soft_wrap=True)
 
 
 @app.command()

@@ -365,7 +365,8 @@ def _reason(exc: BaseException) -> str:
 # Writes
 
 
-def _video_row(info: VideoInfo, n_events: int, archive_path: str | None, now: datetime) -> dict:
+def _video_row(info: VideoInfo, n_events: int, archive_path: str | None, now: datetime,
+               damage: str | None = None) -> dict:
     return {
         "id": info.video_id,
         "path": info.path,
@@ -381,6 +382,7 @@ def _video_row(info: VideoInfo, n_events: int, archive_path: str | None, now: da
         "archive_path": archive_path,
         "n_events": n_events,
         "ingested_at": now,
+        "damage": damage,
     }
 
 
@@ -427,7 +429,7 @@ def _upsert_video(conn: sa.Connection, row: dict) -> None:
 
 def save_video(
     engine: Engine, info: VideoInfo, events: list[PlateEvent], archive_path: str | None,
-    route: dict | None = None,
+    route: dict | None = None, *, damage: str | None = None,
 ) -> int:
     """Store one video and its events idempotently, in ONE transaction; return ``len(events)``.
 
@@ -436,7 +438,9 @@ def save_video(
     id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
     identical ``vehicles`` rows. ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
     heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
-    row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is. Writers of the same video are serialised by the row lock taken
+    row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is.
+    ``damage``: one line when the video decoded only in part (``AnalyzeResult.damage``), stored in
+    ``videos.damage``; None (clean) stores NULL, also over an older value. Writers of the same video are serialised by the row lock taken
     by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
 
     Raises ``ValueError`` for events of another video, :class:`DatabaseError` when the database
@@ -457,7 +461,7 @@ def save_video(
             conn.execution_options(sqlite_begin="IMMEDIATE")
         try:
             trans = conn.begin()
-            _upsert_video(conn, _video_row(info, len(events), archive_path, now))
+            _upsert_video(conn, _video_row(info, len(events), archive_path, now, damage))
             created = dict(
                 conn.execute(
                     sa.select(VEHICLES.c.id, VEHICLES.c.created_at).where(VEHICLES.c.video_id == info.video_id)

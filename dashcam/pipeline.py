@@ -23,7 +23,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from dashcam.archive import atomic_write_bytes
+from dashcam.archive import atomic_write_bytes, verify_media
 from dashcam.records import AnalyzeResult, PlateEvent, PlateRead, TrackSummary, VideoInfo, read_jsonl, write_jsonl
 from dashcam.settings import Settings
 
@@ -189,8 +189,13 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     Memory is bounded by the decode queue (``settings.queue_size`` frames) plus one JPEG per
     (track, text): nothing grows with video length except the small records.
 
+    A damaged video (frames lost after the first good ones, see :func:`dashcam.video.iter_frames`)
+    is not an error: every frame that decoded is analysed, its reads and tracks are kept, and
+    ``AnalyzeResult.damage`` holds one line saying where decoding failed and why. Every crop and
+    thumbnail is verified (OpenCV decodes it) before it takes its final name.
+
     Raises:
-        dashcam.video.VideoError: the video cannot be decoded (truncated, corrupt).
+        dashcam.video.VideoError: no frame of the video can be decoded (truncated, corrupt).
         dashcam.models.ModelNotFoundError: a model file cannot be found offline.
     """
     from dashcam.alpr import (
@@ -202,7 +207,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         read_closeup_plates,
         read_tracked_frame,
     )
-    from dashcam.video import iter_frames
+    from dashcam.video import DecodeStats, iter_frames
 
     t0 = time.perf_counter()
     out = Path(work_dir) / info.video_id
@@ -236,7 +241,8 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
             area = (v.bbox[2] - v.bbox[0]) * (v.bbox[3] - v.bbox[1])
             _offer_thumb(best_thumb, t, (0, area), frame.image, v.bbox, frame.frame_idx)
 
-    for frame in iter_frames(info, settings.detect_fps, settings.queue_size):
+    decode = DecodeStats()
+    for frame in iter_frames(info, settings.detect_fps, settings.queue_size, stats=decode, damage_ok=True):
         n_frames += 1
         last_idx = frame.frame_idx
         image = frame.image
@@ -268,7 +274,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     crop_paths: dict[tuple[int, str], str] = {}
     for (track_id, text), (_, data) in best_crop.items():
         p = out / "crops" / f"{track_id}_{text}.jpg"
-        atomic_write_bytes(p, data)
+        atomic_write_bytes(p, data, verify=_verify_jpeg)
         crop_paths[(track_id, text)] = str(p)
     for r in reads:
         r.crop_path = crop_paths.get((r.track_id, r.text))
@@ -276,7 +282,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         entry = best_thumb.get(track_id)
         if entry is not None:
             p = out / "thumbs" / f"{track_id}.jpg"
-            atomic_write_bytes(p, entry[1])
+            atomic_write_bytes(p, entry[1], verify=_verify_jpeg)
             ts.thumb_path = str(p)
     reads_path, tracks_path = out / "reads.jsonl", out / "tracks.jsonl"
     write_jsonl(reads_path, reads)
@@ -285,7 +291,12 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         video_id=info.video_id, work_dir=str(out), reads_path=str(reads_path), tracks_path=str(tracks_path),
         frames_decoded=last_idx + 1, frames_analyzed=n_frames, n_vehicle_detections=n_vehicles,
         n_plate_reads=len(reads), n_plate_tries=n_plate_tries, wall_s=time.perf_counter() - t0,
+        damage=decode.damage,
     )
+
+
+def _verify_jpeg(path: Path) -> None:
+    verify_media(path, "image")
 
 
 def _offer_thumb(best: dict, t: TrackSummary, quality: tuple[int, float], image: np.ndarray, car_bbox, frame_idx: int) -> None:

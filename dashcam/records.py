@@ -35,6 +35,9 @@ class VideoInfo(BaseModel):
     recording_start: datetime  # UTC; see dashcam.video.recording_start
     recording_start_source: str  # "filename" | "creation_time" | "mtime"
     camera: str | None = None  # "F" front, "R" rear (Viofo naming), else None
+    # pts (s) of the video stream's first frame on ffmpeg's output timeline (stream start_time -
+    # container start_time): frame_idx = round((pts - start_s) * fps)
+    start_s: float = 0.0
 
 
 class PlateRead(BaseModel):
@@ -103,6 +106,9 @@ class AnalyzeResult(BaseModel):
     n_plate_reads: int  # plates detected inside tracked vehicles that OCR read as non-empty text
     n_plate_tries: int = 0  # vehicle crops sent to the plate detector (PlateReadScheduler.due)
     wall_s: float
+    # None: decoded cleanly. Else one line: where decoding failed and why (dashcam.video
+    # DecodeStats.damage); the reads/tracks of every frame that did decode are kept
+    damage: str | None = None
 
 
 def write_jsonl(path: Path, records: list[BaseModel]) -> None:

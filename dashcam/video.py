@@ -61,6 +61,10 @@ __all__ = [
 #: Bytes hashed from each end of the file by :func:`compute_video_id`.
 ID_CHUNK = 4 * 1024 * 1024
 
+#: More than this many seconds (and 3 frames) missing at the end of a decode marks the video
+#: damaged (:attr:`DecodeStats.damage`); :func:`iter_frames` raises only past ``max_missing_s``.
+DAMAGED_TAIL_S = 0.5
+
 #: A file modified less than this many seconds ago may still be being written or copied.
 RECENT_WRITE_S = 120.0
 
@@ -344,7 +348,9 @@ def probe(path: str | os.PathLike, camera_tz: str = "local") -> VideoInfo:
     of the *decoded* frames, i.e. swapped for 90/270-degree display rotation, which ffmpeg
     applies when decoding), ``creation_time`` (container tag, UTC, or None),
     ``recording_start``/``recording_start_source`` (:func:`recording_start`), ``camera``
-    (Viofo ``F``/``R`` or None) and ``video_id`` (:func:`compute_video_id`).
+    (Viofo ``F``/``R`` or None), ``start_s`` (video stream start minus container start,
+    seconds: the first frame's pts as :func:`iter_frames` sees it) and ``video_id``
+    (:func:`compute_video_id`).
 
     Raises:
         VideoError: missing or empty file; file still growing while probed; not a video (no
@@ -448,6 +454,11 @@ def probe(path: str | os.PathLike, camera_tz: str = "local") -> VideoInfo:
     )
     start, source = recording_start(p, creation, camera_tz, duration_s=duration)
     parsed = parse_viofo_name(p)
+    start_s = 0.0
+    try:
+        start_s = float(vs.get("start_time") or 0.0) - float(fmt.get("start_time") or 0.0)
+    except (TypeError, ValueError):
+        pass
     return VideoInfo(
         path=str(p.resolve()),
         video_id=compute_video_id(p),
@@ -462,6 +473,7 @@ def probe(path: str | os.PathLike, camera_tz: str = "local") -> VideoInfo:
         recording_start=start,
         recording_start_source=source,
         camera=parsed[1] if parsed else None,
+        start_s=max(0.0, start_s),
     )
 
 
@@ -493,7 +505,9 @@ class DecodeStats:
     ``max_queue_depth``: most frames ever waiting in the queue (<= ``queue_size``);
     ``pid``: the ffmpeg process id; ``returncode``: its exit status once finished;
     ``missing_s``: seconds of video expected but not decoded at the end (0 when complete);
-    ``stderr_tail``: last lines ffmpeg logged (errors only); ``done``: the generator finished.
+    ``damage``: one line saying where decoding failed and why, when the video is damaged (see
+    :func:`iter_frames`), else None; ``stderr_tail``: last lines ffmpeg logged (errors only);
+    ``done``: the generator finished.
     """
 
     path: str = ""
@@ -505,6 +519,7 @@ class DecodeStats:
     pid: int | None = None
     returncode: int | None = None
     missing_s: float = 0.0
+    damage: str | None = None
     stderr_tail: str = ""
     done: bool = False
     started_at: float = field(default_factory=time.monotonic)
@@ -527,6 +542,14 @@ def frame_step(fps: float, detect_fps: float) -> int:
     return max(1, round(fps / detect_fps))
 
 
+# decode runs at log level info, with each line tagged by its level, for the showinfo filter's
+# per-frame pts lines (how a frame that follows lost frames gets its true frame_idx); only
+# [error]/[fatal]/[panic] lines are kept as ffmpeg's messages
+_FF_DECODE_GLOBAL = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+_SHOWINFO_RE = re.compile(r"Parsed_showinfo.*\sn:\s*\d+\s+pts:\s*\S+\s+pts_time:\s*(\S+)")
+_ERROR_TAGS = ("[error]", "[fatal]", "[panic]")
+
+
 def _decode_cmd(info: VideoInfo, step: int, threads: int | None) -> list[str]:
     in_kwargs: dict[str, Any] = {}
     if threads:
@@ -534,11 +557,24 @@ def _decode_cmd(info: VideoInfo, step: int, threads: int | None) -> list[str]:
     stream = ffmpeg.input(_ff_path(info.path), **in_kwargs)["v:0"]
     if step > 1:
         stream = stream.filter("select", f"not(mod(n,{step}))")
+    stream = stream.filter("showinfo")
     out = ffmpeg.output(
         stream, "pipe:", format="rawvideo", pix_fmt="bgr24", vsync="passthrough", an=None, sn=None
     )
     args = ffmpeg.get_args(out)
-    return [_FFMPEG, *_FF_GLOBAL, *args]
+    return [_FFMPEG, *_FF_DECODE_GLOBAL, *args]
+
+
+def _error_line(line: str) -> str | None:
+    """ffmpeg's message without its ``[ctx @ 0x..] [level]`` prefix when it is an error, else None."""
+    for tag in _ERROR_TAGS:
+        i = line.find(tag)
+        if i >= 0:
+            ctx = line[:i].strip()
+            msg = line[i + len(tag):].strip()
+            ctx = re.sub(r"\s*@\s*0x[0-9a-fA-F]+", "", ctx).strip().strip("[]").strip()
+            return f"{ctx}: {msg}" if ctx else msg
+    return None
 
 
 def iter_frames(
@@ -549,13 +585,16 @@ def iter_frames(
     stats: DecodeStats | None = None,
     max_missing_s: float = 1.0,
     threads: int | None = None,
+    damage_ok: bool = False,
 ) -> Iterator[Frame]:
     """Stream-decode every K-th frame of ``info.path`` (K = ``max(1, round(fps/detect_fps))``).
 
     Yields :class:`Frame` with ``frame_idx = 0, K, 2K, ...`` and ``pts_s = frame_idx / fps``.
     Selection happens inside ffmpeg (``select='not(mod(n,K))'`` with passthrough frame timing,
     so no frame is duplicated or dropped to fill a constant rate); only selected frames cross the
-    pipe as ``rawvideo`` ``bgr24`` of ``info.width x info.height``.
+    pipe as ``rawvideo`` ``bgr24`` of ``info.width x info.height``. Each frame's index comes from
+    its presentation timestamp (ffmpeg's ``showinfo`` filter: ``frame_idx = round((pts -
+    info.start_s) * fps)``), so frames after lost ones keep their true index and time.
 
     A decode thread reads the pipe into a ``queue.Queue(queue_size)``. When the consumer is slow
     the queue fills, the thread blocks, the pipe fills and ffmpeg blocks: memory stays at
@@ -567,16 +606,24 @@ def iter_frames(
     joins its threads. Wrap in ``contextlib.closing`` for deterministic cleanup if the generator
     object may outlive the loop.
 
-    Truncation policy: decode errors are concealed (no ``-xerror``): a few damaged frames are
-    decoded as well as ffmpeg can and are not an error. A file that ends early (camera power cut
-    at the end of a clip whose index survived, a file cut while being read) is accepted when at
-    most ``max_missing_s`` seconds are missing at the end: the frames that decoded are yielded and
-    ``stats.missing_s`` says what was missing. If more is missing, or ffmpeg exits non-zero, the
-    generator raises :class:`VideoError` (with the tail of ffmpeg's stderr) *after* yielding the
-    frames that did decode, so a consumer can keep partial results if it wants to.
+    Damage policy: decode errors are concealed (no ``-xerror``): ffmpeg decodes what it can and
+    a frame with a few broken blocks is still yielded. A file that ends early by at most
+    ``max_missing_s`` seconds (camera power cut at the very end) is accepted (``stats.missing_s``
+    says how much). The video is **damaged** when, after at least one good frame:
+
+    * frames are lost after a decode error (a pts gap following ffmpeg's first error line):
+      decoding **stops there**, because the timing of what follows such damage cannot be trusted
+      (an AVI demuxer that re-syncs numbers the next packets from where it is);
+    * more than :data:`DAMAGED_TAIL_S` (and 3 frames) is missing at the end; or
+    * ffmpeg exits non-zero.
+
+    ``stats.damage`` then holds one line saying where and why. With ``damage_ok=True`` the
+    generator ends normally (every frame before the damage was yielded); with ``damage_ok=False``
+    it raises :class:`VideoError` *after* yielding them, unless the only damage is a tail of at
+    most ``max_missing_s`` seconds. A video of which no frame decodes always raises.
 
     Raises:
-        VideoError: ffmpeg missing, failed, or the stream ended more than ``max_missing_s`` early.
+        VideoError: ffmpeg missing; no frame decoded; or damage with ``damage_ok=False``.
         ValueError: ``detect_fps <= 0`` or ``queue_size < 1``.
     """
     if queue_size < 1:
@@ -602,6 +649,12 @@ def iter_frames(
     q: queue.Queue = queue.Queue(queue_size)
     stop = threading.Event()
     err_lines: collections.deque[str] = collections.deque(maxlen=40)
+    first_errors: list[str] = []  # the first few error lines (where the damage began)
+    error_at: list[int | None] = [None]  # frames written before ffmpeg's first error line
+    pts_times: list[float | None] = []  # showinfo pts_time (s) of each frame written, in order
+    pts_cv = threading.Condition()
+    stderr_eof = threading.Event()
+    no_pts = threading.Event()
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -611,6 +664,17 @@ def iter_frames(
             except queue.Full:
                 continue
         return False
+
+    def frame_pts(k: int) -> float | None:
+        # showinfo logs frame k before the frame is written to stdout; wait for the line (once:
+        # if it never comes, count frames as before rather than wait on every frame)
+        with pts_cv:
+            if not no_pts.is_set() and not pts_cv.wait_for(
+                lambda: len(pts_times) > k or stderr_eof.is_set() or stop.is_set(), timeout=10
+            ):
+                log.warning("%s: ffmpeg gave no frame timestamps; frame indices are counted", info.path)
+                no_pts.set()
+            return pts_times[k] if len(pts_times) > k else None
 
     def reader() -> None:
         stdout = proc.stdout
@@ -630,8 +694,9 @@ def iter_frames(
                 if got < frame_bytes:  # ffmpeg died mid-frame; reported via its exit status
                     break
                 img = np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
+                pts = frame_pts(st.frames_decoded)
                 st.frames_decoded += 1
-                if not put(img):
+                if not put((pts, img)):
                     return
                 st.max_queue_depth = max(st.max_queue_depth, q.qsize())
         except Exception as e:  # noqa: BLE001 - handed to the consumer
@@ -641,13 +706,37 @@ def iter_frames(
 
     def drain_stderr() -> None:
         assert proc.stderr is not None
-        for raw in proc.stderr:
-            err_lines.append(raw.decode("utf-8", "replace").rstrip())
+        try:
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                m = _SHOWINFO_RE.search(line)
+                if m:
+                    try:
+                        t: float | None = float(m.group(1))
+                    except ValueError:  # NOPTS
+                        t = None
+                    with pts_cv:
+                        pts_times.append(t)
+                        pts_cv.notify_all()
+                    continue
+                err = _error_line(line)
+                if err:
+                    err_lines.append(err)
+                    if len(first_errors) < 3:
+                        first_errors.append(err)
+                    if error_at[0] is None:
+                        error_at[0] = len(pts_times)  # frames shown before the first error
+        finally:
+            with pts_cv:
+                stderr_eof.set()
+                pts_cv.notify_all()
 
     t_read = threading.Thread(target=reader, name=f"dashcam-decode-{proc.pid}", daemon=True)
     t_err = threading.Thread(target=drain_stderr, name=f"dashcam-stderr-{proc.pid}", daemon=True)
     t_read.start()
     t_err.start()
+    last_idx = -1
+    stopped_at: int | None = None  # source frame at which decoding was stopped (damage)
     try:
         while True:
             try:
@@ -660,37 +749,70 @@ def iter_frames(
                 break
             if isinstance(item, BaseException):
                 raise VideoError(f"Error reading decoded frames of {info.path}: {item}") from item
-            idx = st.frames_yielded * step
+            pts, image = item
+            if pts is None:  # no timestamp line (should not happen): count
+                idx = last_idx + step if last_idx >= 0 else 0
+            else:
+                idx = max(last_idx + 1, round((pts - info.start_s) * info.fps))
+            expected_idx = last_idx + step if last_idx >= 0 else 0
+            first_err = error_at[0]
+            if idx > expected_idx and first_err is not None and first_err <= st.frames_yielded:
+                # frames lost after a decode error: stop here. The timing after such damage cannot
+                # be trusted (an AVI demuxer that re-syncs numbers the next packets from where it
+                # is: measured, frame 30 came out with the pts of frame 17). A pts gap without a
+                # decode error is variable frame timing and goes on.
+                stopped_at = expected_idx
+                break
+            last_idx = idx
             st.frames_yielded += 1
-            yield Frame(frame_idx=idx, pts_s=idx / info.fps, image=item)
+            yield Frame(frame_idx=idx, pts_s=idx / info.fps, image=image)
 
+        if stopped_at is not None:
+            stop.set()
+            proc.kill()
         rc = proc.wait()
         t_err.join(timeout=5)
         st.returncode = rc
         st.stderr_tail = _tail("\n".join(err_lines), 12)
-        if rc != 0:
+        said = " | ".join(first_errors) or "(nothing)"
+        if st.frames_yielded == 0:
+            what = "is damaged from its first frame" if stopped_at is not None else f"could not be decoded (ffmpeg exit status {rc})"
             raise VideoError(
-                f"ffmpeg failed (exit status {rc}) decoding {info.path} after "
-                f"{st.frames_yielded} frames: the file is corrupt or unreadable. Re-copy it or "
-                f"check it with ffprobe.\nffmpeg said: {st.stderr_tail or '(nothing)'}"
+                f"No frame of {info.path} could be decoded: the file {what}, it is corrupt or "
+                f"unreadable. Re-copy it or check it with ffprobe. ffmpeg said: {said}"
             )
-        missing_frames = max(0, st.expected_frames - st.frames_yielded)
-        st.missing_s = missing_frames * step / info.fps
-        if st.missing_s > max_missing_s:
-            raise VideoError(
-                f"{info.path} ended early: decoded {st.frames_yielded} of {st.expected_frames} "
-                f"expected frames ({st.missing_s:.1f} s of {info.duration_s:.1f} s missing). The "
-                "file is truncated or corrupt (interrupted copy, power loss while recording). "
-                f"Re-copy it; frames up to the damage were processed.\n"
-                f"ffmpeg said: {st.stderr_tail or '(nothing)'}"
-            )
-        if st.missing_s > 0:
+        end_idx = stopped_at if stopped_at is not None else last_idx + step
+        st.missing_s = max(0, info.frame_count - end_idx) / info.fps
+        failed_rc = rc != 0 and stopped_at is None
+        parts = []
+        if stopped_at is not None:
+            parts.append(f"frames lost at frame {stopped_at} ({stopped_at / info.fps:.1f} s of "
+                         f"{info.duration_s:.1f} s), decoding stopped there")
+        elif st.missing_s > max(DAMAGED_TAIL_S, 3.0 / info.fps) or failed_rc:
+            parts.append(f"decoding ended after frame {last_idx} ({end_idx / info.fps:.1f} s of "
+                         f"{info.duration_s:.1f} s, {st.missing_s:.1f} s missing)")
+        if failed_rc:
+            parts.append(f"ffmpeg exit status {rc}")
+        if parts:
+            st.damage = f"damaged: {'; '.join(parts)}; ffmpeg said: {said}"
+            if not damage_ok and (stopped_at is not None or failed_rc or st.missing_s > max_missing_s):
+                what = "ended early" if stopped_at is None and st.missing_s > max_missing_s else "is damaged"
+                raise VideoError(
+                    f"{info.path} {what}: decoded {st.frames_yielded} of {st.expected_frames} "
+                    f"expected frames ({st.damage}). The file is truncated or corrupt "
+                    "(interrupted copy, power loss while recording). Re-copy it; frames up to "
+                    "the damage were yielded."
+                )
+            log.warning("%s: %s (the %d frames before it were used)", info.path, st.damage, st.frames_yielded)
+        elif st.missing_s > 0:
             log.warning(
                 "%s: last %.2f s did not decode (tolerated, <= %.1f s); ffmpeg: %s",
                 info.path, st.missing_s, max_missing_s, st.stderr_tail,
             )
     finally:
         stop.set()
+        with pts_cv:
+            pts_cv.notify_all()
         if proc.poll() is None:
             proc.kill()
         try:

@@ -52,6 +52,7 @@ class VideoSummary(BaseModel):
     warnings: list[str] = []  # one line each: problems that did not fail the video (corrupt GPS sidecar)
     plates: list[tuple[str, float]]  # (final_plate, plate_confidence)
     archive_path: str | None
+    damage: str | None = None  # the video decoded only in part (AnalyzeResult.damage)
 
 
 def _name_from_path() -> str:
@@ -125,7 +126,7 @@ def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = 
         path=path, video_id=m.info.video_id, duration_s=m.info.duration_s, frames_analyzed=m.analyze.frames_analyzed,
         warnings=m.warnings,
         wall_s=m.analyze.wall_s, n_events=n, plates=[(e.final_plate, e.plate_confidence) for e in events],
-        archive_path=archive_path,
+        archive_path=archive_path, damage=m.analyze.damage,
     )
 
 

@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import os
-import uuid
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
@@ -29,19 +28,58 @@ def _file_state(context, parameters) -> str:
     return f"{parameters['path']}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _outputs_present(context, parameters) -> str:
-    """Cache-key part: a cached analyze is valid only while its records are still on disk."""
-    d = Path(parameters["settings"].work_dir) / parameters["info"].video_id
-    if (d / "reads.jsonl").is_file() and (d / "tracks.jsonl").is_file():
-        return "present"
-    return f"missing:{uuid.uuid4()}"  # never matches: recompute
+#: Settings that change what ``analyze`` computes (detection rate, models, thresholds, the
+#: tracker) or where its records live (``work_dir``). Everything else (database, archive, GPS,
+#: voting, ``model_dir``/``device``: where a model is found and runs, not which model) does
+#: not, so changing it keeps the analysis cached. A model file replaced under the same name is
+#: not detected: give it a new name (or run with ``PREFECT_TASKS_REFRESH_CACHE=true``).
+ANALYSIS_SETTINGS = (
+    "detect_fps", "vehicle_model", "plate_model", "vehicle_fp32", "ocr_engine", "vehicle_conf",
+    "plate_conf", "plate_crop_imgsz", "plate_min_vehicle_px", "plate_retry_s", "plate_settle_reads",
+    "closeup_plates", "tracker", "work_dir",
+)
 
 
-# Heavy or input-determined stages are cached on task source + inputs, with results persisted
-# (on deployed machines to the shared result storage block, see docs/deploy.md), so a resumed
-# or re-run flow shows them as Cached instead of redoing them.
+def _analysis_key(context, parameters) -> str:
+    """Cache-key part of ``analyze``: the content-derived ``video_id`` plus the analysis settings.
+
+    Not the path, size or mtime: the same file under another path (a deployed run on the NAS
+    mount, a copy) has the same ``video_id`` and the same analysis.
+    """
+    import dashcam
+
+    s: Settings = parameters["settings"]
+    # the package version stands for the pipeline code behind the task (TASK_SOURCE covers the
+    # task body only)
+    return (f"{parameters['info'].video_id}:dashcam={dashcam.__version__}:"
+            + ",".join(f"{k}={getattr(s, k)!r}" for k in ANALYSIS_SETTINGS))
+
+
+def analysis_on_disk(info: VideoInfo, settings: Settings) -> bool:
+    """True while the records a cached ``analyze`` result points to are still in the work dir."""
+    d = Path(settings.work_dir) / info.video_id
+    return (d / "reads.jsonl").is_file() and (d / "tracks.jsonl").is_file()
+
+
+# Heavy or input-determined stages are cached with results persisted (on deployed machines to
+# the shared result storage block, see docs/deploy.md), so a resumed or re-run flow shows them
+# as Cached instead of redoing them. probe: task source + inputs + the file's path/size/mtime
+# (cheap; a changed file is re-probed). analyze: task source + video_id + ANALYSIS_SETTINGS.
 CACHED_ON_FILE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_file_state)
-CACHED_ON_OUTPUTS = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_outputs_present)
+CACHED_ON_ANALYSIS = TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_analysis_key)
+
+
+def _retry_unless_bad_video(task, task_run, state) -> bool:
+    """retry_condition_fn: retry transient failures, never a video that cannot be decoded."""
+    from dashcam.video import VideoError
+
+    try:
+        state.result()
+    except VideoError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        return True
+    return True
 
 
 @task(name="probe", cache_policy=CACHED_ON_FILE, persist_result=True)
@@ -58,17 +96,40 @@ def probe(path: str, settings: Settings) -> VideoInfo:
     return info
 
 
-@task(name="analyze", cache_policy=CACHED_ON_OUTPUTS, persist_result=True, retries=1, retry_delay_seconds=10)
-def analyze(info: VideoInfo, settings: Settings) -> AnalyzeResult:
-    """Decode (streaming) -> vehicles + tracking -> plates -> OCR; records land in the work dir."""
+@task(name="analyze", cache_policy=CACHED_ON_ANALYSIS, persist_result=True, retries=1, retry_delay_seconds=10,
+      retry_condition_fn=_retry_unless_bad_video)
+def analyze_task(info: VideoInfo, settings: Settings) -> AnalyzeResult:
+    """Decode (streaming) -> vehicles + tracking -> plates -> OCR; records land in the work dir.
+
+    A damaged video is analysed up to the damage and completes with ``result.damage`` set: no
+    retry. A video with no decodable frame fails without a retry.
+    """
     result = pipeline.analyze(info, settings, Path(settings.work_dir))
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "analyzed %d of %d frames in %.1f s (%.2fx real time): %d vehicle detections, %d plate reads",
         result.frames_analyzed, result.frames_decoded, result.wall_s,
         info.duration_s / result.wall_s if result.wall_s else 0.0,
         result.n_vehicle_detections, result.n_plate_reads,
     )
+    if result.damage:
+        logger.warning("%s is %s; the reads of the frames that decoded are kept", Path(info.path).name, result.damage)
     return result
+
+
+def analyze(info: VideoInfo, settings: Settings) -> AnalyzeResult:
+    """Run the ``analyze`` task, reusing its cached result only while its records are on disk.
+
+    Prefect 3 has no hook that validates a cached result, so the validity check is made here,
+    outside the cache key: the key (:data:`CACHED_ON_ANALYSIS`) stays the same whether or not
+    the records exist, and when they are gone the task runs with ``refresh_cache=True``, which
+    recomputes and overwrites the stale record under that same key. So the first rerun after a
+    crash that followed a finished analyze is Cached, and a rerun after the work dir was
+    cleaned recomputes instead of pointing at missing files.
+    """
+    if analysis_on_disk(info, settings):
+        return analyze_task(info, settings)
+    return analyze_task.with_options(refresh_cache=True)(info, settings)
 
 
 @task(name="vote")
@@ -132,7 +193,25 @@ def _manifest(path: str) -> Manifest:
         raise FileNotFoundError(f"handover manifest {path} is missing: was the heavy_output folder cleaned?") from exc
 
 
-@task(name="archive", retries=2, retry_delay_seconds=[5, 30])
+def _retry_unless_disk_full(task, task_run, state) -> bool:
+    """retry_condition_fn: a full disk needs a person (retrying in seconds does not free space;
+    the rerun after freeing it is idempotent), anything else may be transient."""
+    import errno
+
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classify the failure
+        e: BaseException | None = exc
+        for _ in range(10):  # the exception and what it was raised from
+            if e is None:
+                break
+            if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or "No space left" in str(e):
+                return False
+            e = e.__cause__ or e.__context__
+    return True
+
+
+@task(name="archive", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_unless_disk_full)
 def archive(manifest_path: str, settings: Settings) -> str:
     """Transcode the archive copy and copy plate crops and thumbnails next to it (atomic writes).
 
@@ -145,9 +224,11 @@ def archive(manifest_path: str, settings: Settings) -> str:
     for p in sweep_stale_tmp(Path(settings.archive_dir) / m.info.video_id):  # left by a killed attempt (any machine)
         get_run_logger().info("removed stale temp file %s", p)
     events = read_jsonl(Path(m.events_path), PlateEvent)
+    # a damaged source transcodes only as far as it decodes: at least the span analyze decoded
+    min_duration = m.analyze.frames_decoded / m.info.fps if m.analyze.damage else None
     video_path, archived = archive_video(
         m.info, events, Path(settings.archive_dir), height=settings.archive_height,
-        crf=settings.archive_crf, preset=settings.archive_preset,
+        crf=settings.archive_crf, preset=settings.archive_preset, min_duration_s=min_duration,
     )
     write_jsonl(m.archived_events_path, archived)
     get_run_logger().info("archived to %s", video_path)
@@ -166,7 +247,7 @@ def persist(manifest_path: str, archive_path: str | None, settings: Settings) ->
     route = json.loads(route_path.read_text(encoding="utf-8")) if route_path.is_file() else {}  # {}: drop a stale route
     engine = make_engine(settings.db_url)
     try:
-        n = save_video(engine, m.info, events, archive_path, route=route)
+        n = save_video(engine, m.info, events, archive_path, route=route, damage=m.analyze.damage)
     finally:
         engine.dispose()
     get_run_logger().info("stored %d plate events for video %s", n, m.info.video_id)
@@ -192,6 +273,7 @@ def report(manifest_path: str, archive_path: str | None) -> str:
         f"(real-time factor {rtf:.2f}x): {a.n_vehicle_detections} vehicle detections, "
         f"{a.n_plate_reads} plate reads",
         "",
+        *([f"**damaged video**: {a.damage}; the plates read in the frames that decoded are kept", ""] if a.damage else []),
         f"archive: `{archive_path}`" if archive_path else "archive: -",
         "",
         "| plate | confidence | reads | ts | frame | lat, lon | crop |",

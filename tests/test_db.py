@@ -228,6 +228,15 @@ def test_resave_replaces_events(engine):
     assert count(engine, VEHICLES) == 1
 
 
+def test_damage_is_stored_and_cleared(engine):
+    """videos.damage: the one-line damage of a partly decoded video; NULL again after a clean save."""
+    line = "damaged: frames lost at frame 16 (1.3 s of 3.0 s), decoding stopped there; ffmpeg said: mjpeg: dht"
+    save_video(engine, make_info(), three_events(), None, damage=line)
+    assert get_video(engine, "vid-a")["damage"] == line
+    save_video(engine, make_info(), three_events(), None)
+    assert get_video(engine, "vid-a")["damage"] is None
+
+
 def test_plate_wildcard_search(engine):
     save_video(engine, make_info(), three_events(), None)
     save_video(engine, make_info("vid-b"), [make_event("vid-b", 1, "AB1", 40.0)], None)

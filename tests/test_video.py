@@ -314,3 +314,48 @@ def test_decode_only_seconds():
     assert 0 < decode_only_seconds(ROAD_SHORT) < 30
     with pytest.raises(VideoError, match="not found"):
         decode_only_seconds(ROAD_SHORT.with_name("missing.mp4"))
+
+
+def _damage(src: Path, dst: Path, start: float, n_bytes: int, seed: int = 11) -> Path:
+    import random
+
+    data = bytearray(src.read_bytes())
+    at = int(len(data) * start)
+    data[at:at + n_bytes] = random.Random(seed).randbytes(n_bytes)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_iter_frames_stops_at_damage_in_the_middle(tmp_path):
+    """MJPEG AVI with ~400 KB of its middle overwritten: ffmpeg skips the broken frames, re-syncs
+    (the frames after it come out with wrong timestamps) and exits 0. Decoding stops at the
+    damage: every frame before it is yielded, pixel-identical to a clean decode, none after it;
+    the damage is one line in stats.damage; with damage_ok=False it raises after the good frames."""
+    src = PLATES / "Video10_2.avi"
+    info = probe(_damage(src, tmp_path / "d.avi", 0.5, 400_000))
+    clean = {f.frame_idx: f.image for f in iter_frames(probe(src), 6)}
+    stats = DecodeStats()
+    got = list(iter_frames(info, 6, stats=stats, damage_ok=True))
+    assert [f.frame_idx for f in got] == [0, 2, 4, 6, 8, 10, 12, 14]
+    assert all(np.array_equal(f.image, clean[f.frame_idx]) for f in got)
+    assert stats.damage and stats.damage.startswith("damaged:") and "\n" not in stats.damage
+    assert "at frame 16" in stats.damage and "mjpeg" in stats.damage  # where, and ffmpeg's reason
+    assert stats.missing_s == pytest.approx(20 / 12)
+    assert _gone(stats)
+    got2 = []
+    with pytest.raises(VideoError, match="is damaged.*Re-copy") as ei:
+        for f in iter_frames(info, 6):
+            got2.append(f.frame_idx)
+    assert got2 == [0, 2, 4, 6, 8, 10, 12, 14]
+    assert str(info.path) in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_iter_frames_no_decodable_frame_is_an_error(tmp_path):
+    """Header intact (ffprobe reads it), every frame overwritten: a clear one-line VideoError."""
+    src = PLATES / "Video10_2.avi"
+    size = src.stat().st_size
+    bad = _damage(src, tmp_path / "nothing.avi", 12_000 / size, size - 40_000)
+    info = probe(bad)
+    with pytest.raises(VideoError, match="No frame of .* could be decoded") as ei:
+        list(iter_frames(info, 6, damage_ok=True))
+    assert "\n" not in str(ei.value)
