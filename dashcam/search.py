@@ -498,17 +498,27 @@ def _candidate_keys(conn: sa.Connection, qkey: str) -> list[str]:
 
 
 def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset: int) -> SearchPage:
+    """Wildcard and regex: match the distinct texts of ``plate_texts``, then select the events
+    whose final plate (score 1.0) or an alternative (:data:`ALTERNATIVE_WEIGHT`) is one of them."""
     v, r, _ = _tables()
+    from dashcam.db import PLATE_TEXTS as pt
+
     if p.kind == "wildcard":
-        fin = sa.and_(*_like_bounds(v.c.final_plate, p.text))
-        alt = sa.and_(*_like_bounds(r.c.text, p.text))
+        match = _like_bounds(pt.c.text, p.text)
     else:
-        fin = _regex(conn, v.c.final_plate, p.text)
-        alt = _regex(conn, r.c.text, p.text)
-    fin_ids = sa.select(v.c.id.label("id"), sa.literal(1.0).label("score"), v.c.final_plate.label("text")).where(fin)
+        prefix, literal = regex_hints(p.text)
+        match = []
+        if prefix:  # an index range first, then a cheap LIKE, then the regex itself
+            match += [pt.c.text >= prefix, pt.c.text < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        if literal:
+            match.append(pt.c.text.like(f"%{literal}%"))
+        match.append(_regex(conn, pt.c.text, p.text))
+    texts = sa.select(pt.c.text).where(*match)
+    fin_ids = sa.select(v.c.id.label("id"), sa.literal(1.0).label("score"), v.c.final_plate.label("text")).where(
+        v.c.final_plate.in_(texts))
     alt_ids = sa.select(
         r.c.vehicle_id.label("id"), sa.literal(ALTERNATIVE_WEIGHT).label("score"), r.c.text.label("text")
-    ).where(alt)
+    ).where(r.c.text.in_(texts))
     u = sa.union_all(fin_ids, alt_ids).subquery("m")
     best = (
         sa.select(u.c.id, sa.func.max(u.c.score).label("score"), sa.func.min(u.c.text).label("alt_text"))
@@ -522,7 +532,65 @@ def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset:
     return SearchPage(total, _page(conn, out), p.kind)
 
 
+_QUANT = "*?{"
+
+
+def regex_hints(src: str) -> tuple[str, str]:
+    """``(prefix, literal)`` that every text matching the plate regex ``src`` must have: a
+    literal prefix when ``src`` is anchored (``^XS.B`` -> ``XS``) and the longest literal run of
+    letters/digits outside groups and classes (``.NB2`` -> ``NB2``), both upper case; ``""``
+    where none can be proven (any ``|``, a quantified character). Used only to narrow the scan
+    before the regex itself runs."""
+    if "|" in src:
+        return "", ""
+    runs: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(src):
+        c = src[i]
+        nxt = src[i + 1] if i + 1 < len(src) else ""
+        if c == "\\":
+            runs.append("".join(cur)), cur.clear()
+            i += 2
+            continue
+        if c == "[":
+            runs.append("".join(cur)), cur.clear()
+            j = src.find("]", i + 2 if nxt in "^]" else i + 1)
+            i = len(src) if j < 0 else j + 1
+            continue
+        if c in "()":
+            runs.append("".join(cur)), cur.clear()
+            depth += 1 if c == "(" else -1
+            i += 1
+            continue
+        if c == "{":  # a {m,n} count: skip it
+            runs.append("".join(cur)), cur.clear()
+            j = src.find("}", i)
+            i = len(src) if j < 0 else j + 1
+            continue
+        if c.isalnum() and depth == 0 and not (nxt and nxt in _QUANT):
+            cur.append(c.upper())
+            if nxt == "+":  # required, but repeatable: the run ends here
+                runs.append("".join(cur)), cur.clear()
+        else:
+            runs.append("".join(cur)), cur.clear()
+        i += 1
+    runs.append("".join(cur))
+    prefix = ""
+    if src.startswith("^"):
+        m = re.match(r"\^([A-Za-z0-9]+)", src)
+        if m:
+            lit = m.group(1)
+            after = src[m.end():m.end() + 1]
+            prefix = (lit[:-1] if after and after in _QUANT else lit).upper()
+    literal = max(runs, key=len, default="")
+    return prefix, literal if len(literal) >= 2 else ""
+
+
 def _regex(conn: sa.Connection, col, src: str):
+    """``col`` matches regex ``src``, case-insensitive: PostgreSQL ``~*``, SQLite ``REGEXP``
+    (the function :func:`dashcam.db._setup_sqlite` registers)."""
     if conn.dialect.name == "postgresql":
         return col.op("~*")(src)
     return col.op("REGEXP")(src)

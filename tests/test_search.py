@@ -360,3 +360,19 @@ def test_migration_round_trip_backfills_keys(db_url):
         assert search_events(eng, "X5NB2S").rows[0]["final_plate"] == "XSNB23"
     finally:
         eng.dispose()
+
+
+@pytest.mark.parametrize("src", [
+    "^XS.B", "^XS*", ".NB2", "^xs.b2[0-9]$", "HK|NB", "(AB)CD12", "[A-Z]{2}NB", r"\dNB23", "^A+B", "^12?", r"hkh\d",
+    "X.?NB2", "AB+CD", "A{2}BC", "AB{2}C", "^(XS)?NB", "N[B8]2", "^[^X]SNB", "S{0,1}NB23$", "^XSNB23$", "xs",
+])
+def test_regex_hints_never_exclude_a_match(src):
+    import re
+
+    from dashcam.search import regex_hints
+
+    prefix, literal = regex_hints(src)
+    texts = DISTRACTORS + ["XSNB23", "NB23", "AABBCD", "ABBCD", "AABC", "ABBC", "XXNB12", "X1NB2", "SNB23", "12NB"]
+    for t in texts:
+        if re.search(src, t, re.IGNORECASE):
+            assert t.startswith(prefix) and literal in t, (src, t, prefix, literal)
