@@ -373,11 +373,13 @@ def cmd_latency(args) -> int:
 class _database:
     """Context manager: the URL of a fresh database of ``backend`` ("sqlite" | "postgresql")."""
 
-    def __init__(self, backend: str, work: Path, name: str = "search"):
-        self.backend, self.work, self.name = backend, work, name
+    def __init__(self, backend: str, work: Path, name: str = "search", url: str | None = None):
+        self.backend, self.work, self.name, self.url = backend, work, name, url
         self._pg = None
 
     def __enter__(self) -> str:
+        if self.url:
+            return self.url
         if self.backend == "sqlite":
             path = self.work / f"{self.name}.db"
             for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -400,6 +402,106 @@ class _database:
             self._pg.__exit__(*exc)
 
 
+# --------------------------------------------------------------------------------------------
+# Fuzzy recall on the real photo misreads
+
+
+def photo_reads(cache: Path | None) -> list[dict]:
+    """Every photo of ``plates-images/labels.csv`` read as ``bench/accuracy.py images`` reads it
+    (:func:`dashcam.alpr.read_array`, region plate formats, best-IoU plate): ``[{"file",
+    "region", "label", "captured", "correct", "best", "texts"}]``; loaded from / saved to
+    ``cache`` (JSON) when given."""
+    if cache is not None and cache.is_file():
+        return json.loads(cache.read_text())
+    import csv
+
+    import cv2
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import accuracy
+
+    from dashcam.alpr import normalize_plate, read_array
+    from dashcam.settings import Settings
+
+    root = accuracy.shared_dir() / "data" / "plates-images"
+    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    by_region = {reg: Settings(model_dir=accuracy.model_dir(), plate_formats=f) for reg, f in accuracy.REGION_FORMATS.items()}
+    out = []
+    for r in rows:
+        img = cv2.imread(str(root / r["file"]))
+        label = normalize_plate(r["plate_text"])
+        gt = tuple(float(r[k]) for k in ("x1", "y1", "x2", "y2"))
+        res = read_array(img, by_region[r["region"]])
+        best, captured, correct = accuracy.match(res, gt, label)
+        out.append({"file": r["file"], "region": r["region"], "label": label, "captured": captured,
+                    "correct": correct, "best": best["text"] if best else None, "texts": [d["text"] for d in res]})
+    if cache is not None:
+        from dashcam.archive import atomic_write_text
+
+        atomic_write_text(cache, json.dumps(out, indent=1))
+    return out
+
+
+def cmd_recall(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dashcam.db import make_engine, save_video
+    from dashcam.records import PlateEvent, VideoInfo
+    from dashcam.search import search_events
+
+    console = Console(width=160)
+    reads = photo_reads(Path(args.photo_reads) if args.photo_reads else None)
+    misreads = [r for r in reads if r["captured"] and not r["correct"]]
+    labels = sorted({r["label"] for r in reads})
+    work = Path(args.work or tempfile.mkdtemp(prefix="dashcam-bench-recall-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t = Table(title=f"fuzzy recall: {len(misreads)} misread photos (captured, read != label) of {len(reads)}; "
+                    f"database: {len(labels)} photo labels + distractors")
+    for c in ("backend", "distractor events", "top-1", "top-5", "found (any rank)", "median ms"):
+        t.add_column(c, justify="right")
+    misses = []
+    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        with _database(backend, work, "recall", args.database_url) as url:
+            if args.distractors and not args.database_url:
+                fill_database(url, args.distractors, args.plates, args.seed)
+            engine = make_engine(url)
+            try:
+                info = VideoInfo(path="/photos", video_id="photos", size_bytes=0, duration_s=0.0, fps=1.0,
+                                 frame_count=len(labels), width=0, height=0, codec="jpeg",
+                                 recording_start=T_START, recording_start_source="filename")
+                events = [PlateEvent(video_id="photos", track_id=i, frame_idx=i, pts_s=float(i),
+                                     ts=T_START + timedelta(seconds=i), final_plate=lab, plate_confidence=0.9,
+                                     car_bbox=(0, 0, 1, 1), plate_bbox=(0, 0, 1, 1), n_reads=1,
+                                     first_frame_idx=i, last_frame_idx=i)
+                          for i, lab in enumerate(labels)]
+                save_video(engine, info, events, None)
+                top1 = top5 = anyrank = 0
+                ms = []
+                with engine.connect() as conn:
+                    for r in misreads:
+                        t0 = time.perf_counter()
+                        page = search_events(conn, r["best"], limit=1000)
+                        ms.append(1000 * (time.perf_counter() - t0))
+                        ranked = [row["final_plate"] for row in page.rows]
+                        rank = ranked.index(r["label"]) if r["label"] in ranked else None
+                        top1 += rank == 0
+                        top5 += rank is not None and rank < 5
+                        anyrank += rank is not None
+                        if rank is None or rank >= 5:
+                            misses.append((backend, r["label"], r["best"], rank, ranked[:3]))
+            finally:
+                engine.dispose()
+            n = len(misreads) or 1
+            t.add_row(backend, f"{args.distractors:,}", f"{top1}/{len(misreads)} = {top1 / n:.0%}",
+                      f"{top5}/{len(misreads)} = {top5 / n:.0%}", f"{anyrank}/{len(misreads)}",
+                      f"{statistics.median(ms):.1f}" if ms else "-")
+    console.print(t)
+    for m in misses:
+        console.print(f"  {m[0]}: label {m[1]} read {m[2]}: rank {m[3]}, top 3 {m[4]}", highlight=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd")
@@ -417,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--backends", default="sqlite")
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--work")
+    rp.add_argument("--database-url", help="reuse this already filled database instead of a fresh one (distractors not added)")
     args = ap.parse_args(argv)
     if args.cmd == "recall":
         return cmd_recall(args)

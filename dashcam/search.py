@@ -110,11 +110,11 @@ CONFUSION_CLASSES: dict[str, str] = {
 }
 _KEY = str.maketrans({c: rep for rep, chars in CONFUSION_CLASSES.items() for c in chars})
 
-# seen confused in the bench tables (photos: 4->L, Z->7, W->N, E->3) or classic OCR look-alikes
+# seen confused in the bench tables (photos: 4->L, Z->7, W->N, E->3, 5->B, H->U) or classic look-alikes
 # that are too different to fold without merging unrelated plates (cheaper substitution only);
 # S/3 is issue 12's own example (X5NB2S read for XSNB23)
 SIMILAR_PAIRS: frozenset[frozenset[str]] = frozenset(
-    frozenset(p) for p in ("4L", "4A", "7Z", "72", "7T", "WN", "MN", "MW", "E3", "38", "B3", "S3", "UV",
+    frozenset(p) for p in ("4L", "4A", "7Z", "72", "7T", "WN", "MN", "MW", "E3", "38", "B3", "S3", "5B", "HU", "UV",
                            "VY", "KX", "PR", "EF", "HN", "UO", "U0", "JI", "J1", "FP")
 )
 
