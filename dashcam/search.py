@@ -127,6 +127,7 @@ ALTERNATIVE_WEIGHT = 0.9
 MIN_SCORE = 0.5
 MAX_QUERY_LEN = 64
 MAX_LIMIT = 1000
+MAX_TEXTS = 2000  # wildcard/regex: more matching texts than this stay a subquery
 # variants: deletions only of keys this long or longer; affixes at least this long
 MIN_VARIANT_LEN = 4
 
@@ -168,8 +169,11 @@ def confusion_key(text: str) -> str:
     return _norm(text).translate(_KEY)
 
 
+_NOT_PLATE = re.compile(r"[^A-Z0-9]+")
+
+
 def _norm(text: str) -> str:
-    return "".join(c for c in text.upper() if c.isascii() and c.isalnum())
+    return _NOT_PLATE.sub("", text.upper())
 
 
 def _affixes(key: str, min_len: int) -> set[str]:
@@ -199,6 +203,11 @@ def query_variants(key: str) -> set[str]:
     key, its single deletions (>= 5 characters) and prefixes/suffixes of ``max(4, len - 2)``
     .. ``len - 1`` characters."""
     return {key} | _deletions(key) | _affixes(key, len(key) - 2) if key else set()
+
+
+# the similar pairs seen through the key (S/3 -> 5/3): pricing keys with these never costs more
+# than pricing the texts behind them, so a key's score bounds its texts' scores from above
+_SIMILAR_KEYS = frozenset(frozenset(c.translate(_KEY) for c in p) for p in SIMILAR_PAIRS)
 
 
 def _similar(a: str, b: str) -> bool:
@@ -240,7 +249,12 @@ def _distance(a: str, b: str) -> float:
 def plate_score(a: str, b: str) -> float:
     """Similarity of two plate texts in ``[0, 1]``: ``1 - plate_distance / max(len)`` (1.0 =
     identical after normalisation, 0.0 for an empty side)."""
-    na, nb = _norm(a), _norm(b)
+    return _score(_norm(a), _norm(b))
+
+
+@lru_cache(maxsize=65536)
+def _score(na: str, nb: str) -> float:
+    """:func:`plate_score` of two already normalised texts (stored texts are)."""
     n = max(len(na), len(nb))
     if not n or not na or not nb:
         return 0.0
@@ -448,11 +462,11 @@ def search_events(
 
 def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: int) -> SearchPage:
     v, r, _ = _tables()
-    where = sa.and_(sa.true(), *conds)
+    where = sa.and_(*conds) if conds else None
     if p.kind == "all":
-        total = conn.execute(sa.select(sa.func.count()).select_from(v).where(where)).scalar_one()
+        total = conn.execute(_where(sa.select(sa.func.count()).select_from(v), where)).scalar_one()
         ids = conn.execute(
-            sa.select(v.c.id).where(where).order_by(v.c.ts.desc(), v.c.id).limit(limit).offset(offset)
+            _where(sa.select(v.c.id), where).order_by(v.c.ts.desc(), v.c.id).limit(limit).offset(offset)
         ).scalars().all()
         return SearchPage(total, _page(conn, [(i, 1.0, None) for i in ids]), "all")
     if p.kind in ("wildcard", "regex"):
@@ -467,12 +481,12 @@ def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: i
         fin_cond = v.c.confusion_key.in_(keys)
         alt_cond = r.c.confusion_key.in_(keys)
     hits: dict[str, tuple[float, str, Any]] = {}
-    for vid, text, ts in conn.execute(sa.select(v.c.id, v.c.final_plate, v.c.ts).where(fin_cond, where)):
-        s = 1.0 if p.kind == "exact" else plate_score(p.text, text)
+    for vid, text, ts in conn.execute(_where(sa.select(v.c.id, v.c.final_plate, v.c.ts).where(fin_cond), where)):
+        s = 1.0 if p.kind == "exact" else _score(p.text, text)
         _keep(hits, vid, s, text, ts)
-    alt_q = sa.select(r.c.vehicle_id, r.c.text, v.c.ts).join(v, v.c.id == r.c.vehicle_id).where(alt_cond, where)
+    alt_q = _where(sa.select(r.c.vehicle_id, r.c.text, v.c.ts).join(v, v.c.id == r.c.vehicle_id).where(alt_cond), where)
     for vid, text, ts in conn.execute(alt_q):
-        s = ALTERNATIVE_WEIGHT * (1.0 if p.kind == "exact" else plate_score(p.text, text))
+        s = ALTERNATIVE_WEIGHT * (1.0 if p.kind == "exact" else _score(p.text, text))
         _keep(hits, vid, s, text, ts)
     ranked = [(vid, s, t, ts) for vid, (s, t, ts) in hits.items() if s >= MIN_SCORE]
     ranked.sort(key=lambda x: x[0])
@@ -482,6 +496,10 @@ def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: i
     return SearchPage(len(ranked), _page(conn, [(vid, s, t) for vid, s, t, _ in page]), p.kind)
 
 
+def _where(stmt, where):
+    return stmt if where is None else stmt.where(where)
+
+
 def _keep(hits: dict, vid: str, score: float, text: str, ts) -> None:
     old = hits.get(vid)
     if old is None or score > old[0]:
@@ -489,12 +507,36 @@ def _keep(hits: dict, vid: str, score: float, text: str, ts) -> None:
 
 
 def _candidate_keys(conn: sa.Connection, qkey: str) -> list[str]:
-    """Stored confusion keys within the reach of ``qkey`` (module docstring, candidate lookup)."""
+    """Stored confusion keys within the reach of ``qkey`` (module docstring, candidate lookup)
+    whose texts can still score >= :data:`MIN_SCORE` (:func:`key_score_bound`)."""
     _, _, kv = _tables()
     variants = sorted(query_variants(qkey))
     keys = set(conn.execute(sa.select(kv.c.confusion_key).where(kv.c.variant.in_(variants)).distinct()).scalars())
     keys.add(qkey)
-    return sorted(keys)
+    return sorted(k for k in keys if key_score_bound(qkey, k) >= MIN_SCORE)
+
+
+@lru_cache(maxsize=65536)
+def key_score_bound(ka: str, kb: str) -> float:
+    """An upper bound of :func:`plate_score` over all texts with confusion keys ``ka``, ``kb``:
+    the same alignment and costs on the keys themselves, look-alikes free and similar pairs
+    judged through the key (:data:`_SIMILAR_KEYS`)."""
+    n = max(len(ka), len(kb))
+    if not n or not ka or not kb:
+        return 0.0
+    if ka == kb:
+        return 1.0
+    d = 0.0
+    for op in Levenshtein.opcodes(ka, kb):
+        tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
+        if tag == "replace":
+            for x, y in zip(ka[i1:i2], kb[j1:j2]):
+                d += SIMILAR_COST if frozenset((x, y)) in _SIMILAR_KEYS else SUBSTITUTION_COST
+        elif tag != "equal":
+            n_ = max(i2 - i1, j2 - j1)
+            at_edge = i1 == 0 or i2 == len(ka) or j1 == 0 or j2 == len(kb)
+            d += n_ * (EDGE_INDEL_COST if at_edge else INDEL_COST)
+    return max(0.0, min(1.0, 1.0 - d / n))
 
 
 def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset: int) -> SearchPage:
@@ -513,7 +555,12 @@ def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset:
         if literal:
             match.append(pt.c.text.like(f"%{literal}%"))
         match.append(_regex(conn, pt.c.text, p.text))
-    texts = sa.select(pt.c.text).where(*match)
+    # the matching texts first (a scan of the distinct texts), then the events by index; a
+    # pattern that matches very many texts keeps them as a subquery instead of bound values
+    found = conn.execute(sa.select(pt.c.text).where(*match).limit(MAX_TEXTS + 1)).scalars().all()
+    if not found:
+        return SearchPage(0, [], p.kind)
+    texts = sa.select(pt.c.text).where(*match) if len(found) > MAX_TEXTS else found
     fin_ids = sa.select(v.c.id.label("id"), sa.literal(1.0).label("score"), v.c.final_plate.label("text")).where(
         v.c.final_plate.in_(texts))
     alt_ids = sa.select(
@@ -524,7 +571,7 @@ def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset:
         sa.select(u.c.id, sa.func.max(u.c.score).label("score"), sa.func.min(u.c.text).label("alt_text"))
         .group_by(u.c.id).subquery("b")
     )
-    base = sa.select(best.c.id, best.c.score, best.c.alt_text, v.c.final_plate).join(v, v.c.id == best.c.id).where(where)
+    base = _where(sa.select(best.c.id, best.c.score, best.c.alt_text, v.c.final_plate).join(v, v.c.id == best.c.id), where)
     total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
     rows = conn.execute(base.order_by(best.c.score.desc(), v.c.ts.desc(), v.c.id).limit(limit).offset(offset)).all()
     # an alternative-only match shows the (alphabetically first) matching alternative

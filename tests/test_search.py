@@ -376,3 +376,26 @@ def test_regex_hints_never_exclude_a_match(src):
     for t in texts:
         if re.search(src, t, re.IGNORECASE):
             assert t.startswith(prefix) and literal in t, (src, t, prefix, literal)
+
+
+def test_key_score_bound_is_an_upper_bound():
+    import random
+
+    from dashcam.search import CONFUSION_CLASSES, SIMILAR_PAIRS, key_score_bound
+
+    rng = random.Random(3)
+    alphabet = "".join(CONFUSION_CLASSES.values()) + "".join("".join(p) for p in SIMILAR_PAIRS) + "AKMXY"
+    for _ in range(3000):
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randint(3, 8)))
+        b = list(a)
+        for _ in range(rng.randint(0, 3)):  # a few random edits
+            i = rng.randrange(len(b))
+            op = rng.random()
+            if op < 0.5:
+                b[i] = rng.choice(alphabet)
+            elif op < 0.75 and len(b) > 1:
+                del b[i]
+            else:
+                b.insert(i, rng.choice(alphabet))
+        b = "".join(b)
+        assert plate_score(a, b) <= key_score_bound(confusion_key(a), confusion_key(b)) + 1e-9, (a, b)
