@@ -396,9 +396,24 @@ def _like_bounds(col, pattern: str) -> list:
     from dashcam.db import plate_pattern_to_like
 
     conds = [col.like(plate_pattern_to_like(pattern), escape="\\")]
-    prefix = re.split(r"[*?]", pattern, maxsplit=1)[0]
-    if prefix:
-        conds += [col >= prefix, col < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+    return conds + _prefix_range(col, re.split(r"[*?]", pattern, maxsplit=1)[0])
+
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _prefix_range(col, prefix: str) -> list:
+    """``col >= prefix AND col < next`` where ``next`` is the smallest ``[A-Z0-9]`` string after
+    every string starting with ``prefix`` (stays inside the alphabet, so the range holds under
+    any collation that orders digits before letters, the C one and the usual locales alike)."""
+    if not prefix or any(c not in _ALNUM for c in prefix):
+        return []
+    conds = [col >= prefix]
+    head = prefix
+    while head and head[-1] == "Z":
+        head = head[:-1]
+    if head:
+        conds.append(col < head[:-1] + _ALNUM[_ALNUM.index(head[-1]) + 1])
     return conds
 
 
@@ -550,8 +565,7 @@ def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset:
     else:
         prefix, literal = regex_hints(p.text)
         match = []
-        if prefix:  # an index range first, then a cheap LIKE, then the regex itself
-            match += [pt.c.text >= prefix, pt.c.text < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        match += _prefix_range(pt.c.text, prefix)  # an index range, then a cheap LIKE, then the regex
         if literal:
             match.append(pt.c.text.like(f"%{literal}%"))
         match.append(_regex(conn, pt.c.text, p.text))

@@ -399,3 +399,41 @@ def test_key_score_bound_is_an_upper_bound():
                 b.insert(i, rng.choice(alphabet))
         b = "".join(b)
         assert plate_score(a, b) <= key_score_bound(confusion_key(a), confusion_key(b)) + 1e-9, (a, b)
+
+
+def test_wildcard_prefix_ranges_at_alphabet_edges(engine):
+    plates_ = ["A9B123", "AA1234", "AZ9999", "B00000", "ZZ1234", "ZZZ999", "Z9Z999", "99AAAA"]
+    save_video(engine, info(), [ev("vid-a", i, p, float(i)) for i, p in enumerate(plates_, 1)], None)
+
+    def found(q):
+        return sorted(plates(search_events(engine, q, limit=100)))
+
+    assert found("A9*") == ["A9B123"]  # the range ends at "AA", not ":"
+    assert found("AZ*") == ["AZ9999"]  # ... at "B"
+    assert found("ZZ*") == ["ZZ1234", "ZZZ999"]  # no upper bound after "ZZ"
+    assert found("Z*") == ["Z9Z999", "ZZ1234", "ZZZ999"]
+    assert found("9*") == ["99AAAA"]
+    assert found("/^a9/") == ["A9B123"] and found("/^ZZ/") == ["ZZ1234", "ZZZ999"]
+
+
+def test_cli_plates_fuzzy_and_regex(filled, db_url):
+    import json
+
+    from typer.testing import CliRunner
+
+    from dashcam.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["plates", "--fuzzy", "X5NB2S", "--json", "--database-url", db_url])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert rows[0]["final_plate"] == "XSNB23" and 0.5 < rows[0]["score"] < 1.0 and rows[0]["matched_text"] == "XSNB23"
+    assert rows[0]["alternatives"][0]["text"] == "X5NB23"
+    res = runner.invoke(app, ["plates", "--regex", "^63HK", "--json", "--database-url", db_url])
+    assert [json.loads(line)["final_plate"] for line in res.stdout.splitlines()] == ["63HKHD"]
+    res = runner.invoke(app, ["plates", "--plate", "63hk*", "--json", "--database-url", db_url])  # unchanged meaning
+    assert [json.loads(line)["final_plate"] for line in res.stdout.splitlines()] == ["63HKHD"]
+    res = runner.invoke(app, ["plates", "--fuzzy", "X5NB2S", "--database-url", db_url], env={"COLUMNS": "200"})  # the table
+    assert res.exit_code == 0 and "XSNB23" in res.stdout and "fuzzy" in res.stdout
+    res = runner.invoke(app, ["plates", "--regex", "(ab", "--database-url", db_url])
+    assert res.exit_code == 2 and "invalid regular expression" in res.output and "Traceback" not in res.output
