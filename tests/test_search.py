@@ -437,3 +437,32 @@ def test_cli_plates_fuzzy_and_regex(filled, db_url):
     assert res.exit_code == 0 and "XSNB23" in res.stdout and "fuzzy" in res.stdout
     res = runner.invoke(app, ["plates", "--regex", "(ab", "--database-url", db_url])
     assert res.exit_code == 2 and "invalid regular expression" in res.output and "Traceback" not in res.output
+
+
+def _read(text: str, conf: float, frame: int = 0) -> "PlateRead":
+    from dashcam.records import PlateRead
+
+    return PlateRead(frame_idx=frame, pts_s=frame / 30, track_id=1, car_bbox=(0, 0, 10, 10), car_conf=0.9,
+                     plate_bbox=(1, 1, 5, 3), plate_conf=0.8, text=text, raw_text=text, text_conf=conf,
+                     plate_area=8.0, sharpness=1.0)
+
+
+def test_track_alternatives_collects_distinct_plausible_other_reads():
+    from dashcam.vote import track_alternatives
+
+    reads = [_read("XSNB23", 0.9), _read("XSNB23", 0.8), _read("X5NB23", 0.6), _read("X5NB23", 0.4),
+             _read("XSNB2", 0.5), _read("NB2", 0.9), _read("XSNB28", 0.0), _read("OHIO", 0.9)]
+    alts = track_alternatives(reads, "XSNB23")
+    assert [(a.text, a.count, a.mean_conf) for a in alts] == [("X5NB23", 2, 0.5), ("XSNB2", 1, 0.5)]
+    assert track_alternatives(reads, "XSNB23", limit=1)[0].text == "X5NB23"
+
+
+def test_merged_duplicate_events_keep_both_alternatives():
+    from dashcam.pipeline import _merge_duplicate_plates
+
+    a = ev("vid-a", 1, "XSNB23", alts=[("X5NB23", 2, 0.5), ("XSNB2", 1, 0.4)]).model_copy(
+        update={"first_frame_idx": 0, "last_frame_idx": 30, "plate_confidence": 0.9})
+    b = ev("vid-a", 2, "XSNB23", alts=[("X5NB23", 1, 0.8)]).model_copy(
+        update={"first_frame_idx": 60, "last_frame_idx": 90, "plate_confidence": 0.7})
+    [m] = _merge_duplicate_plates([a, b], fps=30.0)
+    assert [(x.text, x.count, x.mean_conf) for x in m.alternatives] == [("X5NB23", 3, 0.6), ("XSNB2", 1, 0.4)]
