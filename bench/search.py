@@ -418,13 +418,14 @@ class _database:
             return f"sqlite:///{path}"
         if self.backend != "postgresql":
             raise SystemExit(f"unknown backend {self.backend!r} (sqlite, postgresql)")
-        sys.path.insert(0, str(REPO / "tests"))
-        from conftest import _local_postgres  # the test suite's PostgreSQL starter
-
         existing = os.environ.get("DASHCAM_TEST_PG_URL")
         if existing:
             return existing
-        self._pg = _local_postgres()
+        sys.path[:0] = [str(REPO / "tests"), str(REPO / "infra")]
+        import conftest  # the test suite's PostgreSQL starter (named either way)
+
+        starter = getattr(conftest, "_local_postgres", None) or getattr(conftest, "local_postgres")
+        self._pg = starter()
         server = self._pg.__enter__()
         return server.url(server.create_database())
 
