@@ -240,12 +240,108 @@ class Route(DashcamTable, table=True):
     points: list = Field(sa_type=sa.JSON)
 
 
+class Watchlist(DashcamTable, table=True):
+    """A named watch list (table ``watchlists``, migration 0006; see dashcam.watch_lists)."""
+
+    __tablename__ = "watchlists"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WatchEntry(DashcamTable, table=True):
+    """One entry of a watch list (table ``watch_entries``).
+
+    ``kind``: ``exact`` | ``wildcard`` | ``regex``; ``pattern``: the normalised plate, the upper-case
+    ``*``/``?`` pattern or the regex source (dashcam.search query language); ``fuzzy``: exact
+    entries also match OCR-confusion-aware (``min_score``, NULL = the default threshold);
+    ``active_from`` / ``active_until``: only events whose ``ts`` lies inside (NULL = open).
+    """
+
+    __tablename__ = "watch_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    watchlist_id: int = Field(foreign_key="watchlists.id", index=True, ondelete="CASCADE")
+    kind: str
+    pattern: str
+    label: str = ""
+    notes: str = ""
+    fuzzy: bool = True
+    min_score: float | None = None
+    active_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    active_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WatchHit(DashcamTable, table=True):
+    """An event that matched a watch entry (table ``watch_hits``), one row per (entry, event).
+
+    ``event_id`` is the stable ``vehicles.id`` (``<video_id>:<track_id>``) but no foreign key:
+    :func:`save_video` deletes and re-inserts a video's vehicles rows, and a hit is history.
+    """
+
+    __tablename__ = "watch_hits"
+    __table_args__ = (sa.UniqueConstraint("entry_id", "event_id", name="uq_watch_hits_entry_id_event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="watch_entries.id", ondelete="CASCADE")
+    event_id: str = Field(index=True)
+    video_id: str = Field(index=True)
+    score: float
+    matched_text: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Correction(DashcamTable, table=True):
+    """A user's correction of an event's plate (table ``corrections``), kept apart from
+    ``vehicles`` so that a re-ingest (which replaces the vehicles rows) keeps it.
+
+    ``event_id``: the vehicles id it applies to; ``track_id`` / ``ts`` / ``first_frame_idx`` /
+    ``last_frame_idx``: where that event was, to re-attach the correction by frame overlap when
+    a re-ingest changes the track ids; ``ocr_text``: the plate the OCR voted (kept beside the
+    correction); ``text``: the corrected plate (``[A-Z0-9]``); ``by`` / ``at``: who and when.
+    """
+
+    __tablename__ = "corrections"
+
+    event_id: str = Field(primary_key=True)
+    video_id: str = Field(index=True)
+    track_id: int
+    ts: datetime = Field(sa_type=UTCDateTime)
+    first_frame_idx: int
+    last_frame_idx: int
+    ocr_text: str
+    text: str
+    note: str = ""
+    by: str
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class PlateNote(DashcamTable, table=True):
+    """A note or a tag on a plate text (table ``plate_notes``): ``kind`` ``note`` | ``tag``."""
+
+    __tablename__ = "plate_notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    plate: str = Field(index=True)
+    kind: str
+    text: str
+    by: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
 VIDEOS: sa.Table = Video.__table__  # type: ignore[assignment]
 VEHICLES: sa.Table = Vehicle.__table__  # type: ignore[assignment]
 ROUTES: sa.Table = Route.__table__  # type: ignore[assignment]
 PLATE_READINGS: sa.Table = PlateReading.__table__  # type: ignore[assignment]
 PLATE_KEY_VARIANTS: sa.Table = PlateKeyVariant.__table__  # type: ignore[assignment]
 PLATE_TEXTS: sa.Table = PlateText.__table__  # type: ignore[assignment]
+WATCHLISTS: sa.Table = Watchlist.__table__  # type: ignore[assignment]
+WATCH_ENTRIES: sa.Table = WatchEntry.__table__  # type: ignore[assignment]
+WATCH_HITS: sa.Table = WatchHit.__table__  # type: ignore[assignment]
+CORRECTIONS: sa.Table = Correction.__table__  # type: ignore[assignment]
+PLATE_NOTES: sa.Table = PlateNote.__table__  # type: ignore[assignment]
 
 
 def vehicle_id(video_id: str, track_id: int) -> str:
@@ -556,7 +652,9 @@ def save_video(
     heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
     row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is.
     ``damage``: one line when the video decoded only in part (``AnalyzeResult.damage``), stored in
-    ``videos.damage``; None (clean) stores NULL, also over an older value. Writers of the same video are serialised by the row lock taken
+    ``videos.damage``; None (clean) stores NULL, also over an older value. The video's
+    ``corrections`` are re-applied to the new rows in the same transaction
+    (:func:`dashcam.watch_lists.apply_corrections`). Writers of the same video are serialised by the row lock taken
     by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
 
     Raises ``ValueError`` for events of another video, :class:`DatabaseError` when the database
@@ -594,6 +692,9 @@ def save_video(
                 conn.execute(sa.insert(PLATE_READINGS), readings)
             insert_missing(conn, PLATE_KEY_VARIANTS, variants)
             insert_missing(conn, PLATE_TEXTS, texts)
+            from dashcam.watch_lists import apply_corrections  # late: it imports this module
+
+            apply_corrections(conn, info.video_id)  # a user's corrections survive the re-ingest
             if route is not None:
                 conn.execute(sa.delete(ROUTES).where(ROUTES.c.video_id == info.video_id))
                 pts = [list(p) for p in route.get("points") or []]

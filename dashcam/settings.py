@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     archive_crf: int = 28
     archive_preset: str = "veryfast"
 
+    # Watch lists and alerts (dashcam.watch_lists, docs/alerts.md): the default score a fuzzy
+    # entry needs (0..1, dashcam.search.plate_score); the URL under which the archive folder is
+    # served (crop links in alerts; unset: file:// links)
+    watch_min_score: float = Field(default=0.75, gt=0.0, le=1.0)
+    media_base_url: str | None = None
+
     queue_size: int = 8  # decoded frames buffered between the decode thread and the detector
 
     @field_validator("plate_formats", mode="before")

@@ -5,6 +5,7 @@ Per video, three subflows hand each other paths (never frames)::
     analyze-video   (pool gpu)    probe -> analyze -> vote -> gps   => <heavy_output>/<video_id>/manifest.json
     archive-video   (pool server) transcode + copy crops/thumbnails => <archive>/<video_id>/...
     finalize-video  (pool server) persist rows (one transaction)    => videos, vehicles
+                                  watch lists: hits + Prefect events => watch_hits, dashcam.watchlist.hit
 
 ``ingest`` runs ``ingest-video`` once per file. The same flow definitions serve both ways of
 running:
@@ -89,8 +90,11 @@ def archive_video(manifest: str, settings: Settings | None = None) -> str:
 
 @flow(name="finalize-video", flow_run_name=_name_from_path)
 def finalize_video(manifest: str, archive_path: str | None = None, settings: Settings | None = None) -> int:
-    """Server stage: replace the video's rows in the results DB; returns the number of events."""
-    n = stages.persist(manifest, archive_path, _settings(settings))
+    """Server stage: replace the video's rows in the results DB, match them against the watch lists
+    (new hits emit ``dashcam.watchlist.hit`` events); returns the number of events."""
+    settings = _settings(settings)
+    n = stages.persist(manifest, archive_path, settings)
+    stages.watch_lists(manifest, settings)  # hits + one Prefect event per new hit (docs/alerts.md)
     stages.report(manifest, archive_path)
     return n
 

@@ -254,6 +254,32 @@ def persist(manifest_path: str, archive_path: str | None, settings: Settings) ->
     return n
 
 
+@task(name="watch-lists", retries=2, retry_delay_seconds=[2, 10])
+def watch_lists(manifest_path: str, settings: Settings) -> int:
+    """Match this video's stored events against the watch lists, store the hits, and emit one
+    Prefect event ``dashcam.watchlist.hit`` per NEW hit (automations send the alerts; see
+    dashcam.watch_lists and docs/alerts.md). Returns the number of new hits."""
+    from prefect.events import emit_event
+    from prefect.runtime import flow_run
+
+    from dashcam.db import make_engine
+    from dashcam.watch_lists import hit_event, match_video
+
+    m = _manifest(manifest_path)
+    engine = make_engine(settings.db_url)
+    try:
+        hits = match_video(engine, m.info.video_id, default_min_score=settings.watch_min_score)
+    finally:
+        engine.dispose()
+    for hit in hits:
+        emit_event(**hit_event(hit, flow_run_id=flow_run.id, media_base_url=settings.media_base_url,
+                               archive_dir=settings.archive_dir))
+    if hits:
+        get_run_logger().info("%d watch-list hit(s) in video %s: %s", len(hits), m.info.video_id,
+                              ", ".join(sorted({f"{h['plate']} ({h['label'] or h['watchlist']})" for h in hits})))
+    return len(hits)
+
+
 @task(name="report")
 def report(manifest_path: str, archive_path: str | None) -> str:
     """Publish a per-video Prefect artifact (key ``video-<video_id>``): plates, counts, timings, links."""
