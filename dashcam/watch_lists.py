@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashcam.db import (
     CORRECTIONS,
@@ -82,6 +82,7 @@ __all__ = [
     "export_csv",
     "hit_event",
     "import_csv",
+    "import_rows",
     "list_corrections",
     "list_entries",
     "list_hits",
@@ -675,7 +676,7 @@ def add_plate_note(engine: sa.Engine, plate: str, text: str, *, kind: str = "not
                 if got is not None:
                     return _jsonable(got)
             row["id"] = conn.execute(sa.insert(n).values(**row).returning(n.c.id)).scalar_one()
-    except (SQLAlchemyError, IntegrityError) as exc:
+    except SQLAlchemyError as exc:
         raise _db_error(engine, f"adding a {kind} to plate {p}", exc) from exc
     return _jsonable(row)
 
