@@ -466,3 +466,18 @@ def test_merged_duplicate_events_keep_both_alternatives():
         update={"first_frame_idx": 60, "last_frame_idx": 90, "plate_confidence": 0.7})
     [m] = _merge_duplicate_plates([a, b], fps=30.0)
     assert [(x.text, x.count, x.mean_conf) for x in m.alternatives] == [("X5NB23", 3, 0.6), ("XSNB2", 1, 0.4)]
+
+
+@pytest.mark.parametrize("q", [
+    "/a{,3}/", "/a{256}/", "/a{1,300}/", "/a{/", "/a}/", "/{2}/", "/x{2}y{0,}/", "/[a-]/", r"/\-/", "/()/", "/a+?/",
+    "/[]a]/", "/[^]a]/", "/a**/", "/^*/", r"/\w\W\s\S\d\D/", "/$^/", "/(a|)/", "/[z-a]/", "/[\\d-z]/",
+])
+def test_regex_edge_cases_never_reach_the_database_as_errors(filled, q):
+    """Each pattern is either refused with SearchError or runs on both backends (no DatabaseError:
+    Python's re and PostgreSQL's ARE must agree on what is valid)."""
+    try:
+        page = search_events(filled, q)
+    except SearchError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert page.kind == "regex" and page.total >= 0
