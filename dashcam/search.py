@@ -359,7 +359,7 @@ def _filters(v: sa.Table, since, until, video_ids, bbox, min_conf) -> list:
     if since is not None and until is not None and _aware(since, "since") > _aware(until, "until"):
         raise SearchError("the date range is empty: since is after until")
     if video_ids is not None:
-        ids = [str(x) for x in video_ids]
+        ids = [video_ids] if isinstance(video_ids, str) else [str(x) for x in video_ids]  # one id as a str too
         conds.append(v.c.video_id.in_(ids) if ids else sa.false())
     if bbox is not None:
         try:

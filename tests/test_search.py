@@ -237,6 +237,7 @@ def test_filters(filled):
     assert search_events(filled, "XSNB23", video_ids=["vid-c"]).total == 1
     assert search_events(filled, None, video_ids=["vid-b", "vid-c"]).total == 3
     assert search_events(filled, None, video_ids=[]).total == 0
+    assert search_events(filled, None, video_ids="vid-b").total == 2  # one id as a string, not its letters
     assert plates(search_events(filled, None, bbox=(47.5, 1.5, 48.5, 2.5))) == ["63HKHD"]
     assert search_events(filled, None, bbox=(40.0, 170.0, 60.0, 10.0)).total == 15  # across the antimeridian: lon >= 170 or <= 10
     assert plates(search_events(filled, None, min_conf=0.9)) == ["01XJND", "XSNB23"]
