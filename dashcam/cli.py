@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,7 +26,7 @@ class _App(typer.Typer):
             db = sys.modules.get("dashcam.db")
             if db is None or not isinstance(exc, db.DatabaseError):
                 raise
-            console.print(f"[red]error:[/] {_first_line(exc)}", soft_wrap=True, highlight=False)
+            console.print("[red]error:[/] " + escape(_first_line(exc)), soft_wrap=True, highlight=False)
             sys.exit(1)
 
 
@@ -96,7 +97,7 @@ def ingest(
         else:
             good.append(v)
     for b in bad:
-        console.print(f"[red]error:[/] {b}", soft_wrap=True, highlight=False)
+        console.print("[red]error:[/] " + escape(b), soft_wrap=True, highlight=False)
     if not good:
         raise typer.Exit(2)
     if gpx is not None:
@@ -108,7 +109,7 @@ def ingest(
         try:  # before any analysis (the date hint only stands in for date-less NMEA here)
             load_track_file(gpx, settings.gps_max_gap_s, date_hint=date.today())
         except GpsError as exc:
-            console.print(f"[red]error:[/] --gpx {gpx}: {_first_line(exc)}", soft_wrap=True, highlight=False)
+            console.print("[red]error:[/] " + escape(f"--gpx {gpx}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
             raise typer.Exit(2)
 
     from dashcam.archive import sweep_stale_tmp
@@ -127,7 +128,6 @@ def ingest(
 
     from dashcam.pipeline import add_progress_listener
     from dashcam.prefect_local import OWNER_TAG, LocalApiServer, crash_orphaned_runs, owner_tag
-    from flows.ingest import IngestError
     from flows.ingest import ingest as ingest_flow
 
     server = None
@@ -135,7 +135,7 @@ def ingest(
         try:
             server = LocalApiServer().start()
         except RuntimeError as exc:
-            console.print(f"[red]error:[/] {_first_line(exc)} (set PREFECT_API_URL to use a running server)",
+            console.print("[red]error:[/] " + escape(f"{_first_line(exc)} (set PREFECT_API_URL to use a running server)"),
                           soft_wrap=True, highlight=False)
             raise typer.Exit(1)
         os.environ["PREFECT_API_URL"] = server.api_url
@@ -181,12 +181,8 @@ def ingest(
         for s in summaries:  # under the table, on stdout like it
             for w in s.warnings:
                 Console().print(f"warning: {Path(s.path).name}: {w}", soft_wrap=True, highlight=False, markup=False)
-    if not state.is_completed():
-        if isinstance(result, IngestError):
-            for f in result.failures:
-                console.print(f"[red]failed:[/] {f}", soft_wrap=True, highlight=False)
-        else:
-            console.print(f"[red]ingest failed:[/] {result}", soft_wrap=True, highlight=False)
+    if not state.is_completed():  # IngestError: "N of M videos failed:" + one line per failed video
+        console.print("[red]ingest failed:[/] " + escape(str(result)), soft_wrap=True, highlight=False)
         raise typer.Exit(1)
     if bad:
         raise typer.Exit(1)
@@ -252,8 +248,8 @@ def _require_existing_db(url: str, where: str) -> None:
 
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        console.print(f"[red]error:[/] no results database at {path} ({where}): it does not exist; "
-                      "check the path, or run dashcam ingest first", soft_wrap=True, highlight=False)
+        console.print("[red]error:[/] " + escape(f"no results database at {path} ({where}): it does not exist; "
+                      "check the path, or run dashcam ingest first"), soft_wrap=True, highlight=False)
         raise typer.Exit(1)
 
 
@@ -290,7 +286,7 @@ def read(
         try:
             found = read_image(image, settings)
         except (OSError, ValueError) as exc:
-            console.print(f"[red]error:[/] {image}: {_first_line(exc)}", soft_wrap=True, highlight=False)
+            console.print("[red]error:[/] " + escape(f"{image}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
             failed += 1
             continue
         if as_json:
