@@ -114,11 +114,17 @@ def plates(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """List stored plate events."""
+    """List stored plate events (from the deployed results DB when PREFECT_API_URL is set)."""
     from dashcam.db import make_engine, query_events
+    from dashcam.settings import DatabaseConfigError, redact_url, resolve_database
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    engine = make_engine(settings.db_url)
+    try:
+        url, source = resolve_database(_settings(data_dir=data_dir, database_url=database_url))
+    except DatabaseConfigError as exc:
+        console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
+        raise typer.Exit(1)
+    console.print(f"results DB: {redact_url(url)} ({source})", soft_wrap=True, markup=False, highlight=False)
+    engine = make_engine(url)
     try:
         rows = query_events(engine, video_id=video, plate=plate)
     finally:
