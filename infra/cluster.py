@@ -8,8 +8,8 @@
 * a Prefect server on that PostgreSQL (not SQLite: SQLite gave "database is locked" errors,
   also in the automations' consumer loop) with its UI on, at ``http://127.0.0.1:PORT``;
 * ``dashcam deploy`` (work pools, blocks, deployments, automations);
-* a process worker for pool ``gpu`` and one for pool ``server``, each in its own session, each
-  **supervised**: restarted ``restart_s`` (5 s) after it exits, as systemd's ``Restart=always``
+* a process worker for pool ``gpu`` and one for pool ``server``, each in its own session (and
+  Prefect starts each flow run in a session of its own), each **supervised**: restarted ``restart_s`` (5 s) after it exits, as systemd's ``Restart=always``
   / ``RestartSec=5`` does for infra/systemd/dashcam-worker@.service in production. A worker's
   death alone does not end the flow runs it started (they finish and report themselves); a
   worker killed together with its runs (a power cut) is found by the heartbeat automation.
@@ -68,6 +68,38 @@ def fetch(url: str, timeout_s: float = 5) -> str:
     req = urllib.request.Request(url, headers={"Accept": "text/html,application/json;q=0.9,*/*;q=0.8"})
     with urllib.request.urlopen(req, timeout=timeout_s) as r:
         return r.read().decode(errors="replace")
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) of a live process, from /proc (Linux); None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    return int(fields[1]), int(fields[19])
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """Every live descendant of ``pid`` (children, theirs, …) as {pid: start time}; Linux /proc."""
+    children: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _proc_stat(int(entry.name))):
+            children.setdefault(st[0], []).append(int(entry.name))
+            starts[int(entry.name)] = st[1]
+    found, todo = {}, list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        if p not in found:
+            found[p] = starts[p]
+            todo += children.get(p, [])
+    return found
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -196,7 +228,7 @@ class LocalCluster:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
-        self._orphan_groups: set[int] = set()  # process groups of dead workers (their runs may live on)
+        self._runs_seen: dict[int, int] = {}  # {pid: start time} of processes the workers started
 
     @property
     def results_db_url(self) -> str:
@@ -263,11 +295,18 @@ class LocalCluster:
     def _supervise(self) -> None:
         """Restart a worker ``restart_s`` after it exits (systemd Restart=always, RestartSec)."""
         dead: dict[str, tuple[float, subprocess.Popen]] = {}
+        tick = 0
         while not self._stopping.wait(0.5):
+            tick += 1
             for pool, proc in list(self.workers.items()):
-                if proc.poll() is not None and pool not in dead:
+                if proc.poll() is None:
+                    if tick % 4:  # every 2 s is enough to see a flow run process
+                        continue
+                    # Prefect runs each flow run in a session of its own: remember them, so that
+                    # stop() can end the runs a dead worker left behind
+                    self._runs_seen.update(descendants(proc.pid))
+                elif pool not in dead:
                     dead[pool] = (time.monotonic(), proc)
-                    self._orphan_groups.add(proc.pid)
                     self._log(f"worker {pool} (pid {proc.pid}) exited with {proc.returncode}; restarting in {self.restart_s:g} s")
             for pool, (t_exit, old) in list(dead.items()):
                 if time.monotonic() - t_exit >= self.restart_s and not self._stopping.is_set():
@@ -285,15 +324,15 @@ class LocalCluster:
     def kill_worker(self, pool: str, with_runs: bool = True) -> int:
         """SIGKILL pool's worker; returns its pid. The supervisor restarts it after ``restart_s``.
 
-        ``with_runs``: the worker and every process it started (its flow runs) at once, like a
-        power cut; else the worker process alone (OOM killer, ``kill -9 <worker>``): its flow
-        runs keep running and report their own end.
+        ``with_runs``: the worker and every process it started (its flow runs, in sessions of
+        their own, and their children) at once, like a power cut; else the worker process alone
+        (OOM killer, ``kill -9 <worker>``): its flow runs keep running and report their own end.
         """
         proc = self.workers[pool]
-        if with_runs:
-            _killpg(proc.pid, signal.SIGKILL)
-        else:
-            os.kill(proc.pid, signal.SIGKILL)
+        runs = descendants(proc.pid) if with_runs else {}
+        _killpg(proc.pid, signal.SIGKILL)
+        for pid in runs:
+            _kill(pid, signal.SIGKILL)
         return proc.pid
 
     def wait_for_restart(self, pool: str, old_pid: int, timeout_s: float = 60) -> WorkerRestart:
@@ -313,8 +352,9 @@ class LocalCluster:
             self._supervisor.join(5)
         for pool in list(self.workers):
             _stop(self.workers.pop(pool))
-        for pgid in self._orphan_groups:
-            _killpg(pgid, signal.SIGKILL)
+        for pid, started in self._runs_seen.items():  # runs left by dead workers (same pid, same start)
+            if (st := _proc_stat(pid)) and st[1] == started:
+                _kill(pid, signal.SIGKILL)
         self._stack.close()
 
 
