@@ -111,19 +111,20 @@ def ensure_automations(zombie_after_s: int = ZOMBIE_AFTER_S) -> None:
         ),
     ]
     for name in [a.name for a in wanted] + RETIRED_AUTOMATIONS:
-        for old in Automation.read(name=name) if _has_automation(name) else []:
-            old.delete()
+        _delete_automations(name)
     for automation in wanted:
         automation.create()
 
 
-def _has_automation(name: str) -> bool:
+def _delete_automations(name: str) -> None:
+    """Delete every automation called ``name`` (``Automation.read`` returns one at a time)."""
     from prefect.automations import Automation
 
-    try:
-        return bool(Automation.read(name=name))
-    except ValueError:
-        return False
+    for _ in range(100):
+        try:
+            Automation.read(name=name).delete()
+        except ValueError:  # none (left) of that name
+            return
 
 
 def deploy_flows(code_dir: Path = ROOT) -> None:

@@ -161,3 +161,26 @@ def test_resolve_database_finds_the_deployed_db_in_the_blocks(prefect, tmp_path)
     assert source == f"Prefect block dashcam-results-database/dashcam on {prefect.api_url}"
     url, source = _resolve(env, data_dir=str(tmp_path), database_url="sqlite:////tmp/x.db")  # given wins
     assert url == "sqlite:////tmp/x.db"
+
+
+def test_automations_are_replaced_on_redeploy(prefect):
+    """``dashcam deploy`` twice on one server (a cluster restart): one automation of each name,
+    the per-pool zombie automations with messages naming the dead worker, the retired one gone."""
+    code = ("from deployments.register import ensure_automations\n"
+            "from prefect.automations import Automation\n"
+            "from prefect.events.schemas.automations import EventTrigger\n"
+            "Automation(name='dashcam: crash zombie flow runs', trigger=EventTrigger(expect={'x'}), actions=[]).create()\n"
+            "ensure_automations(50)\nensure_automations(50)\n"
+            "from prefect.client.orchestration import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    for a in c.read_automations():\n"
+            "        print(a.name, '|', a.actions[0].message)\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**prefect.env(), "PYTHONPATH": str(REPO_ROOT)},
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = sorted(out.stdout.strip().splitlines())
+    names = [line.split(" | ")[0] for line in lines]
+    assert names == ["dashcam: crash zombie flow runs (pool gpu)", "dashcam: crash zombie flow runs (pool server)",
+                     "dashcam: reschedule crashed ingest"], lines
+    assert lines[0].split(" | ")[1].startswith("worker died: the gpu worker that ran this flow run (dashcam-worker@gpu)")
+    assert "no heartbeat for 50 s" in lines[1]
