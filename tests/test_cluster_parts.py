@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from dashcam.settings import DatabaseConfigError, Settings, resolve_database
+from dashcam.settings import Settings, resolve_database
 from helpers import REPO_ROOT
 from prefect_server import PrefectServer, fetch, free_port
 
