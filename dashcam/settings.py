@@ -200,4 +200,6 @@ def resolve_database(settings: Settings, block_name: str = "dashcam", timeout_s:
         block = ResultsDatabase.load(block_name)
     except ValueError:  # no such block document: nothing deployed on that server
         return settings.db_url, f"{default}; no block dashcam-results-database/{block_name} on {api}"
+    except Exception as exc:  # noqa: BLE001 - an HTTP/API error: one line, not a traceback
+        raise DatabaseConfigError(f"cannot read block dashcam-results-database/{block_name} on {api}: {exc}") from None
     return block.url.get_secret_value(), f"Prefect block dashcam-results-database/{block_name} on {api}"
