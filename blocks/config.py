@@ -10,7 +10,9 @@ Three blocks, each saved under one name (default ``dashcam``):
 
 ``dashcam blocks register`` registers the types and saves documents from the current
 environment (``DASHCAM_*`` variables, see docs/configuration.md); deployed flow runs call
-:func:`load_settings`, so workers need only ``PREFECT_API_URL``.
+:func:`load_settings`, so workers need only ``PREFECT_API_URL``. Readers of the results DB
+(``dashcam plates``, ``dashcam web``) find it from :class:`ResultsDatabase` through
+:func:`dashcam.settings.resolve_database` when ``PREFECT_API_URL`` is set and no URL is given.
 """
 
 from __future__ import annotations

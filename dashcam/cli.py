@@ -214,12 +214,10 @@ def plates(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """List stored plate events."""
+    """List stored plate events (from the deployed results DB when PREFECT_API_URL is set)."""
     from dashcam.db import make_engine, query_events
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _require_existing_db(settings.db_url, _db_origin(settings))
-    engine = make_engine(settings.db_url)
+    engine = make_engine(_reader_db_url(data_dir, database_url))
     try:
         rows = query_events(engine, video_id=video, plate=plate)
     finally:
@@ -241,6 +239,23 @@ def _fmt(v) -> str:
     return "" if v is None else f"{v:.6f}"
 
 
+def _reader_db_url(data_dir: Path | None, database_url: str | None) -> str:
+    """The results DB a read command (``plates``, ``web``) uses, said on stderr with where it came
+    from: the given URL / data dir, else the deployed DB from the Prefect blocks when
+    ``PREFECT_API_URL`` is set (:func:`dashcam.settings.resolve_database`). A config error or a
+    SQLite file that does not exist ends the command with one line (exit 1)."""
+    from dashcam.settings import DatabaseConfigError, redact_url, resolve_database
+
+    try:
+        url, source = resolve_database(_settings(data_dir=data_dir, database_url=database_url))
+    except DatabaseConfigError as exc:
+        console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
+        raise typer.Exit(1)
+    _require_existing_db(url, source)
+    console.print(f"results DB: {redact_url(url)} ({source})", soft_wrap=True, markup=False, highlight=False)
+    return url
+
+
 def _require_existing_db(url: str, where: str) -> None:
     """Read commands: a SQLite results DB (``url``; ``where``: why that one) that does not exist
     is an error (a mistyped DASHCAM_DATA_DIR / --data-dir / URL), not a new empty database."""
@@ -251,13 +266,6 @@ def _require_existing_db(url: str, where: str) -> None:
         console.print("[red]error:[/] " + escape(f"no results database at {path} ({where}): it does not exist; "
                       "check the path, or run dashcam ingest first"), soft_wrap=True, highlight=False)
         raise typer.Exit(1)
-
-
-def _db_origin(settings) -> str:
-    """Where ``settings.db_url`` came from, for messages."""
-    if settings.db_url != f"sqlite:///{Path(settings.data_dir) / 'dashcam.db'}":
-        return "from --database-url / DASHCAM_DATABASE_URL"
-    return f"default in data dir {settings.data_dir} (--data-dir / DASHCAM_DATA_DIR)"
 
 
 @app.command()

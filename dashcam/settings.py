@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -85,6 +85,8 @@ class Settings(BaseSettings):
 
     queue_size: int = 8  # decoded frames buffered between the decode thread and the detector
 
+    _database_url_given: bool = PrivateAttr(default=True)
+
     @field_validator("plate_formats", mode="before")
     @classmethod
     def _split_formats(cls, v):
@@ -107,6 +109,7 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> "Settings":
         self.data_dir = Path(self.data_dir).expanduser()
         if self.database_url is None:
+            self._database_url_given = False
             self.database_url = SecretStr(f"sqlite:///{self.data_dir / 'dashcam.db'}")
         if self.archive_dir is None:
             self.archive_dir = self.data_dir / "archive"
@@ -115,6 +118,88 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def database_url_given(self) -> bool:
+        """Whether the URL was given (argument, ``DASHCAM_DATABASE_URL``), not the default SQLite file."""
+        return self._database_url_given
+
+    @property
     def db_url(self) -> str:
         """The results database URL as a plain string (for :func:`dashcam.db.make_engine`)."""
         return self.database_url.get_secret_value()
+
+
+class DatabaseConfigError(RuntimeError):
+    """The results database cannot be determined (one-line message for the user)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: show it as given
+        return url
+
+
+def _prefect_api_url() -> str | None:
+    """PREFECT_API_URL from the environment or the active Prefect profile (None: not set).
+
+    Prefect is imported (seconds) only when a profiles file exists and the variable is not set."""
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        return url
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    if not (home / "profiles.toml").exists():
+        return None
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+def resolve_database(settings: Settings, block_name: str = "dashcam", timeout_s: float = 5.0) -> tuple[str, str]:
+    """The results database a reader (``dashcam plates``, ``dashcam web``) opens, and why that one.
+
+    In this order:
+
+    1. a URL given (``--database-url``, ``DASHCAM_DATABASE_URL``, ``Settings(database_url=…)``);
+    2. when a Prefect API is configured (``PREFECT_API_URL``, environment or Prefect profile):
+       the deployed results DB, from the block ``dashcam-results-database/<block_name>`` that
+       ``dashcam deploy`` saved (blocks/config.py);
+    3. the default SQLite file ``<data_dir>/dashcam.db``.
+
+    Returns:
+        ``(url, source)``: the SQLAlchemy URL (may hold a password: show it through
+        :func:`redact_url`) and a short text saying where it came from, for a message such as
+        ``results DB: <url> (<source>)``.
+
+    Raises:
+        DatabaseConfigError: a Prefect API is configured but does not answer within
+            ``timeout_s`` (the deployed DB cannot be found; reading another one would show a
+            misleading empty list).
+    """
+    if settings.database_url_given:
+        return settings.db_url, "given by --database-url / DASHCAM_DATABASE_URL"
+    default = f"default SQLite file in {settings.data_dir}"
+    api = _prefect_api_url()
+    if not api:
+        return settings.db_url, f"{default}; no --database-url, DASHCAM_DATABASE_URL or PREFECT_API_URL"
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(api.rstrip("/") + "/health", timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise DatabaseConfigError(
+            f"PREFECT_API_URL={api} does not answer ({getattr(exc, 'reason', exc)}), so the deployed results DB "
+            "cannot be looked up: start the Prefect server, or give --database-url / DASHCAM_DATABASE_URL"
+        ) from None
+    from blocks.config import ResultsDatabase
+
+    try:
+        block = ResultsDatabase.load(block_name)
+    except ValueError:  # no such block document: nothing deployed on that server
+        return settings.db_url, f"{default}; no block dashcam-results-database/{block_name} on {api}"
+    except Exception as exc:  # noqa: BLE001 - an HTTP/API error: one line, not a traceback
+        raise DatabaseConfigError(f"cannot read block dashcam-results-database/{block_name} on {api}: {exc}") from None
+    return block.url.get_secret_value(), f"Prefect block dashcam-results-database/{block_name} on {api}"
