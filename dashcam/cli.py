@@ -282,3 +282,33 @@ def watch_cmd(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("web")
+def web_cmd(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs DASHCAM_WEB_TOKEN.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="The archive folder (the only folder media is served from).")] = None,
+) -> None:
+    """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
+    from dashcam.web.security import is_loopback
+
+    settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir)
+    token = settings.web_token.get_secret_value() if settings.web_token else ""
+    if not is_loopback(host) and not token:
+        console.print(f"[red]Refusing to listen on {host}: set DASHCAM_WEB_TOKEN (an access token) to serve beyond this machine.[/red]")
+        raise typer.Exit(2)
+    import uvicorn
+
+    from dashcam.db import DatabaseError
+    from dashcam.web import create_app
+
+    try:
+        web_app = create_app(settings)
+    except DatabaseError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"dashcam web on http://{host}:{port}/ ({'login with the access token' if token else 'no login'})")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
