@@ -9,8 +9,8 @@ in ``gps_track_dir``, which covers 2020-12-18 06:17 UTC):
 
 * ``cam/2020_1218_061709_0001F.MP4`` - Video10_2 (labelled XS-NB-23), front
 * ``cam/2020_1218_061709_0001R.MP4`` - Video14_2 (labelled 24-LB-HT), its rear partner
-* ``cam/2020_1218_061712_0002F.MP4`` - Video13_2 + Video143_2 + Video162_2 joined (9 s, labelled
-  23-GSX-6, 99-SZG-5, 97-FB-FP), the next front segment
+* ``cam/2020_1218_061712_0002F.MP4`` - Video13_2 (labelled 23-GSX-6), the next front segment
+* ``cam/2020_1218_061715_0003F.MP4`` - Video143_2 (labelled 99-SZG-5), the one after
 * ``Video20_2.avi`` (labelled ZD-PB-67), no GPS, a drive of its own (another folder = camera)
 * ``broken/notes.mp4`` - not a video: one failed ``ingest-video`` run in Prefect
 """
@@ -27,8 +27,9 @@ from helpers import model_dir, shared_dir
 PLATES = "data/plates-video/TrainingSet/Categorie I"
 TRACK = "data/gps/tracks/gpxpy/around-visnjan-with-car.gpx"
 FRONT1, REAR1, FRONT2 = "2020_1218_061709_0001F.MP4", "2020_1218_061709_0001R.MP4", "2020_1218_061712_0002F.MP4"
+FRONT3 = "2020_1218_061715_0003F.MP4"
 CARD = [(FRONT1, ["Video10_2.avi"]), (REAR1, ["Video14_2.avi"]),
-        (FRONT2, ["Video13_2.avi", "Video143_2.avi", "Video162_2.avi"])]
+        (FRONT2, ["Video13_2.avi"]), (FRONT3, ["Video143_2.avi"])]
 PLAIN = "Video20_2.avi"
 
 

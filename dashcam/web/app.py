@@ -437,7 +437,8 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
         older = drives[idx + 1] if idx + 1 < len(drives) else None
         return page(request, "drive.html", title=f"Drive {web.local(d.start).strftime('%Y-%m-%d %H:%M')}", d=d, video=video,
                     seg=seg, channels=channels, events=events, data=data, km=km, chart=chart, t=t or 0.0,
-                    plates=list(dict.fromkeys(e["final_plate"] for e in events)), newer=newer, older=older)
+                    plates=list(dict.fromkeys(e["final_plate"] for e in events)), newer=newer, older=older,
+                    seg_ids=[x["id"] for x in seg.channels.values()], rear_ids=[x["id"] for c, x in seg.channels.items() if c == "R"])
 
     @app.get("/api/drives/{drive_id}")
     def drive_api(drive_id: str, v: str | None = None, conn=Depends(db)):

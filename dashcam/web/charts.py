@@ -53,7 +53,8 @@ def speed_svg(series: list[tuple[float, float]], duration_s: float) -> str | Non
     ticks = []
     step = max(1, int(dur / 6) or 1)
     for s in range(0, int(dur) + 1, step):
-        ticks.append(f'<text class="lbl" x="{x(s):.1f}" y="{H - 4}" text-anchor="middle">{s // 60}:{s % 60:02d}</text>')
+        anchor = "start" if s == 0 else ("end" if x(s) > W - PAD_R - 12 else "middle")
+        ticks.append(f'<text class="lbl" x="{x(s):.1f}" y="{H - 4}" text-anchor="{anchor}">{s // 60}:{s % 60:02d}</text>')
     return (
         f'<svg class="speed" viewBox="0 0 {W} {H}" role="img" data-duration="{dur:.3f}" data-x0="{PAD_L}" '
         f'data-w="{iw}" aria-label="speed over time, up to {escape(f"{vmax:.0f}")} km/h">'

@@ -102,6 +102,7 @@
     }
     fit(map, all);
     el.dataset.ready = '1';
+    window.dashcam = { map: map, data: data, position: function () { return pos && pos.getLatLng(); } };  // for tests / the console
 
     var cursor = document.getElementById('speed-cursor');
     var svg = document.querySelector('svg.speed');
@@ -149,6 +150,7 @@
     layer.addTo(map);
     fit(map, ll);
     el.dataset.ready = '1';
+    window.dashcam = { map: map, data: data, layer: layer };
   }
 
   var el = document.getElementById('map');
