@@ -110,6 +110,9 @@ def _print_summary(summaries, wall: float) -> None:
 def plates(
     video: Annotated[Optional[str], typer.Option("--video", help="Only this video_id.")] = None,
     plate: Annotated[Optional[str], typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
+    fuzzy: Annotated[Optional[str], typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
+    regex: Annotated[Optional[str], typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many results for --fuzzy/--regex.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (all columns).")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -117,22 +120,44 @@ def plates(
     """List stored plate events."""
     from dashcam.db import make_engine, query_events
 
+    if sum(x is not None for x in (plate, fuzzy, regex)) > 1:
+        console.print("[red]error:[/] use only one of --plate, --fuzzy, --regex")
+        raise typer.Exit(2)
     settings = _settings(data_dir=data_dir, database_url=database_url)
     engine = make_engine(settings.db_url)
+    searched = fuzzy is not None or regex is not None
     try:
-        rows = query_events(engine, video_id=video, plate=plate)
+        if searched:
+            from dashcam.search import SearchError, search_events
+
+            q = f"/{regex}/" if regex is not None else fuzzy
+            try:
+                page = search_events(engine, q, video_ids=[video] if video else None, limit=limit)
+            except SearchError as exc:
+                console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+                raise typer.Exit(2) from None
+            rows = page.rows
+        else:
+            rows = query_events(engine, video_id=video, plate=plate)
     finally:
         engine.dispose()
     if as_json:
         for r in rows:
             sys.stdout.write(json.dumps(r) + "\n")
         return
-    table = Table(title=f"{len(rows)} plate events")
-    for col in ("ts", "final_plate", "confidence", "reads", "video_id", "frame_idx", "lat", "lon", "crop"):
+    title = f"{len(rows)} of {page.total} plate events ({page.kind})" if searched else f"{len(rows)} plate events"
+    table = Table(title=title)
+    cols = ("ts", "final_plate", "confidence", "reads", "video_id", "frame_idx", "lat", "lon", "crop")
+    if searched:
+        cols = ("score", "matched", *cols)
+    for col in cols:
         table.add_column(col)
     for r in rows:
-        table.add_row(r["ts"], r["final_plate"], f"{r['plate_confidence']:.2f}", str(r["n_reads"]), r["video_id"],
-                      str(r["frame_idx"]), _fmt(r["lat"]), _fmt(r["lon"]), r["crop_path"] or "")
+        cells = [r["ts"], r["final_plate"], f"{r['plate_confidence']:.2f}", str(r["n_reads"]), r["video_id"],
+                 str(r["frame_idx"]), _fmt(r["lat"]), _fmt(r["lon"]), r["crop_path"] or ""]
+        if searched:
+            cells = [f"{r['score']:.3f}", r["matched_text"], *cells]
+        table.add_row(*cells)
     Console().print(table)
 
 
