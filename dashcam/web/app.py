@@ -514,7 +514,7 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
         if drive:
             _, d = _find_drive(conn, drive)
             video_ids = d.video_ids
-        args = {"since": lo, "until": hi, "video_ids": video_ids, "bbox": _parse_bbox(box),
+        args = {"since": lo, "until": hi - timedelta(microseconds=1) if hi else None, "video_ids": video_ids, "bbox": _parse_bbox(box),
                 "min_conf": _parse_float(min_conf, "min_conf", 0.0, 1.0)}
         shown = {k: v for k, v in {"q": q, "since": since, "until": until, "drive": drive, "box": box,
                                    "min_conf": min_conf}.items() if v}
@@ -555,8 +555,15 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
                     qs=urlencode(shown), start=(page_no - 1) * PAGE_SIZE)
 
     def _export(conn, q, since, until, drive, box, min_conf):
+        """The same search as the page, every row up to EXPORT_LIMIT (fetched a page of 1000 at a time)."""
         args, shown = _search_args(conn, q, since, until, drive, box, min_conf)
-        res = _search(conn, q, args, EXPORT_LIMIT, 0)
+        res = _search(conn, q, args, 1000, 0)
+        while len(res.rows) < min(res.total, EXPORT_LIMIT):
+            more = _search(conn, q, args, 1000, len(res.rows))
+            if not more.rows:
+                break
+            res.rows.extend(more.rows)
+        del res.rows[EXPORT_LIMIT:]
         return shown, res
 
     def _fname(shown: dict, ext: str) -> dict:
