@@ -1,6 +1,12 @@
 """The web UI over real data: real clips ingested by the real flow into SQLite and PostgreSQL,
-``dashcam web`` (uvicorn) on 127.0.0.1 at a free port, real HTTP; a real browser (Debian's
-chromium through Playwright) in tests/test_web_browser.py."""
+``dashcam web`` (uvicorn) on 127.0.0.1 at a free port, real HTTP; then a real browser.
+
+Browser tests (``test_b_*``, at the end): Debian's chromium driven by Playwright (its own browser
+download does not work offline), against ``dashcam web`` over the SQLite data. Map tiles are
+refused (as with no internet) so the maps must draw routes and markers on a plain background.
+They save one screenshot per page under docs/img/. Skipped (with the reason) only when
+/usr/bin/chromium is missing and ``CI`` is not ``true``; in CI a missing browser fails.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -508,5 +515,237 @@ def test_token_login_on_non_loopback_bind(web_data_set):
         # scripts: a bearer token instead of the cookie
         assert httpx.get(base + "/api/sightings", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         assert httpx.get(base + "/api/sightings", headers={"Authorization": "Bearer nope"}).status_code == 401
+    finally:
+        stop(proc)
+
+
+# --------------------------------------------------------------------------------------------
+# the real browser
+
+
+CHROMIUM = os.environ.get("DASHCAM_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+IN_CI = os.environ.get("CI") == "true"
+
+needs_browser = pytest.mark.skipif(not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)) and not IN_CI,
+                                   reason=f"no chromium at {CHROMIUM} (apt-get install chromium); required in CI")
+
+
+@pytest.fixture(scope="module")
+def site(web_data_set, web_prefect):
+    proc, base = start_web(web_env(web_data_set, web_data_set.settings.db_url, web_prefect))
+    try:
+        yield WebServer(base, proc, web_data_set.settings.db_url, web_data_set)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)  # our pages obey the CSP
+    pg.route("https://tile.openstreetmap.org/**", lambda route: route.abort("internetdisconnected"))
+    pg.errors = errors
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def wait_js(pg, expr: str, timeout_s: float = 10.0):
+    """Poll ``expr`` with page.evaluate until truthy (Playwright's wait_for_function evaluates
+    strings with eval, which our CSP rightly refuses)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        v = pg.evaluate(expr)
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expr}")
+        time.sleep(0.1)
+
+
+def shot(pg, name: str) -> None:
+    IMG.mkdir(parents=True, exist_ok=True)
+    pg.mouse.move(1, 1)  # no hover tooltip in the picture
+    pg.evaluate("document.activeElement && document.activeElement.blur && document.activeElement.blur()")
+    pg.wait_for_timeout(200)
+    pg.screenshot(path=str(IMG / f"{name}.png"), full_page=True)
+
+
+def _wait_map(pg):
+    pg.wait_for_selector("#map[data-ready='1']", timeout=15_000)
+    pg.wait_for_selector("#map.tiles-off", timeout=15_000)  # the tiles failed, the map still drew
+
+
+@needs_browser
+def test_b_dashboard_and_drives(page, site):
+    page.goto(site.base + "/")
+    assert page.title() == "Dashboard · dashcam"
+    assert page.locator(".totals .num").first.inner_text() == "2"
+    assert page.locator(".crops img").count() >= 4
+    assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    shot(page, "dashboard")
+    page.goto(site.base + "/drives")
+    assert page.locator(".drive-card").count() == 2
+    page.fill("input[name=since]", "2020-12-18")
+    page.fill("input[name=until]", "2020-12-18")
+    page.click("form.filters button")
+    page.wait_for_url("**/drives?since=2020-12-18&until=2020-12-18")
+    assert page.locator(".drive-card").count() == 1
+    page.goto(site.base + "/drives")
+    shot(page, "drives")
+
+
+@needs_browser
+def test_b_drive_page_map_player_sync(page, site):
+    ids = _ids(site.data)
+    did = ids[web_data.FRONT1]
+    page.goto(f"{site.base}/drives/{did}")
+    _wait_map(page)
+    assert page.locator("path.route-current").count() == 1
+    assert page.locator("path.route-other").count() >= 1  # the other segments of the drive
+    assert page.locator("path.ev-marker").count() >= 3
+    assert page.locator("path.pos-marker").count() == 1
+    wait_js(page, "document.getElementById('player').readyState >= 1", 15)
+    assert page.evaluate("document.getElementById('player').duration") == pytest.approx(3.0, abs=0.2)
+
+    # a click on the event in the list seeks the video to its pts
+    ev = next(e for e in _events(site) if e["video_id"] == did)
+    page.evaluate("document.getElementById('player').currentTime = 2.9")
+    wait_js(page, "Math.abs(document.getElementById('player').currentTime - 2.9) < 0.2")
+    page.click(f".event [data-event='{ev['id']}']")
+    wait_js(page, f"Math.abs(document.getElementById('player').currentTime - {ev['pts_s']}) < 1.0", 10)
+    ct = page.evaluate("document.getElementById('player').currentTime")
+    assert abs(ct - ev["pts_s"]) < 1.0
+    page.evaluate("document.getElementById('player').pause()")
+
+    # the position marker follows playback: at the time of a route point it sits on that point
+    route = page.evaluate("window.dashcam.data.route")
+    t, lat, lon = route[-1]
+    t = min(t, 2.95)
+    page.evaluate(f"document.getElementById('player').currentTime = {t}")
+    wait_js(page, f"Math.abs(document.getElementById('player').currentTime - {t}) < 0.05")
+    page.wait_for_timeout(300)
+    pos = page.evaluate("window.dashcam.position()")
+    exp = page.evaluate(f"(function(){{var r=window.dashcam.data.route;for(var i=1;i<r.length;i++)if(r[i][0]>={t}){{var a=r[i-1],b=r[i],f=({t}-a[0])/(b[0]-a[0]);return [a[1]+f*(b[1]-a[1]),a[2]+f*(b[2]-a[2])];}}return [r[r.length-1][1],r[r.length-1][2]];}})()")
+    assert pos["lat"] == pytest.approx(exp[0], abs=1e-7) and pos["lng"] == pytest.approx(exp[1], abs=1e-7)
+    assert page.get_attribute("#speed-cursor", "x1") != "34"  # the speed chart cursor moved too
+
+    # a click on the route seeks the video to the nearest route point
+    # (the spot on the route farthest from the plate markers and the position marker, which sit on top)
+    page.evaluate("document.getElementById('player').currentTime = 0")
+    wait_js(page, "document.getElementById('player').currentTime < 0.05")
+    best = page.evaluate("""(function(){
+      var m = window.dashcam.map, r = window.dashcam.data.route, pos = window.dashcam.position();
+      var obst = window.dashcam.data.events.filter(function (e) { return e.lat !== null; })
+        .map(function (e) { return m.latLngToContainerPoint([e.lat, e.lon]); });
+      if (pos) obst.push(m.latLngToContainerPoint(pos));
+      var best = null;
+      for (var i = 1; i < r.length; i++) for (var k = 0; k <= 10; k++) {
+        var f = k / 10, lat = r[i-1][1] + f * (r[i][1] - r[i-1][1]), lon = r[i-1][2] + f * (r[i][2] - r[i-1][2]);
+        var p = m.latLngToContainerPoint([lat, lon]);
+        var d = Math.min.apply(null, obst.map(function (o) { return o.distanceTo(p); }));
+        if (!best || d > best.d) best = { d: d, x: p.x, y: p.y, t: r[i-1][0] + f * (r[i][0] - r[i-1][0]) };
+      }
+      var rc = document.getElementById('map').getBoundingClientRect();
+      best.x += rc.left; best.y += rc.top; return best; })()""")
+    assert best["d"] > 12 and best["t"] > 0.5, best
+    page.mouse.click(best["x"], best["y"])
+    wait_js(page, f"Math.abs(document.getElementById('player').currentTime - {best['t']}) < 1.0 && "
+                  "document.getElementById('player').currentTime > 0.2", 10)
+    assert page.url.startswith(f"{site.base}/drives/{did}")  # seeked, did not navigate
+    page.evaluate("document.getElementById('player').pause()")
+    page.evaluate("document.getElementById('player').currentTime = 1.5")
+    page.wait_for_timeout(400)
+    shot(page, "drive")
+
+    # front/rear switch keeps the playback time
+    page.click(".switch a:has-text('Rear')")
+    page.wait_for_url(f"**/drives/{did}?v={ids[web_data.REAR1]}&t=*")
+    assert page.locator(".switch a.on").inner_text() == "Rear"
+    wait_js(page, "document.getElementById('player').readyState >= 1", 15)
+    assert page.evaluate("document.getElementById('player').currentTime") == pytest.approx(1.5, abs=0.5)
+
+
+@needs_browser
+def test_b_plate_page(page, site):
+    page.goto(site.base + "/plates/XSNB23")
+    _wait_map(page)
+    assert page.title() == "Plate XSNB23 · dashcam"
+    assert page.locator(".leaflet-marker-icon.pin").count() == 1
+    assert page.locator(".crops.wide img").count() == 2
+    shot(page, "plate")
+    page.click("a:has-text('watch ▶')")
+    page.wait_for_url("**/drives/*?v=*&t=*")
+    wait_js(page, "document.getElementById('player').readyState >= 1", 15)
+    ev = next(e for e in _events(site) if e["final_plate"] == "XSNB23")
+    assert page.evaluate("document.getElementById('player').currentTime") == pytest.approx(ev["pts_s"], abs=0.5)
+
+
+@needs_browser
+def test_b_map_page_clusters_and_popups(page, site):
+    page.goto(site.base + "/map?since=2020-12-18&until=2020-12-18")
+    _wait_map(page)
+    icons = page.locator(".leaflet-marker-icon")
+    assert icons.count() >= 1  # clusters and/or pins
+    n = len([e for e in _events(site) if e["lat"] is not None])
+    assert page.evaluate("window.dashcam.layer.getLayers().length") == n  # every sighting is in the cluster layer
+    shot(page, "map")
+    # zoomed in, single pins appear (front and rear sightings of one moment stay one cluster), then open one
+    page.evaluate("window.dashcam.map.setZoom(19)")
+    wait_js(page, "document.querySelectorAll('.leaflet-marker-icon.pin').length >= 1", 10)
+    page.wait_for_timeout(500)
+    page.locator(".leaflet-marker-icon.pin").first.click(force=True)
+    popup = page.locator(".leaflet-popup .pop")
+    popup.wait_for(timeout=5000)
+    assert popup.locator("a.plate").inner_text() in {e["final_plate"] for e in _events(site)}
+    assert popup.locator("a:has-text('watch')").get_attribute("href").startswith("/videos/")
+
+
+@needs_browser
+@needs_search
+def test_b_search_finds_labelled_plate_from_misread(page, site):
+    page.goto(site.base + "/search")
+    page.fill("#q", "X5NB2S")  # XS-NB-23 misread: S->5, 3->S
+    wait_js(page, "document.querySelector('#results table.results') !== null", 10)  # htmx, live
+    first = page.locator("#results table.results tbody tr").first.locator("a.plate").inner_text()
+    assert first == "XSNB23"
+    assert "q=X5NB2S" in page.url
+    shot(page, "search")
+    page.goto(site.base + "/search?q=%2F(%5BAB")  # a broken regex: a plain 400 page
+    assert page.locator("h1").inner_text() == "400"
+
+
+@needs_browser
+def test_b_error_and_login_pages(page, site, web_data_set):
+    page.goto(site.base + "/drives/does-not-exist")
+    assert page.locator("h1").inner_text() == "404" and "There is no drive" in page.inner_text(".message")
+    token = "browser-test-token"
+    proc, base = start_web(web_env(web_data_set, web_data_set.settings.db_url, DASHCAM_WEB_TOKEN=token), host="0.0.0.0")
+    try:
+        page.goto(base + "/map")
+        assert "/login?next=%2Fmap" in page.url
+        shot(page, "login")
+        page.fill("input[name=token]", token)
+        page.click(".login form button[type=submit]")
+        page.wait_for_url(base + "/map")
+        _wait_map(page)
     finally:
         stop(proc)
