@@ -600,7 +600,9 @@ def test_b_dashboard_and_drives(page, site):
     assert page.title() == "Dashboard · dashcam"
     assert page.locator(".totals .num").first.inner_text() == "2"
     assert page.locator(".crops img").count() >= 4
-    assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy images load
+    wait_js(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", 15)  # real crops and thumbnails
+    page.evaluate("window.scrollTo(0, 0)")
     shot(page, "dashboard")
     page.goto(site.base + "/drives")
     assert page.locator(".drive-card").count() == 2
@@ -662,6 +664,7 @@ def test_b_drive_page_map_player_sync(page, site):
         var f = k / 10, lat = r[i-1][1] + f * (r[i][1] - r[i-1][1]), lon = r[i-1][2] + f * (r[i][2] - r[i-1][2]);
         var p = m.latLngToContainerPoint([lat, lon]);
         var d = Math.min.apply(null, obst.map(function (o) { return o.distanceTo(p); }));
+        if (r[i-1][0] + f * (r[i][0] - r[i-1][0]) < 0.8) continue;  // clearly away from where the video is now (0 s)
         if (!best || d > best.d) best = { d: d, x: p.x, y: p.y, t: r[i-1][0] + f * (r[i][0] - r[i-1][0]) };
       }
       var rc = document.getElementById('map').getBoundingClientRect();
