@@ -39,6 +39,7 @@ __all__ = [
     "DashcamTable",
     "PlateKeyVariant",
     "PlateReading",
+    "PlateText",
     "DatabaseError",
     "UTCDateTime",
     "alembic_config",
@@ -211,6 +212,16 @@ class PlateKeyVariant(DashcamTable, table=True):
     confusion_key: str = Field(primary_key=True)
 
 
+class PlateText(DashcamTable, table=True):
+    """Every distinct plate text stored as a final plate or an alternative (table
+    ``plate_texts``): what wildcard and regex searches scan instead of every event. Rows are
+    only added, like ``plate_key_variants``."""
+
+    __tablename__ = "plate_texts"
+
+    text: str = Field(primary_key=True)
+
+
 class Route(DashcamTable, table=True):
     """The simplified GPS route of one video (table ``routes``): one point per second.
 
@@ -232,6 +243,7 @@ VEHICLES: sa.Table = Vehicle.__table__  # type: ignore[assignment]
 ROUTES: sa.Table = Route.__table__  # type: ignore[assignment]
 PLATE_READINGS: sa.Table = PlateReading.__table__  # type: ignore[assignment]
 PLATE_KEY_VARIANTS: sa.Table = PlateKeyVariant.__table__  # type: ignore[assignment]
+PLATE_TEXTS: sa.Table = PlateText.__table__  # type: ignore[assignment]
 
 
 def vehicle_id(video_id: str, track_id: int) -> str:
@@ -422,37 +434,41 @@ def _vehicle_row(ev: PlateEvent, video_path: str, created_at: datetime) -> dict:
     }
 
 
-def search_rows(events: list[PlateEvent]) -> tuple[list[dict], list[dict]]:
-    """The ``plate_readings`` rows of ``events`` (their alternatives, minus any equal to the
-    final plate) and the ``plate_key_variants`` rows of all their confusion keys (sorted, so
-    concurrent writers insert in one order)."""
+def search_rows(events: list[PlateEvent]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The search-side rows of ``events``: ``plate_readings`` (their alternatives, minus any
+    equal to the final plate), ``plate_key_variants`` of all their confusion keys and
+    ``plate_texts`` of all their texts (both sorted, so concurrent writers insert in one order)."""
     from dashcam.search import confusion_key, key_variants
 
     readings: dict[tuple[str, str], dict] = {}
-    keys = set()
+    keys, texts = set(), set()
     for ev in events:
         vid = vehicle_id(ev.video_id, ev.track_id)
         keys.add(confusion_key(ev.final_plate))
+        texts.add(ev.final_plate)
         for alt in ev.alternatives:
             if alt.text == ev.final_plate or (vid, alt.text) in readings:
                 continue
             k = confusion_key(alt.text)
             keys.add(k)
+            texts.add(alt.text)
             readings[(vid, alt.text)] = {"vehicle_id": vid, "text": alt.text, "count": alt.count,
                                          "mean_conf": alt.mean_conf, "confusion_key": k}
     variants = sorted({(var, k) for k in keys if k for var in key_variants(k)})
-    return list(readings.values()), [{"variant": var, "confusion_key": k} for var, k in variants]
+    return (list(readings.values()), [{"variant": var, "confusion_key": k} for var, k in variants],
+            [{"text": t} for t in sorted(texts)])
 
 
-def insert_key_variants(conn: sa.Connection, rows: list[dict]) -> None:
-    """Insert ``plate_key_variants`` rows, skipping those already there (both dialects)."""
+def insert_missing(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """Insert ``rows`` into ``table``, skipping those whose primary key is already there
+    (``INSERT ... ON CONFLICT DO NOTHING``, SQLite and PostgreSQL)."""
     if not rows:
         return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(PLATE_KEY_VARIANTS).on_conflict_do_nothing(), rows)
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
 def _upsert_video(conn: sa.Connection, row: dict) -> None:
@@ -480,8 +496,9 @@ def save_video(
     ``vehicles`` rows and inserts ``events``. A vehicle row that existed before under the same
     id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
     identical ``vehicles`` rows. The events' alternative readings replace the old
-    ``plate_readings`` rows of the video's events, and the lookup variants of their confusion
-    keys are added to ``plate_key_variants`` (see :mod:`dashcam.search`). ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
+    ``plate_readings`` rows of the video's events; the lookup variants of their confusion keys
+    and their texts are added to ``plate_key_variants`` and ``plate_texts`` (see
+    :mod:`dashcam.search`). ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
     heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
     row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is. Writers of the same video are serialised by the row lock taken
     by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
@@ -516,10 +533,11 @@ def save_video(
             rows = [_vehicle_row(ev, info.path, created.get(vehicle_id(ev.video_id, ev.track_id), now)) for ev in events]
             if rows:
                 conn.execute(sa.insert(VEHICLES), rows)
-            readings, variants = search_rows(events)
+            readings, variants, texts = search_rows(events)
             if readings:
                 conn.execute(sa.insert(PLATE_READINGS), readings)
-            insert_key_variants(conn, variants)
+            insert_missing(conn, PLATE_KEY_VARIANTS, variants)
+            insert_missing(conn, PLATE_TEXTS, texts)
             if route is not None:
                 conn.execute(sa.delete(ROUTES).where(ROUTES.c.video_id == info.video_id))
                 pts = [list(p) for p in route.get("points") or []]

@@ -110,11 +110,11 @@ CONFUSION_CLASSES: dict[str, str] = {
 }
 _KEY = str.maketrans({c: rep for rep, chars in CONFUSION_CLASSES.items() for c in chars})
 
-# seen confused in the bench tables (photos: 4->L, Z->7, W->N, E->3) or classic OCR look-alikes
+# seen confused in the bench tables (photos: 4->L, Z->7, W->N, E->3, 5->B, H->U) or classic look-alikes
 # that are too different to fold without merging unrelated plates (cheaper substitution only);
 # S/3 is issue 12's own example (X5NB2S read for XSNB23)
 SIMILAR_PAIRS: frozenset[frozenset[str]] = frozenset(
-    frozenset(p) for p in ("4L", "4A", "7Z", "72", "7T", "WN", "MN", "MW", "E3", "38", "B3", "S3", "UV",
+    frozenset(p) for p in ("4L", "4A", "7Z", "72", "7T", "WN", "MN", "MW", "E3", "38", "B3", "S3", "5B", "HU", "UV",
                            "VY", "KX", "PR", "EF", "HN", "UO", "U0", "JI", "J1", "FP")
 )
 
@@ -127,6 +127,7 @@ ALTERNATIVE_WEIGHT = 0.9
 MIN_SCORE = 0.5
 MAX_QUERY_LEN = 64
 MAX_LIMIT = 1000
+MAX_TEXTS = 2000  # wildcard/regex: more matching texts than this stay a subquery
 # variants: deletions only of keys this long or longer; affixes at least this long
 MIN_VARIANT_LEN = 4
 
@@ -168,8 +169,11 @@ def confusion_key(text: str) -> str:
     return _norm(text).translate(_KEY)
 
 
+_NOT_PLATE = re.compile(r"[^A-Z0-9]+")
+
+
 def _norm(text: str) -> str:
-    return "".join(c for c in text.upper() if c.isascii() and c.isalnum())
+    return _NOT_PLATE.sub("", text.upper())
 
 
 def _affixes(key: str, min_len: int) -> set[str]:
@@ -199,6 +203,11 @@ def query_variants(key: str) -> set[str]:
     key, its single deletions (>= 5 characters) and prefixes/suffixes of ``max(4, len - 2)``
     .. ``len - 1`` characters."""
     return {key} | _deletions(key) | _affixes(key, len(key) - 2) if key else set()
+
+
+# the similar pairs seen through the key (S/3 -> 5/3): pricing keys with these never costs more
+# than pricing the texts behind them, so a key's score bounds its texts' scores from above
+_SIMILAR_KEYS = frozenset(frozenset(c.translate(_KEY) for c in p) for p in SIMILAR_PAIRS)
 
 
 def _similar(a: str, b: str) -> bool:
@@ -240,7 +249,12 @@ def _distance(a: str, b: str) -> float:
 def plate_score(a: str, b: str) -> float:
     """Similarity of two plate texts in ``[0, 1]``: ``1 - plate_distance / max(len)`` (1.0 =
     identical after normalisation, 0.0 for an empty side)."""
-    na, nb = _norm(a), _norm(b)
+    return _score(_norm(a), _norm(b))
+
+
+@lru_cache(maxsize=65536)
+def _score(na: str, nb: str) -> float:
+    """:func:`plate_score` of two already normalised texts (stored texts are)."""
     n = max(len(na), len(nb))
     if not n or not na or not nb:
         return 0.0
@@ -382,9 +396,24 @@ def _like_bounds(col, pattern: str) -> list:
     from dashcam.db import plate_pattern_to_like
 
     conds = [col.like(plate_pattern_to_like(pattern), escape="\\")]
-    prefix = re.split(r"[*?]", pattern, maxsplit=1)[0]
-    if prefix:
-        conds += [col >= prefix, col < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+    return conds + _prefix_range(col, re.split(r"[*?]", pattern, maxsplit=1)[0])
+
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _prefix_range(col, prefix: str) -> list:
+    """``col >= prefix AND col < next`` where ``next`` is the smallest ``[A-Z0-9]`` string after
+    every string starting with ``prefix`` (stays inside the alphabet, so the range holds under
+    any collation that orders digits before letters, the C one and the usual locales alike)."""
+    if not prefix or any(c not in _ALNUM for c in prefix):
+        return []
+    conds = [col >= prefix]
+    head = prefix
+    while head and head[-1] == "Z":
+        head = head[:-1]
+    if head:
+        conds.append(col < head[:-1] + _ALNUM[_ALNUM.index(head[-1]) + 1])
     return conds
 
 
@@ -448,11 +477,11 @@ def search_events(
 
 def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: int) -> SearchPage:
     v, r, _ = _tables()
-    where = sa.and_(sa.true(), *conds)
+    where = sa.and_(*conds) if conds else None
     if p.kind == "all":
-        total = conn.execute(sa.select(sa.func.count()).select_from(v).where(where)).scalar_one()
+        total = conn.execute(_where(sa.select(sa.func.count()).select_from(v), where)).scalar_one()
         ids = conn.execute(
-            sa.select(v.c.id).where(where).order_by(v.c.ts.desc(), v.c.id).limit(limit).offset(offset)
+            _where(sa.select(v.c.id), where).order_by(v.c.ts.desc(), v.c.id).limit(limit).offset(offset)
         ).scalars().all()
         return SearchPage(total, _page(conn, [(i, 1.0, None) for i in ids]), "all")
     if p.kind in ("wildcard", "regex"):
@@ -467,12 +496,12 @@ def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: i
         fin_cond = v.c.confusion_key.in_(keys)
         alt_cond = r.c.confusion_key.in_(keys)
     hits: dict[str, tuple[float, str, Any]] = {}
-    for vid, text, ts in conn.execute(sa.select(v.c.id, v.c.final_plate, v.c.ts).where(fin_cond, where)):
-        s = 1.0 if p.kind == "exact" else plate_score(p.text, text)
+    for vid, text, ts in conn.execute(_where(sa.select(v.c.id, v.c.final_plate, v.c.ts).where(fin_cond), where)):
+        s = 1.0 if p.kind == "exact" else _score(p.text, text)
         _keep(hits, vid, s, text, ts)
-    alt_q = sa.select(r.c.vehicle_id, r.c.text, v.c.ts).join(v, v.c.id == r.c.vehicle_id).where(alt_cond, where)
+    alt_q = _where(sa.select(r.c.vehicle_id, r.c.text, v.c.ts).join(v, v.c.id == r.c.vehicle_id).where(alt_cond), where)
     for vid, text, ts in conn.execute(alt_q):
-        s = ALTERNATIVE_WEIGHT * (1.0 if p.kind == "exact" else plate_score(p.text, text))
+        s = ALTERNATIVE_WEIGHT * (1.0 if p.kind == "exact" else _score(p.text, text))
         _keep(hits, vid, s, text, ts)
     ranked = [(vid, s, t, ts) for vid, (s, t, ts) in hits.items() if s >= MIN_SCORE]
     ranked.sort(key=lambda x: x[0])
@@ -482,6 +511,10 @@ def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: i
     return SearchPage(len(ranked), _page(conn, [(vid, s, t) for vid, s, t, _ in page]), p.kind)
 
 
+def _where(stmt, where):
+    return stmt if where is None else stmt.where(where)
+
+
 def _keep(hits: dict, vid: str, score: float, text: str, ts) -> None:
     old = hits.get(vid)
     if old is None or score > old[0]:
@@ -489,32 +522,70 @@ def _keep(hits: dict, vid: str, score: float, text: str, ts) -> None:
 
 
 def _candidate_keys(conn: sa.Connection, qkey: str) -> list[str]:
-    """Stored confusion keys within the reach of ``qkey`` (module docstring, candidate lookup)."""
+    """Stored confusion keys within the reach of ``qkey`` (module docstring, candidate lookup)
+    whose texts can still score >= :data:`MIN_SCORE` (:func:`key_score_bound`)."""
     _, _, kv = _tables()
     variants = sorted(query_variants(qkey))
     keys = set(conn.execute(sa.select(kv.c.confusion_key).where(kv.c.variant.in_(variants)).distinct()).scalars())
     keys.add(qkey)
-    return sorted(keys)
+    return sorted(k for k in keys if key_score_bound(qkey, k) >= MIN_SCORE)
+
+
+@lru_cache(maxsize=65536)
+def key_score_bound(ka: str, kb: str) -> float:
+    """An upper bound of :func:`plate_score` over all texts with confusion keys ``ka``, ``kb``:
+    the same alignment and costs on the keys themselves, look-alikes free and similar pairs
+    judged through the key (:data:`_SIMILAR_KEYS`)."""
+    n = max(len(ka), len(kb))
+    if not n or not ka or not kb:
+        return 0.0
+    if ka == kb:
+        return 1.0
+    d = 0.0
+    for op in Levenshtein.opcodes(ka, kb):
+        tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
+        if tag == "replace":
+            for x, y in zip(ka[i1:i2], kb[j1:j2]):
+                d += SIMILAR_COST if frozenset((x, y)) in _SIMILAR_KEYS else SUBSTITUTION_COST
+        elif tag != "equal":
+            n_ = max(i2 - i1, j2 - j1)
+            at_edge = i1 == 0 or i2 == len(ka) or j1 == 0 or j2 == len(kb)
+            d += n_ * (EDGE_INDEL_COST if at_edge else INDEL_COST)
+    return max(0.0, min(1.0, 1.0 - d / n))
 
 
 def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset: int) -> SearchPage:
+    """Wildcard and regex: match the distinct texts of ``plate_texts``, then select the events
+    whose final plate (score 1.0) or an alternative (:data:`ALTERNATIVE_WEIGHT`) is one of them."""
     v, r, _ = _tables()
+    from dashcam.db import PLATE_TEXTS as pt
+
     if p.kind == "wildcard":
-        fin = sa.and_(*_like_bounds(v.c.final_plate, p.text))
-        alt = sa.and_(*_like_bounds(r.c.text, p.text))
+        match = _like_bounds(pt.c.text, p.text)
     else:
-        fin = _regex(conn, v.c.final_plate, p.text)
-        alt = _regex(conn, r.c.text, p.text)
-    fin_ids = sa.select(v.c.id.label("id"), sa.literal(1.0).label("score"), v.c.final_plate.label("text")).where(fin)
+        prefix, literal = regex_hints(p.text)
+        match = []
+        match += _prefix_range(pt.c.text, prefix)  # an index range, then a cheap LIKE, then the regex
+        if literal:
+            match.append(pt.c.text.like(f"%{literal}%"))
+        match.append(_regex(conn, pt.c.text, p.text))
+    # the matching texts first (a scan of the distinct texts), then the events by index; a
+    # pattern that matches very many texts keeps them as a subquery instead of bound values
+    found = conn.execute(sa.select(pt.c.text).where(*match).limit(MAX_TEXTS + 1)).scalars().all()
+    if not found:
+        return SearchPage(0, [], p.kind)
+    texts = sa.select(pt.c.text).where(*match) if len(found) > MAX_TEXTS else found
+    fin_ids = sa.select(v.c.id.label("id"), sa.literal(1.0).label("score"), v.c.final_plate.label("text")).where(
+        v.c.final_plate.in_(texts))
     alt_ids = sa.select(
         r.c.vehicle_id.label("id"), sa.literal(ALTERNATIVE_WEIGHT).label("score"), r.c.text.label("text")
-    ).where(alt)
+    ).where(r.c.text.in_(texts))
     u = sa.union_all(fin_ids, alt_ids).subquery("m")
     best = (
         sa.select(u.c.id, sa.func.max(u.c.score).label("score"), sa.func.min(u.c.text).label("alt_text"))
         .group_by(u.c.id).subquery("b")
     )
-    base = sa.select(best.c.id, best.c.score, best.c.alt_text, v.c.final_plate).join(v, v.c.id == best.c.id).where(where)
+    base = _where(sa.select(best.c.id, best.c.score, best.c.alt_text, v.c.final_plate).join(v, v.c.id == best.c.id), where)
     total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
     rows = conn.execute(base.order_by(best.c.score.desc(), v.c.ts.desc(), v.c.id).limit(limit).offset(offset)).all()
     # an alternative-only match shows the (alphabetically first) matching alternative
@@ -522,7 +593,65 @@ def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset:
     return SearchPage(total, _page(conn, out), p.kind)
 
 
+_QUANT = "*?{"
+
+
+def regex_hints(src: str) -> tuple[str, str]:
+    """``(prefix, literal)`` that every text matching the plate regex ``src`` must have: a
+    literal prefix when ``src`` is anchored (``^XS.B`` -> ``XS``) and the longest literal run of
+    letters/digits outside groups and classes (``.NB2`` -> ``NB2``), both upper case; ``""``
+    where none can be proven (any ``|``, a quantified character). Used only to narrow the scan
+    before the regex itself runs."""
+    if "|" in src:
+        return "", ""
+    runs: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(src):
+        c = src[i]
+        nxt = src[i + 1] if i + 1 < len(src) else ""
+        if c == "\\":
+            runs.append("".join(cur)), cur.clear()
+            i += 2
+            continue
+        if c == "[":
+            runs.append("".join(cur)), cur.clear()
+            j = src.find("]", i + 2 if nxt in "^]" else i + 1)
+            i = len(src) if j < 0 else j + 1
+            continue
+        if c in "()":
+            runs.append("".join(cur)), cur.clear()
+            depth += 1 if c == "(" else -1
+            i += 1
+            continue
+        if c == "{":  # a {m,n} count: skip it
+            runs.append("".join(cur)), cur.clear()
+            j = src.find("}", i)
+            i = len(src) if j < 0 else j + 1
+            continue
+        if c.isalnum() and depth == 0 and not (nxt and nxt in _QUANT):
+            cur.append(c.upper())
+            if nxt == "+":  # required, but repeatable: the run ends here
+                runs.append("".join(cur)), cur.clear()
+        else:
+            runs.append("".join(cur)), cur.clear()
+        i += 1
+    runs.append("".join(cur))
+    prefix = ""
+    if src.startswith("^"):
+        m = re.match(r"\^([A-Za-z0-9]+)", src)
+        if m:
+            lit = m.group(1)
+            after = src[m.end():m.end() + 1]
+            prefix = (lit[:-1] if after and after in _QUANT else lit).upper()
+    literal = max(runs, key=len, default="")
+    return prefix, literal if len(literal) >= 2 else ""
+
+
 def _regex(conn: sa.Connection, col, src: str):
+    """``col`` matches regex ``src``, case-insensitive: PostgreSQL ``~*``, SQLite ``REGEXP``
+    (the function :func:`dashcam.db._setup_sqlite` registers)."""
     if conn.dialect.name == "postgresql":
         return col.op("~*")(src)
     return col.op("REGEXP")(src)

@@ -360,3 +360,109 @@ def test_migration_round_trip_backfills_keys(db_url):
         assert search_events(eng, "X5NB2S").rows[0]["final_plate"] == "XSNB23"
     finally:
         eng.dispose()
+
+
+@pytest.mark.parametrize("src", [
+    "^XS.B", "^XS*", ".NB2", "^xs.b2[0-9]$", "HK|NB", "(AB)CD12", "[A-Z]{2}NB", r"\dNB23", "^A+B", "^12?", r"hkh\d",
+    "X.?NB2", "AB+CD", "A{2}BC", "AB{2}C", "^(XS)?NB", "N[B8]2", "^[^X]SNB", "S{0,1}NB23$", "^XSNB23$", "xs",
+])
+def test_regex_hints_never_exclude_a_match(src):
+    import re
+
+    from dashcam.search import regex_hints
+
+    prefix, literal = regex_hints(src)
+    texts = DISTRACTORS + ["XSNB23", "NB23", "AABBCD", "ABBCD", "AABC", "ABBC", "XXNB12", "X1NB2", "SNB23", "12NB"]
+    for t in texts:
+        if re.search(src, t, re.IGNORECASE):
+            assert t.startswith(prefix) and literal in t, (src, t, prefix, literal)
+
+
+def test_key_score_bound_is_an_upper_bound():
+    import random
+
+    from dashcam.search import CONFUSION_CLASSES, SIMILAR_PAIRS, key_score_bound
+
+    rng = random.Random(3)
+    alphabet = "".join(CONFUSION_CLASSES.values()) + "".join("".join(p) for p in SIMILAR_PAIRS) + "AKMXY"
+    for _ in range(3000):
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randint(3, 8)))
+        b = list(a)
+        for _ in range(rng.randint(0, 3)):  # a few random edits
+            i = rng.randrange(len(b))
+            op = rng.random()
+            if op < 0.5:
+                b[i] = rng.choice(alphabet)
+            elif op < 0.75 and len(b) > 1:
+                del b[i]
+            else:
+                b.insert(i, rng.choice(alphabet))
+        b = "".join(b)
+        assert plate_score(a, b) <= key_score_bound(confusion_key(a), confusion_key(b)) + 1e-9, (a, b)
+
+
+def test_wildcard_prefix_ranges_at_alphabet_edges(engine):
+    plates_ = ["A9B123", "AA1234", "AZ9999", "B00000", "ZZ1234", "ZZZ999", "Z9Z999", "99AAAA"]
+    save_video(engine, info(), [ev("vid-a", i, p, float(i)) for i, p in enumerate(plates_, 1)], None)
+
+    def found(q):
+        return sorted(plates(search_events(engine, q, limit=100)))
+
+    assert found("A9*") == ["A9B123"]  # the range ends at "AA", not ":"
+    assert found("AZ*") == ["AZ9999"]  # ... at "B"
+    assert found("ZZ*") == ["ZZ1234", "ZZZ999"]  # no upper bound after "ZZ"
+    assert found("Z*") == ["Z9Z999", "ZZ1234", "ZZZ999"]
+    assert found("9*") == ["99AAAA"]
+    assert found("/^a9/") == ["A9B123"] and found("/^ZZ/") == ["ZZ1234", "ZZZ999"]
+
+
+def test_cli_plates_fuzzy_and_regex(filled, db_url):
+    import json
+
+    from typer.testing import CliRunner
+
+    from dashcam.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["plates", "--fuzzy", "X5NB2S", "--json", "--database-url", db_url])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert rows[0]["final_plate"] == "XSNB23" and 0.5 < rows[0]["score"] < 1.0 and rows[0]["matched_text"] == "XSNB23"
+    assert rows[0]["alternatives"][0]["text"] == "X5NB23"
+    res = runner.invoke(app, ["plates", "--regex", "^63HK", "--json", "--database-url", db_url])
+    assert [json.loads(line)["final_plate"] for line in res.stdout.splitlines()] == ["63HKHD"]
+    res = runner.invoke(app, ["plates", "--plate", "63hk*", "--json", "--database-url", db_url])  # unchanged meaning
+    assert [json.loads(line)["final_plate"] for line in res.stdout.splitlines()] == ["63HKHD"]
+    res = runner.invoke(app, ["plates", "--fuzzy", "X5NB2S", "--database-url", db_url], env={"COLUMNS": "200"})  # the table
+    assert res.exit_code == 0 and "XSNB23" in res.stdout and "fuzzy" in res.stdout
+    res = runner.invoke(app, ["plates", "--regex", "(ab", "--database-url", db_url])
+    assert res.exit_code == 2 and "invalid regular expression" in res.output and "Traceback" not in res.output
+
+
+def _read(text: str, conf: float, frame: int = 0) -> "PlateRead":
+    from dashcam.records import PlateRead
+
+    return PlateRead(frame_idx=frame, pts_s=frame / 30, track_id=1, car_bbox=(0, 0, 10, 10), car_conf=0.9,
+                     plate_bbox=(1, 1, 5, 3), plate_conf=0.8, text=text, raw_text=text, text_conf=conf,
+                     plate_area=8.0, sharpness=1.0)
+
+
+def test_track_alternatives_collects_distinct_plausible_other_reads():
+    from dashcam.vote import track_alternatives
+
+    reads = [_read("XSNB23", 0.9), _read("XSNB23", 0.8), _read("X5NB23", 0.6), _read("X5NB23", 0.4),
+             _read("XSNB2", 0.5), _read("NB2", 0.9), _read("XSNB28", 0.0), _read("OHIO", 0.9)]
+    alts = track_alternatives(reads, "XSNB23")
+    assert [(a.text, a.count, a.mean_conf) for a in alts] == [("X5NB23", 2, 0.5), ("XSNB2", 1, 0.5)]
+    assert track_alternatives(reads, "XSNB23", limit=1)[0].text == "X5NB23"
+
+
+def test_merged_duplicate_events_keep_both_alternatives():
+    from dashcam.pipeline import _merge_duplicate_plates
+
+    a = ev("vid-a", 1, "XSNB23", alts=[("X5NB23", 2, 0.5), ("XSNB2", 1, 0.4)]).model_copy(
+        update={"first_frame_idx": 0, "last_frame_idx": 30, "plate_confidence": 0.9})
+    b = ev("vid-a", 2, "XSNB23", alts=[("X5NB23", 1, 0.8)]).model_copy(
+        update={"first_frame_idx": 60, "last_frame_idx": 90, "plate_confidence": 0.7})
+    [m] = _merge_duplicate_plates([a, b], fps=30.0)
+    assert [(x.text, x.count, x.mean_conf) for x in m.alternatives] == [("X5NB23", 3, 0.6), ("XSNB2", 1, 0.4)]

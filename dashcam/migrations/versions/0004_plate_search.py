@@ -1,4 +1,5 @@
-"""Misread-tolerant plate search: vehicles.confusion_key, plate_readings, plate_key_variants.
+"""Misread-tolerant plate search: vehicles.confusion_key, plate_readings, plate_key_variants,
+plate_texts.
 
 Revision ID: 0004
 Revises: 0003
@@ -11,6 +12,8 @@ Create Date: 2026-12-01
   re-ingesting a video fills them).
 * ``plate_key_variants``: lookup variants of every stored confusion key
   (:func:`dashcam.search.key_variants`), filled here for the existing final plates.
+* ``plate_texts``: every distinct stored plate text (wildcard and regex searches scan it),
+  filled here with the existing final plates.
 
 The key table lives in dashcam.search; if it ever changes, a new migration must re-key these
 columns. Hand-written to match dashcam/db.py (checked by
@@ -55,6 +58,11 @@ def upgrade() -> None:
         sa.Column("confusion_key", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("variant", "confusion_key", name="pk_plate_key_variants"),
     )
+    op.create_table(
+        "plate_texts",
+        sa.Column("text", sa.String(), nullable=False),
+        sa.PrimaryKeyConstraint("text", name="pk_plate_texts"),
+    )
 
     # backfill the existing events (final plates only; alternatives come with a re-ingest)
     conn = op.get_bind()
@@ -71,9 +79,13 @@ def upgrade() -> None:
     rows = sorted({(var, k) for k in set(keys.values()) if k for var in key_variants(k)})
     for i in range(0, len(rows), BATCH):
         conn.execute(sa.insert(variants), [{"variant": a, "confusion_key": b} for a, b in rows[i:i + BATCH]])
+    texts = sa.table("plate_texts", sa.column("text", sa.String))
+    for i in range(0, len(items), BATCH):
+        conn.execute(sa.insert(texts), [{"text": p} for p, _ in items[i:i + BATCH]])
 
 
 def downgrade() -> None:
+    op.drop_table("plate_texts")
     op.drop_table("plate_key_variants")
     op.drop_index("ix_plate_readings_confusion_key", table_name="plate_readings")
     op.drop_index("ix_plate_readings_text", table_name="plate_readings")
