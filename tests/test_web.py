@@ -188,6 +188,19 @@ def test_drive_grouping_rule():
         group_drives(vids, gap_min=-1)
 
 
+def test_loopback_and_csp_helpers():
+    from dashcam.web.exports import to_csv
+    from dashcam.web.security import is_loopback, security_headers, tile_origin
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "example.org", ""))
+    assert tile_origin("https://{s}.tile.example.org/{z}/{x}/{y}.png") == "https://*.tile.example.org"
+    assert tile_origin("/tiles/{z}/{x}/{y}.png") is None
+    assert "img-src 'self' data: blob:;" in security_headers("/tiles/{z}/{x}/{y}.png")["Content-Security-Policy"]
+    # a CSV cell that a spreadsheet would run as a formula is defused
+    assert "'=HYPERLINK" in to_csv([{"id": "=HYPERLINK(1)", "final_plate": "AB12CD"}])
+
+
 def test_web_database_connection_is_read_only(web_data_set):
     from dashcam.web.app import Web
 
