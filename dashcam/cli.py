@@ -210,6 +210,9 @@ def _print_summary(summaries, wall: float) -> None:
 def plates(
     video: Annotated[Optional[str], typer.Option("--video", help="Only this video_id.")] = None,
     plate: Annotated[Optional[str], typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
+    fuzzy: Annotated[Optional[str], typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
+    regex: Annotated[Optional[str], typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many results for --fuzzy/--regex.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (all columns).")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -217,21 +220,43 @@ def plates(
     """List stored plate events (from the deployed results DB when PREFECT_API_URL is set)."""
     from dashcam.db import make_engine, query_events
 
+    if sum(x is not None for x in (plate, fuzzy, regex)) > 1:
+        console.print("[red]error:[/] use only one of --plate, --fuzzy, --regex")
+        raise typer.Exit(2)
     engine = make_engine(_reader_db_url(data_dir, database_url))
+    searched = fuzzy is not None or regex is not None
     try:
-        rows = query_events(engine, video_id=video, plate=plate)
+        if searched:
+            from dashcam.search import SearchError, search_events
+
+            q = f"/{regex}/" if regex is not None else fuzzy
+            try:
+                page = search_events(engine, q, video_ids=[video] if video else None, limit=limit)
+            except SearchError as exc:
+                console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+                raise typer.Exit(2) from None
+            rows = page.rows
+        else:
+            rows = query_events(engine, video_id=video, plate=plate)
     finally:
         engine.dispose()
     if as_json:
         for r in rows:
             sys.stdout.write(json.dumps(r) + "\n")
         return
-    table = Table(title=f"{len(rows)} plate events")
-    for col in ("ts", "final_plate", "confidence", "reads", "video_id", "frame_idx", "lat", "lon", "crop"):
+    title = f"{len(rows)} of {page.total} plate events ({page.kind})" if searched else f"{len(rows)} plate events"
+    table = Table(title=title)
+    cols = ("ts", "final_plate", "confidence", "reads", "video_id", "frame_idx", "lat", "lon", "crop")
+    if searched:
+        cols = ("score", "matched", *cols)
+    for col in cols:
         table.add_column(col)
     for r in rows:
-        table.add_row(r["ts"], r["final_plate"], f"{r['plate_confidence']:.2f}", str(r["n_reads"]), r["video_id"],
-                      str(r["frame_idx"]), _fmt(r["lat"]), _fmt(r["lon"]), r["crop_path"] or "")
+        cells = [r["ts"], r["final_plate"], f"{r['plate_confidence']:.2f}", str(r["n_reads"]), r["video_id"],
+                 str(r["frame_idx"]), _fmt(r["lat"]), _fmt(r["lon"]), r["crop_path"] or ""]
+        if searched:
+            cells = [f"{r['score']:.3f}", r["matched_text"], *cells]
+        table.add_row(*cells)
     Console().print(table)
 
 
@@ -428,3 +453,36 @@ def watch_cmd(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("web")
+def web_cmd(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs DASHCAM_WEB_TOKEN.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="The archive folder (the only folder media is served from).")] = None,
+) -> None:
+    """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
+    from dashcam.web.security import is_loopback
+
+    settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir)
+    token = settings.web_token.get_secret_value() if settings.web_token else ""
+    if not is_loopback(host) and not token:
+        console.print(f"[red]Refusing to listen on {host}: set DASHCAM_WEB_TOKEN (an access token) to serve beyond this machine.[/red]")
+        raise typer.Exit(2)
+    import uvicorn
+    from pydantic import SecretStr
+
+    from dashcam.db import DatabaseError
+    from dashcam.web import create_app
+
+    settings = settings.model_copy(update={"database_url": SecretStr(_reader_db_url(data_dir, database_url))})
+
+    try:
+        web_app = create_app(settings)
+    except DatabaseError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"dashcam web on http://{host}:{port}/ ({'login with the access token' if token else 'no login'})")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)

@@ -19,8 +19,10 @@ type, so they are stored as naive UTC and made timezone-aware again on the way o
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,9 @@ from dashcam.records import PlateEvent, VideoInfo
 
 __all__ = [
     "DashcamTable",
+    "PlateKeyVariant",
+    "PlateReading",
+    "PlateText",
     "DatabaseError",
     "UTCDateTime",
     "alembic_config",
@@ -172,6 +177,51 @@ class Vehicle(DashcamTable, table=True):
     n_reads: int
     first_frame_idx: int
     last_frame_idx: int
+    # dashcam.search.confusion_key(final_plate); NULL only for rows written before migration 0004
+    confusion_key: str | None = Field(default=None, index=True)
+
+
+class PlateReading(DashcamTable, table=True):
+    """One distinct alternative reading of an event's track (table ``plate_readings``).
+
+    ``text``: normalised ``[A-Z0-9]``, never the event's ``final_plate``; ``count``: reads with
+    that text; ``mean_conf``: their mean OCR confidence in [0, 1]; ``confusion_key``:
+    :func:`dashcam.search.confusion_key` of ``text``. Rows go with their ``vehicles`` row
+    (written and replaced by :func:`save_video`; ON DELETE CASCADE).
+    """
+
+    __tablename__ = "plate_readings"
+
+    vehicle_id: str = Field(primary_key=True, foreign_key="vehicles.id", ondelete="CASCADE")
+    text: str = Field(primary_key=True, index=True)
+    count: int
+    mean_conf: float
+    confusion_key: str = Field(index=True)
+
+
+class PlateKeyVariant(DashcamTable, table=True):
+    """Lookup variants of the stored confusion keys (table ``plate_key_variants``).
+
+    One row per ``(variant, confusion_key)``, ``variant`` from :func:`dashcam.search.key_variants`
+    of a key that a ``vehicles`` or ``plate_readings`` row had when it was written. Rows are only
+    added (``INSERT ... ON CONFLICT DO NOTHING``), never removed with their events: a variant
+    whose key no longer has events just yields no candidates.
+    """
+
+    __tablename__ = "plate_key_variants"
+
+    variant: str = Field(primary_key=True)
+    confusion_key: str = Field(primary_key=True)
+
+
+class PlateText(DashcamTable, table=True):
+    """Every distinct plate text stored as a final plate or an alternative (table
+    ``plate_texts``): what wildcard and regex searches scan instead of every event. Rows are
+    only added, like ``plate_key_variants``."""
+
+    __tablename__ = "plate_texts"
+
+    text: str = Field(primary_key=True)
 
 
 class Route(DashcamTable, table=True):
@@ -193,6 +243,9 @@ class Route(DashcamTable, table=True):
 VIDEOS: sa.Table = Video.__table__  # type: ignore[assignment]
 VEHICLES: sa.Table = Vehicle.__table__  # type: ignore[assignment]
 ROUTES: sa.Table = Route.__table__  # type: ignore[assignment]
+PLATE_READINGS: sa.Table = PlateReading.__table__  # type: ignore[assignment]
+PLATE_KEY_VARIANTS: sa.Table = PlateKeyVariant.__table__  # type: ignore[assignment]
+PLATE_TEXTS: sa.Table = PlateText.__table__  # type: ignore[assignment]
 
 
 def vehicle_id(video_id: str, track_id: int) -> str:
@@ -208,6 +261,19 @@ def _safe_url(url: str | sa.URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+@lru_cache(maxsize=256)
+def _compiled_regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _sqlite_regexp(pattern: str | None, value: str | None) -> bool | None:
+    """SQLite's ``value REGEXP pattern``: case-insensitive :func:`re.search`; NULL in, NULL out.
+    A bad pattern raises (SQLite reports a user-function error); dashcam.search validates first."""
+    if pattern is None or value is None:
+        return None
+    return _compiled_regex(pattern).search(value) is not None
+
+
 def _setup_sqlite(engine: Engine) -> None:
     """Make pysqlite transactional (DDL included) and sane for several processes.
 
@@ -220,6 +286,8 @@ def _setup_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
+        # ``x REGEXP y`` for dashcam.search (case-insensitive search, as PostgreSQL's ``~*``)
+        dbapi_conn.create_function("regexp", 2, _sqlite_regexp, deterministic=True)
         cur = dbapi_conn.cursor()
         try:
             cur.execute("PRAGMA foreign_keys=ON")
@@ -386,6 +454,13 @@ def _video_row(info: VideoInfo, n_events: int, archive_path: str | None, now: da
     }
 
 
+def confusion_key(text: str) -> str:
+    """:func:`dashcam.search.confusion_key` (imported late: dashcam.search imports this module)."""
+    from dashcam.search import confusion_key as key
+
+    return key(text)
+
+
 def _vehicle_row(ev: PlateEvent, video_path: str, created_at: datetime) -> dict:
     return {
         "id": vehicle_id(ev.video_id, ev.track_id),
@@ -409,7 +484,45 @@ def _vehicle_row(ev: PlateEvent, video_path: str, created_at: datetime) -> dict:
         "n_reads": ev.n_reads,
         "first_frame_idx": ev.first_frame_idx,
         "last_frame_idx": ev.last_frame_idx,
+        "confusion_key": confusion_key(ev.final_plate),
     }
+
+
+def search_rows(events: list[PlateEvent]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The search-side rows of ``events``: ``plate_readings`` (their alternatives, minus any
+    equal to the final plate), ``plate_key_variants`` of all their confusion keys and
+    ``plate_texts`` of all their texts (both sorted, so concurrent writers insert in one order)."""
+    from dashcam.search import confusion_key, key_variants
+
+    readings: dict[tuple[str, str], dict] = {}
+    keys, texts = set(), set()
+    for ev in events:
+        vid = vehicle_id(ev.video_id, ev.track_id)
+        keys.add(confusion_key(ev.final_plate))
+        texts.add(ev.final_plate)
+        for alt in ev.alternatives:
+            if alt.text == ev.final_plate or (vid, alt.text) in readings:
+                continue
+            k = confusion_key(alt.text)
+            keys.add(k)
+            texts.add(alt.text)
+            readings[(vid, alt.text)] = {"vehicle_id": vid, "text": alt.text, "count": alt.count,
+                                         "mean_conf": alt.mean_conf, "confusion_key": k}
+    variants = sorted({(var, k) for k in keys if k for var in key_variants(k)})
+    return (list(readings.values()), [{"variant": var, "confusion_key": k} for var, k in variants],
+            [{"text": t} for t in sorted(texts)])
+
+
+def insert_missing(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """Insert ``rows`` into ``table``, skipping those whose primary key is already there
+    (``INSERT ... ON CONFLICT DO NOTHING``, SQLite and PostgreSQL)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
 def _upsert_video(conn: sa.Connection, row: dict) -> None:
@@ -436,7 +549,10 @@ def save_video(
     Upserts the ``videos`` row (``ingested_at`` = now), deletes the video's previous
     ``vehicles`` rows and inserts ``events``. A vehicle row that existed before under the same
     id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
-    identical ``vehicles`` rows. ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
+    identical ``vehicles`` rows. The events' alternative readings replace the old
+    ``plate_readings`` rows of the video's events; the lookup variants of their confusion keys
+    and their texts are added to ``plate_key_variants`` and ``plate_texts`` (see
+    :mod:`dashcam.search`). ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
     heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
     row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is.
     ``damage``: one line when the video decoded only in part (``AnalyzeResult.damage``), stored in
@@ -467,10 +583,17 @@ def save_video(
                     sa.select(VEHICLES.c.id, VEHICLES.c.created_at).where(VEHICLES.c.video_id == info.video_id)
                 ).all()
             )
+            conn.execute(sa.delete(PLATE_READINGS).where(PLATE_READINGS.c.vehicle_id.in_(
+                sa.select(VEHICLES.c.id).where(VEHICLES.c.video_id == info.video_id))))
             conn.execute(sa.delete(VEHICLES).where(VEHICLES.c.video_id == info.video_id))
             rows = [_vehicle_row(ev, info.path, created.get(vehicle_id(ev.video_id, ev.track_id), now)) for ev in events]
             if rows:
                 conn.execute(sa.insert(VEHICLES), rows)
+            readings, variants, texts = search_rows(events)
+            if readings:
+                conn.execute(sa.insert(PLATE_READINGS), readings)
+            insert_missing(conn, PLATE_KEY_VARIANTS, variants)
+            insert_missing(conn, PLATE_TEXTS, texts)
             if route is not None:
                 conn.execute(sa.delete(ROUTES).where(ROUTES.c.video_id == info.video_id))
                 pts = [list(p) for p in route.get("points") or []]

@@ -323,7 +323,7 @@ def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> 
     confidence >= ``settings.min_plate_confidence`` (see that module for the rule); ``ts`` is the
     recording start plus the best read's pts.
     """
-    from dashcam.vote import vote_track
+    from dashcam.vote import track_alternatives, vote_track
 
     reads: list[PlateRead] = read_jsonl(Path(result.reads_path), PlateRead)
     tracks = {t.track_id: t for t in read_jsonl(Path(result.tracks_path), TrackSummary)}
@@ -345,6 +345,7 @@ def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> 
             first_frame_idx=t.first_frame_idx if t else min(r.frame_idx for r in track_reads),
             last_frame_idx=t.last_frame_idx if t else max(r.frame_idx for r in track_reads),
             crop_path=best.crop_path, thumb_path=t.thumb_path if t else None,
+            alternatives=track_alternatives(track_reads, vote.final_plate),
         ))
     return _merge_duplicate_plates(events, info.fps)
 
@@ -372,11 +373,27 @@ def _merge_duplicate_plates(events: list[PlateEvent], fps: float) -> list[PlateE
         keep, other = (a, b) if a.plate_confidence >= b.plate_confidence else (b, a)
         keep = keep.model_copy(update={
             "n_reads": a.n_reads + b.n_reads,
+            "alternatives": _merge_alternatives(a.alternatives, b.alternatives),
             "first_frame_idx": min(a.first_frame_idx, b.first_frame_idx),
             "last_frame_idx": max(a.last_frame_idx, b.last_frame_idx),
         })
         merged.append(keep)
     return sorted(merged, key=lambda e: (e.frame_idx, e.track_id))
+
+
+def _merge_alternatives(a: list, b: list) -> list:
+    """Union of two events' alternative readings: counts summed, mean confidences weighted by
+    count; ordered and capped as :func:`dashcam.vote.track_alternatives` does."""
+    from dashcam.records import PlateAlternative
+    from dashcam.vote import MAX_ALTERNATIVES
+
+    acc: dict[str, tuple[int, float]] = {}
+    for alt in [*a, *b]:
+        n, s = acc.get(alt.text, (0, 0.0))
+        acc[alt.text] = (n + alt.count, s + alt.mean_conf * alt.count)
+    out = [PlateAlternative(text=t, count=n, mean_conf=round(s / n, 4)) for t, (n, s) in acc.items()]
+    out.sort(key=lambda x: (-x.count, -x.mean_conf, x.text))
+    return out[:MAX_ALTERNATIVES]
 
 
 def align_gps(events: list[PlateEvent], track, settings: Settings | None = None) -> list[PlateEvent]:

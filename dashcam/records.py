@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 BBox = tuple[float, float, float, float]
 
@@ -70,6 +70,18 @@ class TrackSummary(BaseModel):
     thumb_path: str | None = None  # best-frame vehicle thumbnail written by analyze
 
 
+class PlateAlternative(BaseModel):
+    """One distinct reading of a track other than its voted plate (for misread-tolerant search).
+
+    ``text``: normalised ``[A-Z0-9]``; ``count``: plausible per-frame reads with exactly this
+    text; ``mean_conf``: their mean OCR ``text_conf`` in [0, 1]. See
+    :func:`dashcam.vote.track_alternatives`."""
+
+    text: str
+    count: int
+    mean_conf: float
+
+
 class PlateEvent(BaseModel):
     """One vehicle that passed with a confident plate: the unit stored in table ``vehicles``."""
 
@@ -91,6 +103,8 @@ class PlateEvent(BaseModel):
     lon: float | None = None
     speed_mps: float | None = None
     heading_deg: float | None = None
+    # distinct other readings of the track, most reads first (empty in manifests written before)
+    alternatives: list[PlateAlternative] = Field(default_factory=list)
 
 
 class AnalyzeResult(BaseModel):

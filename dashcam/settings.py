@@ -85,6 +85,14 @@ class Settings(BaseSettings):
 
     queue_size: int = 8  # decoded frames buffered between the decode thread and the detector
 
+    # Web UI (dashcam web, docs/webui.md)
+    drive_gap_min: float = 10.0  # a gap longer than this between videos of one camera starts a new drive
+    # map tiles ({s}, {z}, {x}, {y} as in Leaflet); its host is the only external origin the CSP allows
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+    # access token: required to start on a non-loopback address; when set, every page needs a login
+    web_token: SecretStr | None = None
+
     _database_url_given: bool = PrivateAttr(default=True)
 
     @field_validator("plate_formats", mode="before")

@@ -275,3 +275,25 @@ def vote_track(
         n_reads=len(good),
         n_agreeing=len(agreeing),
     )
+
+
+MAX_ALTERNATIVES = 10
+
+
+def track_alternatives(reads: list[PlateRead], final_plate: str, limit: int = MAX_ALTERNATIVES) -> list:
+    """The distinct readings of one track other than ``final_plate``, for misread-tolerant search.
+
+    ``reads``: the track's per-frame reads (as given to :func:`vote_track`); only reads that pass
+    its shape filter (``text_conf > 0`` and :func:`plausible_plate`) count. Returns at most
+    ``limit`` :class:`~dashcam.records.PlateAlternative` (``text``, ``count`` reads, ``mean_conf``
+    of their ``text_conf``), most reads first, then higher mean confidence, then text.
+    """
+    from dashcam.records import PlateAlternative
+
+    by_text: dict[str, list[float]] = defaultdict(list)
+    for r in reads:
+        if r.text_conf > 0 and r.text != final_plate and plausible_plate(r.text):
+            by_text[r.text].append(r.text_conf)
+    alts = [PlateAlternative(text=t, count=len(c), mean_conf=round(sum(c) / len(c), 4)) for t, c in by_text.items()]
+    alts.sort(key=lambda a: (-a.count, -a.mean_conf, a.text))
+    return alts[:limit]

@@ -172,6 +172,7 @@ def test_save_then_query_returns_all_columns(engine):
         "n_reads": 4,
         "first_frame_idx": 290,
         "last_frame_idx": 310,
+        "confusion_key": "A81236",
     }
     assert r2["lat"] is None and r2["crop_path"] is None and r2["heading_deg"] is None
     assert r3["ts"] == "2024-05-17T08:30:30+00:00"  # given in +02:00, stored and returned as UTC
