@@ -224,11 +224,14 @@ def plates(
         console.print("[red]error:[/] use only one of --plate, --fuzzy, --regex")
         raise typer.Exit(2)
     engine = make_engine(_reader_db_url(data_dir, database_url))
-    searched = fuzzy is not None or regex is not None
     try:
+        searched = fuzzy is not None or regex is not None  # dashcam.search (docs/search.md)
         if searched:
             from dashcam.search import SearchError, search_events
 
+            if sum(x is not None for x in (plate, fuzzy, regex)) > 1:
+                console.print("[red]error:[/] use only one of --plate, --fuzzy, --regex")
+                raise typer.Exit(2)
             q = f"/{regex}/" if regex is not None else fuzzy
             try:
                 page = search_events(engine, q, video_ids=[video] if video else None, limit=limit)

@@ -14,7 +14,7 @@ Query language (``q`` of :func:`search_events`; docs/search.md)
 * ``/^XS.*3$/``: a case-insensitive regular expression searched in the final plate or an
   alternative (kind ``"regex"``). The syntax is the subset that Python's ``re`` and PostgreSQL's
   ARE agree on: literals, ``. [] [^] ^ $ * + ? {m,n} | ()`` and ``\\d \\w \\s``; ``(?`` constructs
-  (look-around, flags, named groups) and back-references are refused.
+  (look-around, flags, named groups), back-references and counts above 255 are refused.
 
 Bad input (an over-long pattern, control characters, characters that cannot be in a plate, a
 broken regex) raises :class:`SearchError` (a ``ValueError``) with a one-line message. User text
@@ -331,6 +331,8 @@ def _check_regex(src: str) -> str:
         raise SearchError("back-references are not supported in plate regular expressions")
     if re.search(r"\\[^dDwWsS.\\^$*+?{}\[\]()|\-]", src):
         raise SearchError("only the escapes \\d \\w \\s (and escaped punctuation) are supported in plate regular expressions")
+    if any(int(n) > 255 for m in re.finditer(r"\{(\d*)(?:,(\d*))?\}", src) for n in m.groups() if n):
+        raise SearchError("repetition counts {m,n} above 255 are not supported in plate regular expressions")
     try:
         re.compile(src, re.IGNORECASE)
     except re.error as exc:
@@ -357,7 +359,7 @@ def _filters(v: sa.Table, since, until, video_ids, bbox, min_conf) -> list:
     if since is not None and until is not None and _aware(since, "since") > _aware(until, "until"):
         raise SearchError("the date range is empty: since is after until")
     if video_ids is not None:
-        ids = [str(x) for x in video_ids]
+        ids = [video_ids] if isinstance(video_ids, str) else [str(x) for x in video_ids]  # one id as a str too
         conds.append(v.c.video_id.in_(ids) if ids else sa.false())
     if bbox is not None:
         try:
