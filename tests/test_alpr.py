@@ -212,6 +212,9 @@ def test_onnx_sessions_run_without_thread_spinning(settings):
     for m in (vt.model, pd.image_model, pd.crop_model):
         assert spin(m.predictor.model.backend.session) == "0"
     assert spin(_ConstrainedRec().rec.session.session) == "0"
+    reader = PlateReader(settings)  # the default plate recogniser: loaded once, no spinning
+    assert reader.engine == "plate" and PlateReader(settings)._plate is reader._plate
+    assert spin(reader._plate.rec.model) == "0"
     frame = _frames(VIDEOS / "TrainingSet/Categorie I/Video10_2.avi", 1, 1)[0]
     [[(pb, _)]] = pd.detect_in_vehicles(frame, [max(vt.detect(frame), key=lambda v: v[1])[0]])
     assert PlateReader(settings).read_boxes(frame, [pb])[0].text == "XSNB23"
