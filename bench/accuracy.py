@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/accuracy.py images [--limit N] [--region us|eu] [--failures]
+    .venv/bin/python bench/accuracy.py images [--limit N] [--region us|eu] [--per-region] [--failures]
     .venv/bin/python bench/accuracy.py videos [--limit N] [--category 1|3|4] [--detect-fps F]
     .venv/bin/python bench/accuracy.py frames [--limit N] [--category 1|3|4] [--failures]
     .venv/bin/python bench/accuracy.py ocr [--limit N] [--repeat R]
@@ -20,9 +20,10 @@ labelled plate per photo) and prints, per region and in total:
 * ``e2e O=0 I=1``: end-to-end with ``O``/``0`` and ``I``/``1`` treated as equal (the openalpr
   labels are inconsistent here: US labels write ``0`` in letter runs, EU labels ``O``);
 * ``any-text``: share of photos where *any* returned plate text equals the label (box ignored);
-* each region is read with its plate-format prior (``Settings.plate_formats``: ``US`` for the US
-  photos, ``NL,EU`` for the EU ones; :func:`dashcam.vote.apply_format_prior`), as OpenALPR's
-  benchmark runs with its country flag;
+* the photos are read with the default settings (``plate_formats`` ``auto``: with no GPS, the
+  country of this machine's timezone, else no prior; ``DASHCAM_*`` variables apply), or with
+  ``--per-region`` each region with its plate-format prior (``US`` for the US photos, ``NL,EU``
+  for the EU ones), as OpenALPR's benchmark runs with its country flag;
 * mean ms per photo for each stage (vehicles, plates, ocr);
 
 then a **character confusion table** over the captured-but-misread plates: each label/read pair
@@ -143,8 +144,10 @@ def cmd_images(args: argparse.Namespace) -> int:
         rows = [r for r in rows if r["region"] == args.region]
     if args.limit:
         rows = rows[: args.limit]
-    # each region read with its plate formats, as OpenALPR's own benchmark runs with -c us / -c eu
-    by_region = {reg: Settings(model_dir=model_dir(), plate_formats=fmts) for reg, fmts in REGION_FORMATS.items()}
+    if args.per_region:  # each region with its plate formats, as OpenALPR's benchmark runs with -c us / -c eu
+        by_region = {reg: Settings(model_dir=model_dir(), plate_formats=fmts) for reg, fmts in REGION_FORMATS.items()}
+    else:  # what a new user gets: default settings
+        by_region = dict.fromkeys(REGION_FORMATS, Settings(model_dir=model_dir()))
     stats: dict[str, dict] = defaultdict(lambda: defaultdict(float))
     failures, misreads = [], []
     console = Console(width=160)
@@ -174,7 +177,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         if not correct:
             failures.append((r["file"], label, [(d["text"], d["text_conf"], d["raw_text"], round(iou(d["plate_bbox"], gt), 2)) for d in res]))
 
-    t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos)")
+    mode = "per-region plate formats" if args.per_region else "default settings"
+    t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos, {mode})")
     for c in ("region", "n", "capture", "read|captured", "end-to-end", "e2e O=0 I=1", "any-text", "ms/photo", "veh ms", "plate ms", "ocr ms"):
         t.add_column(c, justify="right")
     for key in sorted(k for k in stats if k != "total") + ["total"]:
@@ -393,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("images", help="read_image over plates-images/labels.csv")
     p.add_argument("--limit", type=int, default=0, help="first N photos only")
     p.add_argument("--region", choices=["us", "eu"], default=None)
+    p.add_argument("--per-region", action="store_true", help="read each region with its plate formats (US / NL,EU)")
     p.add_argument("--failures", action="store_true", help="print every photo not read exactly")
     p.set_defaults(func=cmd_images)
     p = sub.add_parser("frames", help="read_array on each annotated frame of plates-video/boxes.csv")

@@ -682,7 +682,9 @@ def read_image(path: Path | str, settings: "Settings") -> list[dict]:
     one extra plate-detector call per photo. When no vehicle is found, the image also runs at
     the small plate input (as :class:`CloseupPlateTracker` does in video): a plate spanning most
     of the image is boxed whole there, and that box replaces 640-pass boxes lying inside it.
-    Each plate is OCR'd from :func:`crop_plate`.
+    Each plate is OCR'd from
+    :func:`crop_plate`, with the plate formats of :func:`dashcam.region.plate_priors` (no GPS
+    here: an explicit setting, else the country of ``camera_tz`` / this machine's timezone).
 
     Returns a list of dicts, best plate-detector confidence first::
 
@@ -726,7 +728,9 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
             if parts or all(iou(pb, f[0]) < 0.3 for f in found):
                 found = [f for f in found if not any(f is p for p in parts)] + [(pb, pc, None)]
     t2 = time.perf_counter()
-    regions = tuple(settings.plate_formats)
+    from dashcam.region import plate_priors
+
+    regions = plate_priors(settings)  # explicit setting, else camera_tz's / this machine's country
     texts = reader.read_boxes(img, [f[0] for f in found], regions=regions)
     t3 = time.perf_counter()
     if timings is not None:

@@ -305,12 +305,33 @@ def _crop_quality(r: PlateRead) -> float:
     return r.text_conf * r.plate_conf * float(np.sqrt(r.plate_area)) * float(np.log1p(r.sharpness))
 
 
-def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[PlateEvent]:
+def track_priors(info: VideoInfo, reads: list[PlateRead], settings: Settings, track=None) -> tuple[str, ...]:
+    """The plate-format regions for one track's ``reads`` (:func:`dashcam.region.plate_priors`):
+    an explicit ``settings.plate_formats``; else (``auto``) the country at the GPS position of
+    ``track`` (a :class:`dashcam.gps.GpsTrack` or None) at the reads' median pts (video clock,
+    corrected by the track's clock offset as :func:`align_gps` does); else the country of
+    ``settings.camera_tz``; else ``()``."""
+    from dashcam.region import plate_priors
+
+    lat = lon = None
+    if track is not None and reads and tuple(settings.plate_formats) == ("auto",):
+        pts = sorted(r.pts_s for r in reads)[len(reads) // 2]
+        fix = track.at_video(info.recording_start + timedelta(seconds=pts))
+        if fix is not None:
+            lat, lon = fix.lat, fix.lon
+    return plate_priors(settings, lat, lon)
+
+
+def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings, track=None) -> list[PlateEvent]:
     """Vote each track's reads into at most one :class:`PlateEvent`.
 
     A track yields an event only when :func:`dashcam.vote.vote_track` returns a reading with
     confidence >= ``settings.min_plate_confidence`` (see that module for the rule); ``ts`` is the
-    recording start plus the best read's pts.
+    recording start plus the best read's pts. The vote's plate-format prior is per track
+    (:func:`track_priors`: explicit setting, else the country at the ``track``'s GPS position,
+    else ``camera_tz``'s country, else none). The heavy flow votes once without GPS (stage
+    ``vote``) and, when ``plate_formats`` is ``auto`` and a GPS track is found, again with it
+    (stage ``gps``): re-voting reads only the small reads/tracks records, never frames.
     """
     from dashcam.vote import vote_track
 
@@ -321,7 +342,8 @@ def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> 
         by_track.setdefault(r.track_id, []).append(r)
     events: list[PlateEvent] = []
     for track_id, track_reads in sorted(by_track.items()):
-        vote = vote_track(track_reads, min_reads=settings.min_reads, priors=settings.plate_formats)
+        priors = track_priors(info, track_reads, settings, track)
+        vote = vote_track(track_reads, min_reads=settings.min_reads, priors=priors)
         if vote is None or vote.confidence < settings.min_plate_confidence:
             continue
         best = vote.best_read

@@ -68,9 +68,12 @@ class Settings(BaseSettings):
     plate_ocr_model: str = "cct_xs_v1_global.onnx"
     plate_ocr_config: str | None = None
     # Regions whose plate formats resolve look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in
-    # voted and single-photo reads: keys of dashcam.vote.PLATE_FORMATS ("NL", "EU", "US", "FR",
-    # ...); env DASHCAM_PLATE_FORMATS=NL,EU; empty = no prior
-    plate_formats: Annotated[tuple[str, ...], NoDecode] = ("NL", "EU")
+    # voted and single-photo reads. "auto" (default): per event, the country at its GPS position,
+    # else the country of camera_tz (else of this machine's timezone), else no prior
+    # (dashcam.region; docs/configuration.md has the country -> formats table). Or keys of
+    # dashcam.vote.PLATE_FORMATS ("NL", "EU", "US", "FR", ...), env DASHCAM_PLATE_FORMATS=NL,EU;
+    # empty = no prior.
+    plate_formats: Annotated[tuple[str, ...], NoDecode] = ("auto",)
 
     # Voting: events below this confidence are not stored (see dashcam.vote)
     min_plate_confidence: float = 0.6
@@ -105,9 +108,11 @@ class Settings(BaseSettings):
                 v = [x for x in (p.strip() for p in v.split(",")) if x]
         from dashcam.vote import PLATE_FORMATS
 
+        if tuple(v) == ("auto",):
+            return ("auto",)
         bad = [r for r in v if r not in PLATE_FORMATS]
         if bad:
-            raise ValueError(f"unknown plate format region(s) {bad} (known: {', '.join(PLATE_FORMATS)})")
+            raise ValueError(f"unknown plate format region(s) {bad} (known: auto, {', '.join(PLATE_FORMATS)})")
         return tuple(v)
 
     @model_validator(mode="after")

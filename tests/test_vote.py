@@ -82,6 +82,10 @@ def test_eu_and_us_priors():
 
 
 def test_plate_formats_setting(monkeypatch):
+    monkeypatch.delenv("DASHCAM_PLATE_FORMATS", raising=False)
+    assert Settings().plate_formats == ("auto",)  # the default: from where the car is (dashcam.region)
+    monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "auto")
+    assert Settings().plate_formats == ("auto",)
     monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "US")
     assert Settings().plate_formats == ("US",)
     monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "NL, EU")
