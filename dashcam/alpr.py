@@ -68,7 +68,7 @@ from dashcam.models import (
     yolo_onnx_at_imgsz,
 )
 from dashcam.records import BBox
-from dashcam.vote import apply_format_prior
+from dashcam.vote import apply_format_prior, plausible_plate
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashcam.records import PlateRead
@@ -682,7 +682,11 @@ def read_image(path: Path | str, settings: "Settings") -> list[dict]:
     one extra plate-detector call per photo. When no vehicle is found, the image also runs at
     the small plate input (as :class:`CloseupPlateTracker` does in video): a plate spanning most
     of the image is boxed whole there, and that box replaces 640-pass boxes lying inside it.
-    Each plate is OCR'd from
+    When all of that finds nothing, the image is tried **as a plate image** (a tight crop such as
+    the archive's own plate crops): letterboxed into a canvas ``LETTERBOX_SCALE`` x its size so
+    the detector sees a plate at its usual scale, and, if still nothing, read whole when its
+    aspect is plate-like (``PLATE_ASPECT``; then ``plate_conf`` is 0.0, and the result is kept only
+    when it reads as a plausible plate with ``text_conf`` >= ``WHOLE_IMAGE_MIN_CONF``). Each plate is OCR'd from
     :func:`crop_plate`, with the plate formats of :func:`dashcam.region.plate_priors` (no GPS
     here: an explicit setting, else the country of ``camera_tz`` / this machine's timezone).
 
@@ -727,6 +731,8 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
             parts = [f for f in found if _ioa(f[0], pb) >= 0.8]
             if parts or all(iou(pb, f[0]) < 0.3 for f in found):
                 found = [f for f in found if not any(f is p for p in parts)] + [(pb, pc, None)]
+    if not found:
+        found = _plate_image(img, pdet)
     t2 = time.perf_counter()
     from dashcam.region import plate_priors
 
@@ -738,6 +744,8 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
             timings[k] = timings.get(k, 0.0) + 1000 * v
     out = []
     for (pb, pc, vb), t in zip(found, texts):
+        if pc == 0.0 and vb is None and (t.conf < WHOLE_IMAGE_MIN_CONF or not plausible_plate(t.text)):
+            continue  # the whole image read as a plate (_plate_image), and it does not read as one
         out.append(
             {
                 "plate_bbox": [round(v, 1) for v in pb],
@@ -751,6 +759,43 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
         )
     out.sort(key=lambda d: -d["plate_conf"])
     return out
+
+
+# An image in which nothing was found is tried as a plate image (a tight crop): it is placed in
+# the middle of a grey canvas LETTERBOX_SCALE x its size, so that the plate detector sees a plate
+# at the scale it was trained on (a plate filling its input is not found: measured on the
+# archive's own crops); if that finds nothing either and the image is plate-shaped (width /
+# height in PLATE_ASPECT, single- and two-line plates), the whole image is read as the plate.
+LETTERBOX_SCALE = 3.0
+LETTERBOX_FILL = 114  # grey, the ultralytics letterbox colour
+PLATE_ASPECT = (1.2, 6.5)
+# ... and kept only when the recogniser reads it as a plausible plate at least this confidently:
+# whole photos and road frames with no plate read as a plate give 0.10-0.13 (measured on the 3
+# uncaptured plates-images photos and highway frames), real plate crops > 0.9
+WHOLE_IMAGE_MIN_CONF = 0.5
+
+
+def _plate_image(img: np.ndarray, pdet: "PlateDetector") -> list[tuple[BBox, float, BBox | None]]:
+    """Plates of an image on which vehicle and whole-image passes found none (see
+    ``LETTERBOX_SCALE``): ``[(plate_bbox, plate_conf, None)]`` in ``img`` pixels; the whole image
+    with ``plate_conf`` 0.0 when only its shape says it is a plate; ``[]`` otherwise."""
+    h, w = img.shape[:2]
+    cw, ch = int(round(w * LETTERBOX_SCALE)), int(round(h * LETTERBOX_SCALE))
+    side = max(cw, ch)
+    ox, oy = (side - w) // 2, (side - h) // 2
+    canvas = np.full((side, side, 3), LETTERBOX_FILL, np.uint8)
+    canvas[oy : oy + h, ox : ox + w] = img
+    out: list[tuple[BBox, float, BBox | None]] = []
+    for small in (False, True):
+        for pb, pc in pdet.detect(canvas, small=small):
+            bb = clip_bbox((pb[0] - ox, pb[1] - oy, pb[2] - ox, pb[3] - oy), w, h)
+            if bb[2] - bb[0] >= 4 and bb[3] - bb[1] >= 4 and all(iou(bb, f[0]) < 0.3 for f in out):
+                out.append((bb, pc, None))
+        if out:
+            return out
+    if PLATE_ASPECT[0] <= w / max(h, 1) <= PLATE_ASPECT[1]:
+        return [((0.0, 0.0, float(w), float(h)), 0.0, None)]
+    return []
 
 
 def _ioa(inner: BBox, outer: BBox) -> float:

@@ -106,6 +106,31 @@ def test_read_image_labelled_photos(rel, settings):
     assert set(best) == {"plate_bbox", "plate_conf", "text", "raw_text", "text_conf", "car_bbox"}
 
 
+@pytest.mark.parametrize("rel", ["endtoend/eu/eu1.jpg", "endtoend/us/wts-lg-000087.jpg", "endtoend/us/wts-lg-000169.jpg"])
+def test_tight_plate_crop_reads(rel, settings, tmp_path):
+    """An image that is itself a plate (the labelled box + 4%: a user's crop, an OCR benchmark
+    image) reads as that plate: read_image letterboxes it for the detector, and failing that
+    reads the plate-shaped image whole (issue 14)."""
+    row = _labels()[rel]
+    img = cv2.imread(str(IMAGES / rel))
+    x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+    mx, my = 0.04 * (x2 - x1), 0.04 * (y2 - y1)
+    crop = img[int(max(0, y1 - my)) : int(y2 + my), int(max(0, x1 - mx)) : int(x2 + mx)]
+    cv2.imwrite(str(tmp_path / "plate.png"), crop)
+    res = read_image(tmp_path / "plate.png", settings)
+    assert [d["text"] for d in res] == [normalize_plate(row["plate_text"])]
+    h, w = crop.shape[:2]
+    bx1, by1, bx2, by2 = res[0]["plate_bbox"]
+    assert 0 <= bx1 < bx2 <= w and 0 <= by1 < by2 <= h  # in the crop's own pixels
+
+
+@pytest.mark.parametrize("rel", ["endtoend/us/us2.jpg", "endtoend/us/wts-lg-000163.jpg"])
+def test_photo_without_found_plate_is_not_read_whole(rel, settings):
+    """A car photo on which no plate is found is not passed off as a plate image: read whole,
+    it reads at ~0.1 confidence, below WHOLE_IMAGE_MIN_CONF (no invented plate)."""
+    assert all(d["plate_conf"] > 0.0 for d in read_image(IMAGES / rel, settings))
+
+
 def test_read_image_rejects_non_images(tmp_path, settings):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
