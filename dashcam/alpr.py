@@ -26,20 +26,21 @@ Stages and models (see :mod:`dashcam.models` for how files are found)
    vehicles are tried in a frame is decided by :class:`dashcam.pipeline.PlateReadScheduler`.
    Frames with no tracked vehicle get a whole-frame pass instead (:class:`CloseupPlateTracker`:
    a plate filling the frame, its car not detected), its plates tracked by their own ByteTrack.
-3. :class:`PlateReader` - PaddleOCR PP-OCRv6 text recogniser (CTC) as shipped in the ``rapidocr``
-   wheel (ONNX on onnxruntime). We run the recogniser ourselves and decode its per-timestep
-   softmax with the alphabet **restricted to [A-Z0-9]** (lower-case letter probability folded into
-   the upper-case letter; separators ``-``, space, ``·``, ``.`` act as blanks). This "constrained
-   CTC greedy decode" (Graves et al. 2006 CTC; alphabet restriction as in OpenALPR/fast-plate-ocr
-   plate-specific alphabets) removes CJK / punctuation mis-reads that a post-hoc character filter
-   would only delete.
+3. :class:`PlateReader` - by default (``Settings.ocr_engine = "plate"``) the fast-plate-ocr plate
+   recogniser of :mod:`dashcam.platerec` (CCT-XS v1 global, per-slot softmax over ``0-9A-Z``),
+   two crops per plate with their slot probabilities averaged, region plate formats applied over
+   those probabilities (constrained decoding). ``"rapidocr"``: PaddleOCR PP-OCRv6 text recogniser
+   (CTC) as shipped in the ``rapidocr`` wheel (ONNX on onnxruntime), run by us and decoded with
+   the alphabet **restricted to [A-Z0-9]** (lower-case letter probability folded into the
+   upper-case letter; separators ``-``, space, ``·``, ``.`` act as blanks): a "constrained CTC
+   greedy decode" (Graves et al. 2006 CTC; alphabet restriction as in OpenALPR/fast-plate-ocr
+   plate-specific alphabets), with 4 trimmed crop variants, the most confident kept.
 
-Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 CPU cores, region format priors
-on): plate capture 98.2%, exact end-to-end read EU 90.7% / US 82.0% (EU 100% when ``O``=``0`` and
-``I``=``1``: the labels themselves disagree on those glyphs). Remaining US errors are recogniser
-errors on US fonts (first-character ``4``->``L``, ``5``->``B``, ``W``->``N``, a cut first
-character); a plate-specific recogniser would be the next step (docs/performance.md has what was
-tried). Per-clip video reads (plates-video): 25 of 26 labelled plates come out exactly once.
+Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 shared CPU cores, default settings:
+no region known, no prior): plate capture 98.2%, exact end-to-end read EU 92.6% / US 91.0% (EU
+100% when ``O``=``0`` and ``I``=``1``: the labels themselves disagree on those glyphs); PP-OCR read
+EU 90.7% / US 82.0% with per-region priors. OCR cost per plate read 18.6x lower than PP-OCR's 4
+variants (``bench/accuracy.py ocr``). docs/performance.md has what was tried.
 
 Thread safety: the model objects are cached per process and are **not** thread-safe; use one
 :class:`VehicleTracker` / :class:`PlateDetector` / :class:`PlateReader` per worker thread, or

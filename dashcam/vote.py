@@ -37,6 +37,11 @@ Rule (:func:`vote_track`)
    ``US`` writes ``O`` as ``0`` (one glyph on US plates; the OpenALPR US convention). Priors only
    ever choose between look-alikes; disable with ``priors=()``. The same prior is applied to
    single-photo reads (:func:`dashcam.alpr.read_array`).
+   **Plate-recogniser reads** (``PlateRead.slot_probs`` set, :mod:`dashcam.platerec`): instead of
+   steps 4-5 on the characters, the ``text_conf``-weighted mean of the length-``L`` reads' slot
+   probabilities is decoded once with the formats of ``priors`` (constrained decoding,
+   :func:`dashcam.platerec.decode_slots`). Callers pass the priors of where the vehicle was
+   (:func:`dashcam.pipeline.track_priors`; ``Settings.plate_formats`` ``auto`` is resolved there).
 6. **Confidence** in ``[0, 1]``::
 
        agree_i   = share of positions where read i (length L) matches the final class
