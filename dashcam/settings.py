@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     plate_model: str = "platedet-yolov8s-seg-640.onnx"
     # run a dynamic-int8 ONNX vehicle model as an fp32 copy of the same weights (~3x faster on CPU)
     vehicle_fp32: bool = True
-    ocr_engine: Literal["rapidocr", "paddleocr"] = "rapidocr"
+    ocr_engine: Literal["plate", "rapidocr", "paddleocr"] = "plate"  # see the plate-OCR block below
     device: str = "cpu"  # ultralytics device string: "cpu", "0", "cuda:0"
 
     # Detection
@@ -60,10 +60,20 @@ class Settings(BaseSettings):
     closeup_plates: bool = True
     tracker: str = "bytetrack.yaml"  # an ultralytics tracker config
 
+    # --- Plate OCR and region (issue 14) ---
+    # ocr_engine "plate" (default): a fast-plate-ocr plate recogniser from local files
+    # (dashcam.platerec): the ONNX model (a path, or a file name in model_dir) and its plate-config
+    # YAML (default: <model stem>_plate_config.yaml beside the model). Any fast-plate-ocr model +
+    # YAML works. "rapidocr": PaddleOCR PP-OCRv6 (general text recogniser, 4 crop variants).
+    plate_ocr_model: str = "cct_xs_v1_global.onnx"
+    plate_ocr_config: str | None = None
     # Regions whose plate formats resolve look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in
-    # voted and single-photo reads: keys of dashcam.vote.PLATE_FORMATS ("NL", "EU", "US"); env
-    # DASHCAM_PLATE_FORMATS=NL,EU; empty = no prior
-    plate_formats: Annotated[tuple[str, ...], NoDecode] = ("NL", "EU")
+    # voted and single-photo reads. "auto" (default): per event, the country at its GPS position,
+    # else the country of camera_tz (else of this machine's timezone), else no prior
+    # (dashcam.region; docs/configuration.md has the country -> formats table). Or keys of
+    # dashcam.vote.PLATE_FORMATS ("NL", "EU", "US", "FR", ...), env DASHCAM_PLATE_FORMATS=NL,EU;
+    # empty = no prior.
+    plate_formats: Annotated[tuple[str, ...], NoDecode] = ("auto",)
 
     # Voting: events below this confidence are not stored (see dashcam.vote)
     min_plate_confidence: float = 0.6
@@ -108,9 +118,11 @@ class Settings(BaseSettings):
                 v = [x for x in (p.strip() for p in v.split(",")) if x]
         from dashcam.vote import PLATE_FORMATS
 
+        if tuple(v) == ("auto",):
+            return ("auto",)
         bad = [r for r in v if r not in PLATE_FORMATS]
         if bad:
-            raise ValueError(f"unknown plate format region(s) {bad} (known: {', '.join(PLATE_FORMATS)})")
+            raise ValueError(f"unknown plate format region(s) {bad} (known: auto, {', '.join(PLATE_FORMATS)})")
         return tuple(v)
 
     @model_validator(mode="after")

@@ -77,7 +77,7 @@ def analyze_video(path: str, gpx: str | None = None, settings: Settings | None =
     info = stages.probe(path, settings)
     result = stages.analyze(info, settings)
     events = stages.vote(info, result, settings)
-    events, gps_source, warnings = stages.gps(info, events, gpx, settings)
+    events, gps_source, warnings = stages.gps(info, events, gpx, settings, result)  # region-aware re-vote
     return stages.handover(info, result, events, gps_source, warnings)
 
 

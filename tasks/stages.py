@@ -141,12 +141,17 @@ def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[Pla
 
 
 @task(name="gps")
-def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings) -> tuple[list[PlateEvent], str | None, list[str]]:
+def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings,
+        result: AnalyzeResult | None = None) -> tuple[list[PlateEvent], str | None, list[str]]:
     """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps_sources),
     interpolate WGS84 lat/lon, speed and heading at each event's ts, and write the simplified
     route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events,
     the track's source label (None without GPS) and one-line warnings (a corrupt sidecar: logged
     as a warning of the run and shown in the summary). Damaged GPS never fails the video.
+
+    With ``result`` (the analyze records) and ``plate_formats`` ``auto``, the events are first
+    voted again with the plate formats of the country where each vehicle was seen
+    (:func:`dashcam.pipeline.build_events` with the track): the region-aware final reading.
     """
     from dashcam.gps_sources import find_track
 
@@ -163,6 +168,8 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
         route_path.unlink(missing_ok=True)
         return events, None, problems
     track, source = found
+    if result is not None and tuple(settings.plate_formats) == ("auto",):
+        events = pipeline.build_events(info, result, settings, track=track)
     aligned = pipeline.align_gps(events, track, settings)
     end = info.recording_start + timedelta(seconds=info.duration_s)
     points = pipeline.route_points(track, info.recording_start, end, step_s=1.0)
