@@ -462,3 +462,17 @@ def test_ingest_records_verified_archive_and_clip_of_it_plays(prefect_api, tmp_p
         assert 1.0 <= facts["duration_s"] <= 2.3  # 2 s asked, clamped by the 3 s recording
     finally:
         engine.dispose()
+
+
+def test_retention_deployment_is_daily_on_pool_server(prefect_api, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    from deployments.register import deploy_flows, ensure_work_pools
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api.api_url)  # for the `prefect deploy` subprocess
+    ensure_work_pools()
+    deploy_flows()
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("retention/daily")
+    assert dep.work_pool_name == "server" and dep.parameters == {"apply": True}
+    assert [s.schedule.cron for s in dep.schedules] == ["30 3 * * *"]
