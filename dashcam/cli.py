@@ -427,7 +427,10 @@ def watch_cmd(
 
 
 def _gb(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1e9:.3f} GB"
+    """Bytes for people: GB (1e9) from 1 GB, else MB (1e6)."""
+    if n is None:
+        return "-"
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 @app.command("keep")
