@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     archive_crf: int = 28
     archive_preset: str = "veryfast"
 
+    # Storage and retention (dashcam.storage, docs/storage.md)
+    raw_dir: Path | None = Field(default=None, description="Folder tree the dashcam files land in (DASHCAM_RAW_DIR); "
+                                 "measured as the raw tier by `dashcam storage` and the disk budget.")
+    raw_keep_days: float = Field(default=7.0, ge=0, le=3650, description="Raw files of finalized videos with a "
+                                 "verified archive copy are deleted this many days after recording and ingest.")
+    raw_max_gb: float | None = Field(default=None, gt=0, description="Disk budget of the raw tier (GB = 1e9 bytes): "
+                                     "when exceeded, eligible raw files younger than raw_keep_days go, oldest first. "
+                                     "None: no budget.")
+    archive_keep_days: float | None = Field(default=None, gt=0, le=36500, description="Archive video copies older "
+                                            "than this are deleted (crops, thumbnails and rows stay). None: keep forever.")
+
     queue_size: int = 8  # decoded frames buffered between the decode thread and the detector
 
     # Web UI (dashcam web, docs/webui.md)
