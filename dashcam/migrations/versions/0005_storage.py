@@ -1,7 +1,7 @@
 """Storage: archive verification, retention state and the user's keep mark on ``videos``.
 
 Revision ID: 0005
-Revises: 0004 (the search branch adds 0004 on 0003; at merge this one is re-chained to follow it)
+Revises: 0004
 Create Date: 2026-12-01
 
 * ``archive_verified_at``: when the archive copy (and its crops/thumbnails) last passed
