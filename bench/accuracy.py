@@ -2,9 +2,10 @@
 
 Usage::
 
-    .venv/bin/python bench/accuracy.py images [--limit N] [--region us|eu] [--failures]
+    .venv/bin/python bench/accuracy.py images [--limit N] [--region us|eu] [--per-region] [--failures]
     .venv/bin/python bench/accuracy.py videos [--limit N] [--category 1|3|4] [--detect-fps F]
     .venv/bin/python bench/accuracy.py frames [--limit N] [--category 1|3|4] [--failures]
+    .venv/bin/python bench/accuracy.py ocr [--limit N] [--repeat R]
 
 ``images`` runs :func:`dashcam.alpr.read_array` (same code as ``dashcam read IMAGE``) on every
 photo of ``<shared>/data/plates-images/labels.csv`` (openalpr end-to-end benchmark subset, one
@@ -19,9 +20,10 @@ labelled plate per photo) and prints, per region and in total:
 * ``e2e O=0 I=1``: end-to-end with ``O``/``0`` and ``I``/``1`` treated as equal (the openalpr
   labels are inconsistent here: US labels write ``0`` in letter runs, EU labels ``O``);
 * ``any-text``: share of photos where *any* returned plate text equals the label (box ignored);
-* each region is read with its plate-format prior (``Settings.plate_formats``: ``US`` for the US
-  photos, ``NL,EU`` for the EU ones; :func:`dashcam.vote.apply_format_prior`), as OpenALPR's
-  benchmark runs with its country flag;
+* the photos are read with the default settings (``plate_formats`` ``auto``: with no GPS, the
+  country of this machine's timezone, else no prior; ``DASHCAM_*`` variables apply), or with
+  ``--per-region`` each region with its plate-format prior (``US`` for the US photos, ``NL,EU``
+  for the EU ones), as OpenALPR's benchmark runs with its country flag;
 * mean ms per photo for each stage (vehicles, plates, ocr);
 
 then a **character confusion table** over the captured-but-misread plates: each label/read pair
@@ -41,6 +43,11 @@ voted confidence), whether every labelled plate came out exactly once, false pla
 match no label) and wall time; then totals: category I clips read exactly (the issue-2 target is
 >= 90%), labelled plates read exactly once over all clips, false plates and their share of all
 stored plate events (issue-5 target <= 5%).
+
+``ocr`` compares the OCR engines alone on the **labelled** plate boxes of plates-images (no
+detection): per engine, recogniser crops per plate read, wall ms per plate read (all crop
+variants, batched as the pipeline does, after an untimed warm-up; best of ``--repeat`` passes)
+and exact read (no format prior; folded O=0 I=1 too).
 
 The shared folder is ``$DASHCAM_SHARED_DIR`` or ``shared/`` beside the repository root; models
 come from ``$DASHCAM_MODEL_DIR`` or ``<shared>/models``.
@@ -137,8 +144,10 @@ def cmd_images(args: argparse.Namespace) -> int:
         rows = [r for r in rows if r["region"] == args.region]
     if args.limit:
         rows = rows[: args.limit]
-    # each region read with its plate formats, as OpenALPR's own benchmark runs with -c us / -c eu
-    by_region = {reg: Settings(model_dir=model_dir(), plate_formats=fmts) for reg, fmts in REGION_FORMATS.items()}
+    if args.per_region:  # each region with its plate formats, as OpenALPR's benchmark runs with -c us / -c eu
+        by_region = {reg: Settings(model_dir=model_dir(), plate_formats=fmts) for reg, fmts in REGION_FORMATS.items()}
+    else:  # what a new user gets: default settings
+        by_region = dict.fromkeys(REGION_FORMATS, Settings(model_dir=model_dir()))
     stats: dict[str, dict] = defaultdict(lambda: defaultdict(float))
     failures, misreads = [], []
     console = Console(width=160)
@@ -168,7 +177,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         if not correct:
             failures.append((r["file"], label, [(d["text"], d["text_conf"], d["raw_text"], round(iou(d["plate_bbox"], gt), 2)) for d in res]))
 
-    t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos)")
+    mode = "per-region plate formats" if args.per_region else "default settings"
+    t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos, {mode})")
     for c in ("region", "n", "capture", "read|captured", "end-to-end", "e2e O=0 I=1", "any-text", "ms/photo", "veh ms", "plate ms", "ocr ms"):
         t.add_column(c, justify="right")
     for key in sorted(k for k in stats if k != "total") + ["total"]:
@@ -192,6 +202,43 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.failures:
         for f in failures:
             console.print(f, highlight=False)
+    return 0
+
+
+def cmd_ocr(args: argparse.Namespace) -> int:
+    import cv2
+    from rich.console import Console
+    from rich.table import Table
+
+    from dashcam.alpr import PlateReader, normalize_plate
+    from dashcam.settings import Settings
+    from dashcam.vote import fold
+
+    root = shared_dir() / "data" / "plates-images"
+    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    if args.limit:
+        rows = rows[: args.limit]
+    imgs = [cv2.imread(str(root / r["file"])) for r in rows]
+    boxes = [tuple(float(r[k]) for k in ("x1", "y1", "x2", "y2")) for r in rows]
+    labels = [normalize_plate(r["plate_text"]) for r in rows]
+    t = Table(title=f"OCR alone on {len(rows)} labelled plate boxes (no detection, no format prior)")
+    for c in ("engine", "crops/plate", "ms/plate read", "exact", "exact O=0 I=1"):
+        t.add_column(c, justify="right")
+    ms = {}
+    for engine in ("rapidocr", "plate"):
+        reader = PlateReader(Settings(model_dir=model_dir(), ocr_engine=engine))
+        reader.read_boxes(imgs[0], [boxes[0]])  # warm-up
+        best, texts = float("inf"), []
+        for _ in range(max(1, args.repeat)):
+            t0 = time.perf_counter()
+            texts = [reader.read_boxes(img, [b])[0].text for img, b in zip(imgs, boxes)]
+            best = min(best, time.perf_counter() - t0)
+        ms[engine] = 1000 * best / len(rows)
+        ok = sum(a == b for a, b in zip(texts, labels))
+        fok = sum(fold(a) == fold(b) for a, b in zip(texts, labels))
+        t.add_row(engine, str(len(reader.variants)), f"{ms[engine]:.1f}", f"{ok / len(rows):.1%}", f"{fok / len(rows):.1%}")
+    Console(width=160).print(t)
+    print(f"OCR cost per plate read, rapidocr / plate: {ms['rapidocr'] / ms['plate']:.1f}x")
     return 0
 
 
@@ -350,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("images", help="read_image over plates-images/labels.csv")
     p.add_argument("--limit", type=int, default=0, help="first N photos only")
     p.add_argument("--region", choices=["us", "eu"], default=None)
+    p.add_argument("--per-region", action="store_true", help="read each region with its plate formats (US / NL,EU)")
     p.add_argument("--failures", action="store_true", help="print every photo not read exactly")
     p.set_defaults(func=cmd_images)
     p = sub.add_parser("frames", help="read_array on each annotated frame of plates-video/boxes.csv")
@@ -357,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--category", type=int, choices=[1, 3, 4], default=None)
     p.add_argument("--failures", action="store_true", help="print every frame not read exactly")
     p.set_defaults(func=cmd_frames)
+    p = sub.add_parser("ocr", help="OCR engines alone on the labelled plate boxes: cost and exact read")
+    p.add_argument("--limit", type=int, default=0, help="first N photos only")
+    p.add_argument("--repeat", type=int, default=2, help="timed passes per engine (best kept)")
+    p.set_defaults(func=cmd_ocr)
     p = sub.add_parser("videos", help="the ingest flow over plates-video/labels.csv")
     p.add_argument("--limit", type=int, default=0, help="first N clips only")
     p.add_argument("--category", type=int, choices=[1, 3, 4], default=None)

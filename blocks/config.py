@@ -10,7 +10,9 @@ Three blocks, each saved under one name (default ``dashcam``):
 
 ``dashcam blocks register`` registers the types and saves documents from the current
 environment (``DASHCAM_*`` variables, see docs/configuration.md); deployed flow runs call
-:func:`load_settings`, so workers need only ``PREFECT_API_URL``.
+:func:`load_settings`, so workers need only ``PREFECT_API_URL``. Readers of the results DB
+(``dashcam plates``, ``dashcam web``) find it from :class:`ResultsDatabase` through
+:func:`dashcam.settings.resolve_database` when ``PREFECT_API_URL`` is set and no URL is given.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class PipelineConfig(Block):
 
 
 BLOCK_TYPES = (NasLayout, ResultsDatabase, PipelineConfig)
-_PATH_FIELDS = {"data_dir", "database_url", "archive_dir", "work_dir"}
+_PATH_FIELDS = {"data_dir", "database_url", "archive_dir", "work_dir", "raw_dir"}
 
 
 def save_blocks_from_settings(settings: Settings, raw_dir: str, name: str = DEFAULT_NAME, overwrite: bool = True) -> None:
@@ -85,4 +87,5 @@ def load_settings(name: str = DEFAULT_NAME) -> Settings:
     except (ValueError, RuntimeError) as exc:  # prefect raises ValueError for a missing document
         log.warning("dashcam blocks %r not found (%s): using environment settings", name, exc)
         return Settings()
-    return Settings(**{**cfg.values, "work_dir": nas.heavy_output, "archive_dir": nas.archive, "database_url": db.url})
+    return Settings(**{**cfg.values, "work_dir": nas.heavy_output, "archive_dir": nas.archive, "database_url": db.url,
+                       "raw_dir": nas.raw})

@@ -26,20 +26,21 @@ Stages and models (see :mod:`dashcam.models` for how files are found)
    vehicles are tried in a frame is decided by :class:`dashcam.pipeline.PlateReadScheduler`.
    Frames with no tracked vehicle get a whole-frame pass instead (:class:`CloseupPlateTracker`:
    a plate filling the frame, its car not detected), its plates tracked by their own ByteTrack.
-3. :class:`PlateReader` - PaddleOCR PP-OCRv6 text recogniser (CTC) as shipped in the ``rapidocr``
-   wheel (ONNX on onnxruntime). We run the recogniser ourselves and decode its per-timestep
-   softmax with the alphabet **restricted to [A-Z0-9]** (lower-case letter probability folded into
-   the upper-case letter; separators ``-``, space, ``·``, ``.`` act as blanks). This "constrained
-   CTC greedy decode" (Graves et al. 2006 CTC; alphabet restriction as in OpenALPR/fast-plate-ocr
-   plate-specific alphabets) removes CJK / punctuation mis-reads that a post-hoc character filter
-   would only delete.
+3. :class:`PlateReader` - by default (``Settings.ocr_engine = "plate"``) the fast-plate-ocr plate
+   recogniser of :mod:`dashcam.platerec` (CCT-XS v1 global, per-slot softmax over ``0-9A-Z``),
+   two crops per plate with their slot probabilities averaged, region plate formats applied over
+   those probabilities (constrained decoding). ``"rapidocr"``: PaddleOCR PP-OCRv6 text recogniser
+   (CTC) as shipped in the ``rapidocr`` wheel (ONNX on onnxruntime), run by us and decoded with
+   the alphabet **restricted to [A-Z0-9]** (lower-case letter probability folded into the
+   upper-case letter; separators ``-``, space, ``·``, ``.`` act as blanks): a "constrained CTC
+   greedy decode" (Graves et al. 2006 CTC; alphabet restriction as in OpenALPR/fast-plate-ocr
+   plate-specific alphabets), with 4 trimmed crop variants, the most confident kept.
 
-Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 CPU cores, region format priors
-on): plate capture 98.2%, exact end-to-end read EU 90.7% / US 82.0% (EU 100% when ``O``=``0`` and
-``I``=``1``: the labels themselves disagree on those glyphs). Remaining US errors are recogniser
-errors on US fonts (first-character ``4``->``L``, ``5``->``B``, ``W``->``N``, a cut first
-character); a plate-specific recogniser would be the next step (docs/performance.md has what was
-tried). Per-clip video reads (plates-video): 25 of 26 labelled plates come out exactly once.
+Measured (``bench/accuracy.py images``, 165 openalpr photos, 2 shared CPU cores, default settings:
+no region known, no prior): plate capture 98.2%, exact end-to-end read EU 92.6% / US 91.0% (EU
+100% when ``O``=``0`` and ``I``=``1``: the labels themselves disagree on those glyphs); PP-OCR read
+EU 90.7% / US 82.0% with per-region priors. OCR cost per plate read 18.6x lower than PP-OCR's 4
+variants (``bench/accuracy.py ocr``). docs/performance.md has what was tried.
 
 Thread safety: the model objects are cached per process and are **not** thread-safe; use one
 :class:`VehicleTracker` / :class:`PlateDetector` / :class:`PlateReader` per worker thread, or
@@ -50,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,7 @@ from dashcam.models import (
     yolo_onnx_at_imgsz,
 )
 from dashcam.records import BBox
-from dashcam.vote import apply_format_prior
+from dashcam.vote import apply_format_prior, plausible_plate
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashcam.records import PlateRead
@@ -87,6 +88,10 @@ MIN_VEHICLE_WIDTH_PX = 32  # narrower vehicles cannot carry a readable plate: sk
 # reading 4 variants and keeping the most confident gains another ~2 pt (EU folded 96 -> 100%).
 PLATE_CROP_MARGIN = (0.03, -0.10)
 PLATE_CROP_VARIANTS = ((0.03, -0.10), (0.05, -0.05), (0.03, -0.15), (0.08, -0.10))
+# The plate recogniser (ocr_engine "plate") wants context instead: of 8 margins and 20 variant sets
+# measured on the 162 captured plates-images plates, the slot probabilities of these two crops
+# averaged read best (US 93.5% exact vs 81.5% for PP-OCR's 4 variants; docs/performance.md)
+PLATE_MODEL_VARIANTS = ((0.08, 0.10), (0.15, 0.30))
 
 log = logging.getLogger(__name__)
 
@@ -432,12 +437,15 @@ class CloseupPlateTracker:
 class PlateText:
     """One OCR result: ``text`` normalised ``[A-Z0-9]`` (may be ``""``), ``raw_text`` the
     unconstrained greedy decode of the same recogniser output, ``conf`` in [0, 1] (mean of the
-    per-character probabilities of ``text``; 0 when empty), ``char_confs`` per character."""
+    per-character probabilities of ``text``; 0 when empty), ``char_confs`` per character;
+    ``slots``: for the plate recogniser, its per-slot probabilities in the compact JSON form of
+    :func:`dashcam.platerec.slots_to_json` (``None`` for PP-OCR)."""
 
     text: str
     raw_text: str
     conf: float
     char_confs: tuple[float, ...] = ()
+    slots: list | None = field(default=None, compare=False)
 
 
 _SEPARATORS = ("-", " ", "·", ".", "•", "=", ":", "_", "—", "–")
@@ -522,8 +530,9 @@ class _ConstrainedRec:
 class PlateReader:
     """Read plate text from a plate crop.
 
-    ``settings.ocr_engine``: ``"rapidocr"`` (default; PP-OCRv6 rec from the rapidocr wheel,
-    constrained decode, see module docstring) or ``"paddleocr"`` (PaddleOCR 3.x
+    ``settings.ocr_engine``: ``"plate"`` (default; the fast-plate-ocr plate recogniser of
+    :mod:`dashcam.platerec`, crops ``PLATE_MODEL_VARIANTS`` averaged per slot), ``"rapidocr"``
+    (PP-OCRv6 rec from the rapidocr wheel, constrained CTC decode, see module docstring) or ``"paddleocr"`` (PaddleOCR 3.x
     ``TextRecognition(model_dir=settings.model_dir / "paddleocr_rec")``; the ``paddleocr``
     package is imported lazily and a clear ``ImportError`` is raised if it is missing).
     Not thread-safe.
@@ -532,7 +541,11 @@ class PlateReader:
     def __init__(self, settings: "Settings"):
         self.settings = settings
         self.engine = settings.ocr_engine
-        if self.engine == "rapidocr":
+        if self.engine == "plate":
+            from dashcam.platerec import load_plate_recognizer
+
+            self._plate = load_plate_recognizer(settings)
+        elif self.engine == "rapidocr":
             self._rec = _ConstrainedRec()
         elif self.engine == "paddleocr":
             try:
@@ -556,22 +569,54 @@ class PlateReader:
         """OCR one plate crop (``(h, w, 3)`` uint8 BGR, e.g. from :func:`crop_plate`)."""
         return self.read_many([plate_crop_bgr])[0]
 
+    @property
+    def variants(self) -> tuple[tuple[float, float], ...]:
+        """The crop margins this engine reads each plate box with (see :meth:`read_boxes`)."""
+        return PLATE_MODEL_VARIANTS if self.engine == "plate" else PLATE_CROP_VARIANTS
+
     def read_boxes(
         self,
         image_bgr: np.ndarray,
         plate_bboxes: list[BBox],
-        variants: tuple[tuple[float, float], ...] = PLATE_CROP_VARIANTS,
+        variants: tuple[tuple[float, float], ...] | None = None,
+        regions: tuple[str, ...] = (),
     ) -> list[PlateText]:
         """OCR plates given by boxes (image pixels) with test-time crop variants: each box is
-        cropped with every ``(x, y)`` margin of ``variants`` (see :func:`crop_plate`), all crops
-        are recognised in batches, and per box the most confident reading is kept. Cost:
-        ~``len(variants)`` x 6-20 ms per plate on 2 CPU cores (batched)."""
+        cropped with every ``(x, y)`` margin of ``variants`` (default :attr:`variants`; see
+        :func:`crop_plate`). Plate recogniser: the crops' slot probabilities are averaged per box
+        and decoded once, with the plate formats of ``regions`` (constrained decoding,
+        :func:`dashcam.platerec.decode_slots`; ``()`` = as read). PP-OCR: the most confident
+        variant is kept (``regions`` is applied by the caller, :func:`dashcam.vote.apply_format_prior`).
+        Cost per plate on 2 CPU cores: plate recogniser ~2-4 ms per crop, PP-OCR ~6-20 ms per crop."""
         if not plate_bboxes:
             return []
+        variants = self.variants if variants is None else variants
+        if self.engine == "plate":
+            return self._read_boxes_plate(image_bgr, plate_bboxes, variants, regions)
         crops = [crop_plate(image_bgr, b, m) for b in plate_bboxes for m in variants]
         outs = self.read_many(crops)
         k = len(variants)
         return [max(outs[i * k : (i + 1) * k], key=lambda o: o.conf) for i in range(len(plate_bboxes))]
+
+    def _read_boxes_plate(self, image_bgr, plate_bboxes, variants, regions) -> list[PlateText]:
+        from dashcam.platerec import decode_slots, mean_slots, slots_to_json
+
+        crops = [crop_plate(image_bgr, b, m) for b in plate_bboxes for m in variants]
+        ok = [min(c.shape[:2]) >= 4 for c in crops]
+        probs = self._plate.probs([c for c, g in zip(crops, ok) if g])
+        it = iter(probs)
+        per_crop = [next(it) if g else None for g in ok]
+        k, rec, out = len(variants), self._plate, []
+        for i in range(len(plate_bboxes)):
+            ps = [p for p in per_crop[i * k : (i + 1) * k] if p is not None]
+            if not ps:
+                out.append(PlateText("", "", 0.0))
+                continue
+            p = mean_slots(ps)
+            read = decode_slots(p, rec.alphabet, rec.pad, ())
+            d = decode_slots(p, rec.alphabet, rec.pad, regions) if regions else read
+            out.append(PlateText(d.text, read.text, d.conf, d.char_confs, slots_to_json(p, rec.alphabet, rec.pad)))
+        return out
 
     def read_many(self, crops: list[np.ndarray]) -> list[PlateText]:
         """OCR several crops in batches of 6 (one recogniser call per batch). Empty or
@@ -583,7 +628,15 @@ class PlateReader:
         # No upscaling: the recogniser resizes to 48 px height itself; cubic pre-upscaling of
         # small crops measured neutral-to-worse (-2 pt US) on plates-images.
         prepped = [np.ascontiguousarray(crops[i]) for i in ok]
-        if self.engine == "rapidocr":
+        if self.engine == "plate":
+            from dashcam.platerec import decode_slots, slots_to_json
+
+            rec = self._plate
+            outs = []
+            for p in rec.probs(prepped):
+                d = decode_slots(p, rec.alphabet, rec.pad, ())
+                outs.append(PlateText(d.text, d.text, d.conf, d.char_confs, slots_to_json(p, rec.alphabet, rec.pad)))
+        elif self.engine == "rapidocr":
             outs = self._rec(prepped)
         else:  # paddleocr
             outs = []
@@ -672,7 +725,13 @@ def read_image(path: Path | str, settings: "Settings") -> list[dict]:
     one extra plate-detector call per photo. When no vehicle is found, the image also runs at
     the small plate input (as :class:`CloseupPlateTracker` does in video): a plate spanning most
     of the image is boxed whole there, and that box replaces 640-pass boxes lying inside it.
-    Each plate is OCR'd from :func:`crop_plate`.
+    When all of that finds nothing, the image is tried **as a plate image** (a tight crop such as
+    the archive's own plate crops): letterboxed into a canvas ``LETTERBOX_SCALE`` x its size so
+    the detector sees a plate at its usual scale, and, if still nothing, read whole when its
+    aspect is plate-like (``PLATE_ASPECT``; then ``plate_conf`` is 0.0, and the result is kept only
+    when it reads as a plausible plate with ``text_conf`` >= ``WHOLE_IMAGE_MIN_CONF``). Each plate is OCR'd from
+    :func:`crop_plate`, with the plate formats of :func:`dashcam.region.plate_priors` (no GPS
+    here: an explicit setting, else the country of ``camera_tz`` / this machine's timezone).
 
     Returns a list of dicts, best plate-detector confidence first::
 
@@ -715,19 +774,27 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
             parts = [f for f in found if _ioa(f[0], pb) >= 0.8]
             if parts or all(iou(pb, f[0]) < 0.3 for f in found):
                 found = [f for f in found if not any(f is p for p in parts)] + [(pb, pc, None)]
+    if not found:
+        found = _plate_image(img, pdet)
     t2 = time.perf_counter()
-    texts = reader.read_boxes(img, [f[0] for f in found])
+    from dashcam.region import plate_priors
+
+    regions = plate_priors(settings)  # explicit setting, else camera_tz's / this machine's country
+    texts = reader.read_boxes(img, [f[0] for f in found], regions=regions)
     t3 = time.perf_counter()
     if timings is not None:
         for k, v in (("vehicles", t1 - t0), ("plates", t2 - t1), ("ocr", t3 - t2)):
             timings[k] = timings.get(k, 0.0) + 1000 * v
     out = []
     for (pb, pc, vb), t in zip(found, texts):
+        if pc == 0.0 and vb is None and (t.conf < WHOLE_IMAGE_MIN_CONF or not plausible_plate(t.text)):
+            continue  # the whole image read as a plate (_plate_image), and it does not read as one
         out.append(
             {
                 "plate_bbox": [round(v, 1) for v in pb],
                 "plate_conf": round(pc, 4),
-                "text": apply_format_prior(t.text, settings.plate_formats) if t.text else "",
+                # the plate recogniser decoded with the regions' formats already (constrained)
+                "text": t.text if reader.engine == "plate" or not t.text else apply_format_prior(t.text, regions),
                 "raw_text": t.raw_text,
                 "text_conf": round(t.conf, 4),
                 "car_bbox": [round(v, 1) for v in vb] if vb is not None else None,
@@ -735,6 +802,43 @@ def read_array(img: np.ndarray, settings: "Settings", timings: dict | None = Non
         )
     out.sort(key=lambda d: -d["plate_conf"])
     return out
+
+
+# An image in which nothing was found is tried as a plate image (a tight crop): it is placed in
+# the middle of a grey canvas LETTERBOX_SCALE x its size, so that the plate detector sees a plate
+# at the scale it was trained on (a plate filling its input is not found: measured on the
+# archive's own crops); if that finds nothing either and the image is plate-shaped (width /
+# height in PLATE_ASPECT, single- and two-line plates), the whole image is read as the plate.
+LETTERBOX_SCALE = 3.0
+LETTERBOX_FILL = 114  # grey, the ultralytics letterbox colour
+PLATE_ASPECT = (1.2, 6.5)
+# ... and kept only when the recogniser reads it as a plausible plate at least this confidently:
+# whole photos and road frames with no plate read as a plate give 0.10-0.13 (measured on the 3
+# uncaptured plates-images photos and highway frames), real plate crops > 0.9
+WHOLE_IMAGE_MIN_CONF = 0.5
+
+
+def _plate_image(img: np.ndarray, pdet: "PlateDetector") -> list[tuple[BBox, float, BBox | None]]:
+    """Plates of an image on which vehicle and whole-image passes found none (see
+    ``LETTERBOX_SCALE``): ``[(plate_bbox, plate_conf, None)]`` in ``img`` pixels; the whole image
+    with ``plate_conf`` 0.0 when only its shape says it is a plate; ``[]`` otherwise."""
+    h, w = img.shape[:2]
+    cw, ch = int(round(w * LETTERBOX_SCALE)), int(round(h * LETTERBOX_SCALE))
+    side = max(cw, ch)
+    ox, oy = (side - w) // 2, (side - h) // 2
+    canvas = np.full((side, side, 3), LETTERBOX_FILL, np.uint8)
+    canvas[oy : oy + h, ox : ox + w] = img
+    out: list[tuple[BBox, float, BBox | None]] = []
+    for small in (False, True):
+        for pb, pc in pdet.detect(canvas, small=small):
+            bb = clip_bbox((pb[0] - ox, pb[1] - oy, pb[2] - ox, pb[3] - oy), w, h)
+            if bb[2] - bb[0] >= 4 and bb[3] - bb[1] >= 4 and all(iou(bb, f[0]) < 0.3 for f in out):
+                out.append((bb, pc, None))
+        if out:
+            return out
+    if PLATE_ASPECT[0] <= w / max(h, 1) <= PLATE_ASPECT[1]:
+        return [((0.0, 0.0, float(w), float(h)), 0.0, None)]
+    return []
 
 
 def _ioa(inner: BBox, outer: BBox) -> float:
@@ -774,6 +878,7 @@ def _plate_reads(frame_bgr, items, texts, frame_idx: int, pts_s: float) -> list[
                 text=t.text,
                 raw_text=t.raw_text,
                 text_conf=t.conf,
+                slot_probs=t.slots,
                 plate_area=float((pb[2] - pb[0]) * (pb[3] - pb[1])),
                 sharpness=plate_sharpness(crop_plate(frame_bgr, pb)),
             )

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,7 +26,7 @@ class _App(typer.Typer):
             db = sys.modules.get("dashcam.db")
             if db is None or not isinstance(exc, db.DatabaseError):
                 raise
-            console.print(f"[red]error:[/] {_first_line(exc)}", soft_wrap=True, highlight=False)
+            console.print("[red]error:[/] " + escape(_first_line(exc)), soft_wrap=True, highlight=False)
             sys.exit(1)
 
 
@@ -96,7 +97,7 @@ def ingest(
         else:
             good.append(v)
     for b in bad:
-        console.print(f"[red]error:[/] {b}", soft_wrap=True, highlight=False)
+        console.print("[red]error:[/] " + escape(b), soft_wrap=True, highlight=False)
     if not good:
         raise typer.Exit(2)
     if gpx is not None:
@@ -108,7 +109,7 @@ def ingest(
         try:  # before any analysis (the date hint only stands in for date-less NMEA here)
             load_track_file(gpx, settings.gps_max_gap_s, date_hint=date.today())
         except GpsError as exc:
-            console.print(f"[red]error:[/] --gpx {gpx}: {_first_line(exc)}", soft_wrap=True, highlight=False)
+            console.print("[red]error:[/] " + escape(f"--gpx {gpx}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
             raise typer.Exit(2)
 
     from dashcam.archive import sweep_stale_tmp
@@ -127,7 +128,6 @@ def ingest(
 
     from dashcam.pipeline import add_progress_listener
     from dashcam.prefect_local import OWNER_TAG, LocalApiServer, crash_orphaned_runs, owner_tag
-    from flows.ingest import IngestError
     from flows.ingest import ingest as ingest_flow
 
     server = None
@@ -135,7 +135,7 @@ def ingest(
         try:
             server = LocalApiServer().start()
         except RuntimeError as exc:
-            console.print(f"[red]error:[/] {_first_line(exc)} (set PREFECT_API_URL to use a running server)",
+            console.print("[red]error:[/] " + escape(f"{_first_line(exc)} (set PREFECT_API_URL to use a running server)"),
                           soft_wrap=True, highlight=False)
             raise typer.Exit(1)
         os.environ["PREFECT_API_URL"] = server.api_url
@@ -181,12 +181,8 @@ def ingest(
         for s in summaries:  # under the table, on stdout like it
             for w in s.warnings:
                 Console().print(f"warning: {Path(s.path).name}: {w}", soft_wrap=True, highlight=False, markup=False)
-    if not state.is_completed():
-        if isinstance(result, IngestError):
-            for f in result.failures:
-                console.print(f"[red]failed:[/] {f}", soft_wrap=True, highlight=False)
-        else:
-            console.print(f"[red]ingest failed:[/] {result}", soft_wrap=True, highlight=False)
+    if not state.is_completed():  # IngestError: "N of M videos failed:" + one line per failed video
+        console.print("[red]ingest failed:[/] " + escape(str(result)), soft_wrap=True, highlight=False)
         raise typer.Exit(1)
     if bad:
         raise typer.Exit(1)
@@ -221,12 +217,13 @@ def plates(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """List stored plate events."""
+    """List stored plate events (from the deployed results DB when PREFECT_API_URL is set)."""
     from dashcam.db import make_engine, query_events
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _require_existing_db(settings.db_url, _db_origin(settings))
-    engine = make_engine(settings.db_url)
+    if sum(x is not None for x in (plate, fuzzy, regex)) > 1:
+        console.print("[red]error:[/] use only one of --plate, --fuzzy, --regex")
+        raise typer.Exit(2)
+    engine = make_engine(_reader_db_url(data_dir, database_url))
     try:
         searched = fuzzy is not None or regex is not None  # dashcam.search (docs/search.md)
         if searched:
@@ -270,6 +267,23 @@ def _fmt(v) -> str:
     return "" if v is None else f"{v:.6f}"
 
 
+def _reader_db_url(data_dir: Path | None, database_url: str | None) -> str:
+    """The results DB a read command (``plates``, ``web``) uses, said on stderr with where it came
+    from: the given URL / data dir, else the deployed DB from the Prefect blocks when
+    ``PREFECT_API_URL`` is set (:func:`dashcam.settings.resolve_database`). A config error or a
+    SQLite file that does not exist ends the command with one line (exit 1)."""
+    from dashcam.settings import DatabaseConfigError, redact_url, resolve_database
+
+    try:
+        url, source = resolve_database(_settings(data_dir=data_dir, database_url=database_url))
+    except DatabaseConfigError as exc:
+        console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
+        raise typer.Exit(1)
+    _require_existing_db(url, source)
+    console.print(f"results DB: {redact_url(url)} ({source})", soft_wrap=True, markup=False, highlight=False)
+    return url
+
+
 def _require_existing_db(url: str, where: str) -> None:
     """Read commands: a SQLite results DB (``url``; ``where``: why that one) that does not exist
     is an error (a mistyped DASHCAM_DATA_DIR / --data-dir / URL), not a new empty database."""
@@ -277,16 +291,9 @@ def _require_existing_db(url: str, where: str) -> None:
 
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        console.print(f"[red]error:[/] no results database at {path} ({where}): it does not exist; "
-                      "check the path, or run dashcam ingest first", soft_wrap=True, highlight=False)
+        console.print("[red]error:[/] " + escape(f"no results database at {path} ({where}): it does not exist; "
+                      "check the path, or run dashcam ingest first"), soft_wrap=True, highlight=False)
         raise typer.Exit(1)
-
-
-def _db_origin(settings) -> str:
-    """Where ``settings.db_url`` came from, for messages."""
-    if settings.db_url != f"sqlite:///{Path(settings.data_dir) / 'dashcam.db'}":
-        return "from --database-url / DASHCAM_DATABASE_URL"
-    return f"default in data dir {settings.data_dir} (--data-dir / DASHCAM_DATA_DIR)"
 
 
 @app.command()
@@ -315,7 +322,7 @@ def read(
         try:
             found = read_image(image, settings)
         except (OSError, ValueError) as exc:
-            console.print(f"[red]error:[/] {image}: {_first_line(exc)}", soft_wrap=True, highlight=False)
+            console.print("[red]error:[/] " + escape(f"{image}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
             failed += 1
             continue
         if as_json:
@@ -343,7 +350,7 @@ def deploy(
 
     slug = register(raw_dir, gpu_concurrency=gpu_concurrency, zombie_after_s=zombie_after_s)
     Console().print("registered pools gpu/server, blocks 'dashcam', deployments ingest/ingest, analyze-video/gpu, "
-                    "archive-video/server, finalize-video/server and the crash-recovery automations")
+                    "archive-video/server, finalize-video/server, retention/daily and the crash-recovery automations")
     print(f"set on every worker: PREFECT_DEFAULT_RESULT_STORAGE_BLOCK={slug}".replace("=", "= "))
 
 
@@ -448,6 +455,147 @@ def watch_cmd(
 
 
 # --------------------------------------------------------------------------------------------
+# storage (issue 16): keep marks, retention, the storage report, clip export
+
+
+def _gb(n: int | None) -> str:
+    """Bytes for people: GB (1e9) from 1 GB, else MB (1e6)."""
+    if n is None:
+        return "-"
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+@app.command("keep")
+def keep_cmd(
+    video_id: Annotated[str, typer.Argument(help="The video's id (dashcam events shows it).")],
+    unkeep: Annotated[bool, typer.Option("--unkeep", help="Clear the mark: retention may delete the raw file again.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Mark a video's raw file "keep": retention never deletes it (--unkeep clears the mark)."""
+    from dashcam.db import make_engine
+    from dashcam.storage import set_keep
+
+    engine = make_engine(_settings(data_dir=data_dir, database_url=database_url).db_url)
+    try:
+        found = set_keep(engine, video_id, not unkeep)
+    finally:
+        engine.dispose()
+    if not found:
+        console.print(f"[red]error:[/] no video {video_id!r} in the database")
+        raise typer.Exit(1)
+    Console().print(f"{video_id}: {'no longer kept' if unkeep else 'kept (retention never deletes its raw file)'}")
+
+
+@app.command("retention")
+def retention_cmd(
+    apply: Annotated[bool, typer.Option("--apply/--dry-run", help="Delete (--apply) or only list what would go (--dry-run, the default).")] = False,
+    raw_keep_days: Annotated[Optional[float], typer.Option("--raw-keep-days", envvar="DASHCAM_RAW_KEEP_DAYS", help="Days a finalized, archived raw file is kept.")] = None,
+    raw_max_gb: Annotated[Optional[float], typer.Option("--raw-max-gb", envvar="DASHCAM_RAW_MAX_GB", help="Disk budget of the raw tier in GB (1e9 bytes).")] = None,
+    archive_keep_days: Annotated[Optional[float], typer.Option("--archive-keep-days", envvar="DASHCAM_ARCHIVE_KEEP_DAYS", help="Days an archive video copy is kept (default: forever).")] = None,
+    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier measured for the budget.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the files kept and why.")] = False,
+) -> None:
+    """Apply the storage retention policy (docs/storage.md) without Prefect; one line per file."""
+    import logging
+
+    from dashcam.db import make_engine
+    from dashcam.storage import apply_retention, plan_retention
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    settings = _settings(raw_keep_days=raw_keep_days, raw_max_gb=raw_max_gb, archive_keep_days=archive_keep_days,
+                         raw_dir=raw_dir, data_dir=data_dir, database_url=database_url)
+    out = Console()
+    engine = make_engine(settings.db_url)
+    try:
+        plan = plan_retention(engine, settings)
+        todo = [d for d in plan if d.action != "keep"]
+        if not apply:
+            for d in todo:
+                out.print(f"would {d.action} {d.tier} {d.path} ({_gb(d.size_bytes)}): {d.reason}", soft_wrap=True, highlight=False)
+        else:
+            for d in todo:  # one at a time: each line is printed (and flushed) right after its deletion
+                for done in apply_retention(engine, settings, [d]):
+                    verb = "deleted" if done.action == "delete" else "recorded gone"
+                    out.print(f"{verb} {done.tier} {done.path} ({_gb(done.size_bytes)}): {done.reason}", soft_wrap=True, highlight=False)
+                    sys.stdout.flush()
+    finally:
+        engine.dispose()
+    if verbose:
+        for d in plan:
+            if d.action == "keep":
+                out.print(f"keep {d.tier} {d.path}: {d.reason}", soft_wrap=True, highlight=False)
+    freed = sum(d.size_bytes for d in todo if d.action == "delete")
+    out.print(f"{'applied' if apply else 'dry run'}: {len(todo)} files, {_gb(freed)}; "
+              f"{sum(1 for d in plan if d.protected)} protected", highlight=False)
+
+
+@app.command("storage")
+def storage_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier (the folder the camera files land in).")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Used space per tier (raw, heavy output, archive), what retention would free, the protected set."""
+    from dashcam.storage import storage_report
+
+    rep = storage_report(_settings(raw_dir=raw_dir, data_dir=data_dir, database_url=database_url))
+    if as_json:
+        print(json.dumps(rep, indent=1, default=str))
+        return
+    out = Console()
+    t = Table(title="storage")
+    for c in ("tier", "path", "used", "retention would free"):
+        t.add_column(c)
+    free = rep["retention"]["would_free_bytes"]
+    tiers = rep["tiers"]
+    t.add_row("raw", str(tiers["raw"]["path"] or "(ingested files)"), _gb(tiers["raw"]["bytes"]), _gb(free["raw"]))
+    t.add_row("heavy output (work)", tiers["work"]["path"], _gb(tiers["work"]["bytes"]), "-")
+    t.add_row("archive", tiers["archive"]["path"],
+              f"{_gb(tiers['archive']['bytes'])} (video {_gb(tiers['archive']['video_bytes'])})", _gb(free["archive"]))
+    out.print(t)
+    r = rep["retention"]
+    out.print(f"policy: raw_keep_days={r['raw_keep_days']:g} raw_max_gb={r['raw_max_gb']} "
+              f"archive_keep_days={r['archive_keep_days']}; videos: {rep['videos']}", highlight=False, soft_wrap=True)
+    if rep["protected"]:
+        p = Table(title="protected (never deleted automatically)")
+        for c in ("video_id", "path", "why", "size"):
+            p.add_column(c)
+        for x in rep["protected"]:
+            p.add_row(x["video_id"], x["path"], x["reason"], _gb(x["size_bytes"]))
+        out.print(p)
+
+
+@app.command("clip")
+def clip_cmd(
+    event_id: Annotated[str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, as `dashcam events --json` shows).")],
+    before: Annotated[float, typer.Option("--before", help="Seconds before the event.")] = 10.0,
+    after: Annotated[float, typer.Option("--after", help="Seconds after the event.")] = 10.0,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Cut the moment of a plate event from the archive copy (or the raw file while it exists);
+    front and rear side by side when both recordings of the moment are ingested."""
+    from dashcam.archive import ArchiveError
+    from dashcam.clip import ClipError, export_clip
+    from dashcam.db import make_engine
+
+    engine = make_engine(_settings(data_dir=data_dir, database_url=database_url).db_url)
+    try:
+        res = export_clip(engine, event_id, before_s=before, after_s=after, out=out_path)
+    except (ClipError, ArchiveError, ValueError) as exc:
+        console.print(f"[red]error:[/] {_first_line(exc)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+    finally:
+        engine.dispose()
+    Console().print(f"wrote {res['path']}: {res['duration_s']:.2f} s {res['width']}x{res['height']} "
+                    f"from {', '.join(res['sources'])}", soft_wrap=True, highlight=False)
+
+
 # Watch lists, alerts, corrections, notes (issue 15; dashcam.watch_lists, docs/alerts.md)
 
 watchlist_app = typer.Typer(help="Watch lists: plates (or * ? patterns, /regex/) to be told about.", no_args_is_help=True)
@@ -457,16 +605,24 @@ app.add_typer(alerts_app, name="alerts")
 
 
 def _engine(data_dir, database_url, *, existing: bool = False):
+    """The results DB of the watch-list/correction commands, resolved as the read commands do
+    (:func:`_reader_db_url`; ``existing``: a missing SQLite file is an error)."""
     from dashcam.db import make_engine
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
     if existing:
-        _require_existing_db(settings.db_url, _db_origin(settings))
-    return make_engine(settings.db_url)
+        return make_engine(_reader_db_url(data_dir, database_url))
+    from dashcam.settings import DatabaseConfigError, resolve_database
+
+    try:
+        url, _ = resolve_database(_settings(data_dir=data_dir, database_url=database_url))
+    except DatabaseConfigError as exc:
+        console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
+        raise typer.Exit(1)
+    return make_engine(url)
 
 
 def _bad_input(exc: BaseException) -> None:
-    console.print(f"[red]error:[/] {_first_line(exc)}", soft_wrap=True, highlight=False, markup=True)
+    console.print("[red]error:[/] " + escape(_first_line(exc)), soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -677,8 +833,8 @@ def _prefect_call(what: str, fn):
     except (typer.Exit, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - httpx / Prefect errors: one line for the user
-        console.print(f"[red]error:[/] {what}: {type(exc).__name__}: {_first_line(exc)} "
-                      "(is PREFECT_API_URL set to your Prefect server?)", soft_wrap=True, highlight=False, markup=True)
+        console.print("[red]error:[/] " + escape(f"{what}: {type(exc).__name__}: {_first_line(exc)} "
+                      "(is PREFECT_API_URL set to your Prefect server?)"), soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -715,12 +871,12 @@ def alerts_add(
             try:
                 doc = client.read_block_document_by_name(bname, btype)
             except ObjectNotFound:
-                console.print(f"[red]error:[/] no Prefect block {block} (create it in the Prefect UI or with "
-                              "Python, see docs/alerts.md; list them with prefect block ls)", highlight=False)
+                console.print("[red]error:[/] " + escape(f"no Prefect block {block} (create it in the Prefect UI or with "
+                              "Python, see docs/alerts.md; list them with prefect block ls)"), highlight=False)
                 raise typer.Exit(2) from None
             if client.read_automations_by_name(auto_name):
-                console.print(f"[red]error:[/] an automation named {auto_name!r} exists; remove it first or pass --name",
-                              highlight=False, markup=True)
+                console.print("[red]error:[/] " + escape(f"an automation named {auto_name!r} exists; remove it first or pass --name"),
+                              highlight=False)
                 raise typer.Exit(2)
             return alert_automation(auto_name, doc.id, watchlist=watchlist, plate=plate_n).create()
 
@@ -759,10 +915,43 @@ def alerts_remove(name: Annotated[str, typer.Argument(help="The alert's name (da
             return len(found)
 
     if not _prefect_call(f"removing alert {name}", delete):
-        console.print(f"[red]error:[/] no alert named {name!r} (dashcam alerts list)", highlight=False, markup=True)
+        console.print("[red]error:[/] " + escape(f"no alert named {name!r} (dashcam alerts list)"), highlight=False)
         raise typer.Exit(1)
     console.print(f"removed alert {name!r}", highlight=False, markup=False)
 
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("web")
+def web_cmd(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs DASHCAM_WEB_TOKEN.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="The archive folder (the only folder media is served from).")] = None,
+) -> None:
+    """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
+    from dashcam.web.security import is_loopback
+
+    settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir)
+    token = settings.web_token.get_secret_value() if settings.web_token else ""
+    if not is_loopback(host) and not token:
+        console.print(f"[red]Refusing to listen on {host}: set DASHCAM_WEB_TOKEN (an access token) to serve beyond this machine.[/red]")
+        raise typer.Exit(2)
+    import uvicorn
+    from pydantic import SecretStr
+
+    from dashcam.db import DatabaseError
+    from dashcam.web import create_app
+
+    settings = settings.model_copy(update={"database_url": SecretStr(_reader_db_url(data_dir, database_url))})
+
+    try:
+        web_app = create_app(settings)
+    except DatabaseError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"dashcam web on http://{host}:{port}/ ({'login with the access token' if token else 'no login'})")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)

@@ -148,6 +148,13 @@ class Video(DashcamTable, table=True):
     ingested_at: datetime = Field(sa_type=UTCDateTime)
     # NULL: decoded cleanly; else one line: where decoding stopped and why (events before it kept)
     damage: str | None = None
+    # Storage (migration 0005, dashcam.storage): archive verification, retention, keep mark
+    archive_verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    archive_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)  # archive video copy
+    archive_images_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)  # crops + thumbnails
+    raw_deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    archive_deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    keep: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class Vehicle(DashcamTable, table=True):
@@ -530,8 +537,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def _video_row(info: VideoInfo, n_events: int, archive_path: str | None, now: datetime,
-               damage: str | None = None) -> dict:
+               damage: str | None = None, archive_check: dict | None = None) -> dict:
+    check = archive_check or {}
     return {
+        "archive_verified_at": check.get("archive_verified_at"),
+        "archive_bytes": check.get("archive_bytes"),
+        "archive_images_bytes": check.get("archive_images_bytes"),
         "id": info.video_id,
         "path": info.path,
         "size_bytes": info.size_bytes,
@@ -638,7 +649,7 @@ def _upsert_video(conn: sa.Connection, row: dict) -> None:
 
 def save_video(
     engine: Engine, info: VideoInfo, events: list[PlateEvent], archive_path: str | None,
-    route: dict | None = None, *, damage: str | None = None,
+    route: dict | None = None, *, damage: str | None = None, archive_check: dict | None = None,
 ) -> int:
     """Store one video and its events idempotently, in ONE transaction; return ``len(events)``.
 
@@ -652,7 +663,11 @@ def save_video(
     heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
     row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is.
     ``damage``: one line when the video decoded only in part (``AnalyzeResult.damage``), stored in
-    ``videos.damage``; None (clean) stores NULL, also over an older value. The video's
+    ``videos.damage``; None (clean) stores NULL, also over an older value. ``archive_check``: the
+result of :func:`dashcam.storage.verify_archive` for ``archive_path`` (``archive_verified_at``
+UTC datetime, ``archive_bytes``, ``archive_images_bytes``), stored on the row; None stores NULLs
+(not verified: retention never deletes its raw file). ``keep`` and the retention columns are
+left as they are. The video's
     ``corrections`` are re-applied to the new rows in the same transaction
     (:func:`dashcam.watch_lists.apply_corrections`). Writers of the same video are serialised by the row lock taken
     by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
@@ -675,7 +690,7 @@ def save_video(
             conn.execution_options(sqlite_begin="IMMEDIATE")
         try:
             trans = conn.begin()
-            _upsert_video(conn, _video_row(info, len(events), archive_path, now, damage))
+            _upsert_video(conn, _video_row(info, len(events), archive_path, now, damage, archive_check))
             created = dict(
                 conn.execute(
                     sa.select(VEHICLES.c.id, VEHICLES.c.created_at).where(VEHICLES.c.video_id == info.video_id)

@@ -316,12 +316,33 @@ def _crop_quality(r: PlateRead) -> float:
     return r.text_conf * r.plate_conf * float(np.sqrt(r.plate_area)) * float(np.log1p(r.sharpness))
 
 
-def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[PlateEvent]:
+def track_priors(info: VideoInfo, reads: list[PlateRead], settings: Settings, track=None) -> tuple[str, ...]:
+    """The plate-format regions for one track's ``reads`` (:func:`dashcam.region.plate_priors`):
+    an explicit ``settings.plate_formats``; else (``auto``) the country at the GPS position of
+    ``track`` (a :class:`dashcam.gps.GpsTrack` or None) at the reads' median pts (video clock,
+    corrected by the track's clock offset as :func:`align_gps` does); else the country of
+    ``settings.camera_tz``; else ``()``."""
+    from dashcam.region import plate_priors
+
+    lat = lon = None
+    if track is not None and reads and tuple(settings.plate_formats) == ("auto",):
+        pts = sorted(r.pts_s for r in reads)[len(reads) // 2]
+        fix = track.at_video(info.recording_start + timedelta(seconds=pts))
+        if fix is not None:
+            lat, lon = fix.lat, fix.lon
+    return plate_priors(settings, lat, lon)
+
+
+def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings, track=None) -> list[PlateEvent]:
     """Vote each track's reads into at most one :class:`PlateEvent`.
 
     A track yields an event only when :func:`dashcam.vote.vote_track` returns a reading with
     confidence >= ``settings.min_plate_confidence`` (see that module for the rule); ``ts`` is the
-    recording start plus the best read's pts.
+    recording start plus the best read's pts. The vote's plate-format prior is per track
+    (:func:`track_priors`: explicit setting, else the country at the ``track``'s GPS position,
+    else ``camera_tz``'s country, else none). The heavy flow votes once without GPS (stage
+    ``vote``) and, when ``plate_formats`` is ``auto`` and a GPS track is found, again with it
+    (stage ``gps``): re-voting reads only the small reads/tracks records, never frames.
     """
     from dashcam.vote import track_alternatives, vote_track
 
@@ -332,7 +353,8 @@ def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> 
         by_track.setdefault(r.track_id, []).append(r)
     events: list[PlateEvent] = []
     for track_id, track_reads in sorted(by_track.items()):
-        vote = vote_track(track_reads, min_reads=settings.min_reads, priors=settings.plate_formats)
+        priors = track_priors(info, track_reads, settings, track)
+        vote = vote_track(track_reads, min_reads=settings.min_reads, priors=priors)
         if vote is None or vote.confidence < settings.min_plate_confidence:
             continue
         best = vote.best_read
@@ -350,35 +372,94 @@ def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> 
     return _merge_duplicate_plates(events, info.fps)
 
 
-MERGE_GAP_S = 10.0
+MERGE_GAP_S = 10.0  # the same plate again after the vehicle was out of view longer than this: a new event
+NEAR_GAP_S = 1.0  # near-duplicate plates: their tracks overlap or touch (gap <= this)
+NEAR_EDIT = 1  # near-duplicate: at most this many edits (rapidfuzz Levenshtein, O/0 I/1 folded)
+MIN_SUBSTRING = 3  # a truncated reading: at least this many characters, inside the other reading
+
+
+def similar_plates(a: str, b: str) -> bool:
+    """Could plate texts ``a`` and ``b`` be readings of one plate? Equal after folding O/0, I/1;
+    or one is a truncation of the other (``NB23`` in ``XSNB23``: a substring of at least
+    ``MIN_SUBSTRING`` characters, from a plate box that cut off a group); or they are at most
+    ``NEAR_EDIT`` edits apart (rapidfuzz Levenshtein) and both have at least 5 characters."""
+    from rapidfuzz.distance import Levenshtein
+
+    from dashcam.vote import fold
+
+    fa, fb = fold(a), fold(b)
+    if fa == fb:
+        return True
+    short, long_ = sorted((fa, fb), key=len)
+    if len(short) >= MIN_SUBSTRING and short in long_:
+        return True
+    return len(short) >= 5 and Levenshtein.distance(fa, fb, score_cutoff=NEAR_EDIT) <= NEAR_EDIT
+
+
+def _near_in_image(a: PlateEvent, b: PlateEvent) -> bool:
+    """The two events' vehicle boxes (at their best reads, source pixels) overlap, or their
+    centres are less than the wider box's width apart."""
+    ax, ay = (a.car_bbox[0] + a.car_bbox[2]) / 2, (a.car_bbox[1] + a.car_bbox[3]) / 2
+    bx, by = (b.car_bbox[0] + b.car_bbox[2]) / 2, (b.car_bbox[1] + b.car_bbox[3]) / 2
+    w = max(a.car_bbox[2] - a.car_bbox[0], b.car_bbox[2] - b.car_bbox[0], 1.0)
+    ix = min(a.car_bbox[2], b.car_bbox[2]) - max(a.car_bbox[0], b.car_bbox[0])
+    iy = min(a.car_bbox[3], b.car_bbox[3]) - max(a.car_bbox[1], b.car_bbox[1])
+    return (ix > 0 and iy > 0) or ((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5 < w
+
+
+def _support(e: PlateEvent) -> float:
+    return e.plate_confidence * e.n_reads
+
+
+def _merged_text(a: PlateEvent, b: PlateEvent) -> PlateEvent:
+    """The event whose text is kept: of a truncation and the full reading, the longer one (a
+    dropped character or group is the common error, as in :func:`dashcam.vote.vote_track`);
+    otherwise the better supported (``plate_confidence x n_reads``)."""
+    fa, fb = a.final_plate, b.final_plate
+    if len(fa) != len(fb) and (fa in fb or fb in fa):
+        return a if len(fa) > len(fb) else b
+    return a if _support(a) >= _support(b) else b
 
 
 def _merge_duplicate_plates(events: list[PlateEvent], fps: float) -> list[PlateEvent]:
-    """Merge events of the same plate text whose frame spans lie within ``MERGE_GAP_S`` seconds.
+    """One event per vehicle within a video. Two events are merged when
 
-    A tracker can split one vehicle into two tracks (occlusion, a missed detection); the same
-    plate seen again within seconds is one sighting. The more confident event is kept, with the
-    union of the frame span and the summed reads. The same plate seen minutes apart stays two
-    sightings (two places).
+    * their plates are the same (O/0, I/1 folded) and their frame spans lie within
+      ``MERGE_GAP_S`` seconds (a tracker that split one vehicle into two tracks: occlusion, a
+      missed detection); the same plate after a longer absence is a new sighting (a new event);
+    * or their plates are near-duplicates (:func:`similar_plates`: a truncation such as ``NB23``
+      of ``XSNB23``, or one edit apart) **and** their tracks overlap or touch in time (gap <=
+      ``NEAR_GAP_S``) **and** in the image (:func:`_near_in_image`): one vehicle read twice.
+
+    The kept event is the one whose text wins (:func:`_merged_text`), with the union of the frame
+    spans and the summed reads.
     """
-    gap = MERGE_GAP_S * fps
+    gap, near_gap = MERGE_GAP_S * fps, NEAR_GAP_S * fps
     merged: list[PlateEvent] = []
     for e in sorted(events, key=lambda e: e.first_frame_idx):
-        prev = next((m for m in reversed(merged) if m.final_plate == e.final_plate), None)
-        if prev is None or e.first_frame_idx - prev.last_frame_idx > gap:
-            merged.append(e)
-            continue
-        merged.remove(prev)
-        a, b = prev, e
-        keep, other = (a, b) if a.plate_confidence >= b.plate_confidence else (b, a)
-        keep = keep.model_copy(update={
-            "n_reads": a.n_reads + b.n_reads,
-            "alternatives": _merge_alternatives(a.alternatives, b.alternatives),
-            "first_frame_idx": min(a.first_frame_idx, b.first_frame_idx),
-            "last_frame_idx": max(a.last_frame_idx, b.last_frame_idx),
-        })
-        merged.append(keep)
+        while True:
+            prev = next((m for m in reversed(merged) if _same_vehicle(m, e, gap, near_gap)), None)
+            if prev is None:
+                break
+            merged.remove(prev)
+            keep = _merged_text(prev, e)
+            e = keep.model_copy(update={
+                "n_reads": prev.n_reads + e.n_reads,
+                "alternatives": _merge_alternatives(prev.alternatives, e.alternatives),
+                "first_frame_idx": min(prev.first_frame_idx, e.first_frame_idx),
+                "last_frame_idx": max(prev.last_frame_idx, e.last_frame_idx),
+            })
+        merged.append(e)
     return sorted(merged, key=lambda e: (e.frame_idx, e.track_id))
+
+
+def _same_vehicle(a: PlateEvent, b: PlateEvent, gap: float, near_gap: float) -> bool:
+    from dashcam.vote import fold
+
+    apart = max(a.first_frame_idx, b.first_frame_idx) - min(a.last_frame_idx, b.last_frame_idx)
+    if fold(a.final_plate) == fold(b.final_plate):
+        return apart <= gap
+    return apart <= near_gap and similar_plates(a.final_plate, b.final_plate) and _near_in_image(a, b)
 
 
 def _merge_alternatives(a: list, b: list) -> list:

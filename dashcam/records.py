@@ -56,6 +56,8 @@ class PlateRead(BaseModel):
     plate_area: float  # plate bbox area in source pixels (crop quality signal)
     sharpness: float  # variance of Laplacian of the grey plate crop
     crop_path: str | None = None  # full-resolution plate crop written by analyze (best per track)
+    # plate recogniser only: per-slot probabilities, [{char: p}] with the pad as "" (dashcam.platerec)
+    slot_probs: list[dict[str, float]] | None = None
 
 
 class TrackSummary(BaseModel):

@@ -37,6 +37,11 @@ Rule (:func:`vote_track`)
    ``US`` writes ``O`` as ``0`` (one glyph on US plates; the OpenALPR US convention). Priors only
    ever choose between look-alikes; disable with ``priors=()``. The same prior is applied to
    single-photo reads (:func:`dashcam.alpr.read_array`).
+   **Plate-recogniser reads** (``PlateRead.slot_probs`` set, :mod:`dashcam.platerec`): instead of
+   steps 4-5 on the characters, the ``text_conf``-weighted mean of the length-``L`` reads' slot
+   probabilities is decoded once with the formats of ``priors`` (constrained decoding,
+   :func:`dashcam.platerec.decode_slots`). Callers pass the priors of where the vehicle was
+   (:func:`dashcam.pipeline.track_priors`; ``Settings.plate_formats`` ``auto`` is resolved there).
 6. **Confidence** in ``[0, 1]``::
 
        agree_i   = share of positions where read i (length L) matches the final class
@@ -100,16 +105,34 @@ class PlateFormat:
 
 
 # Current national formats (Wikipedia, "Vehicle registration plates of <country>", 2026):
-# FR (SIV 2009), IT (1994) and SK (1997-2022) LL-DDD-LL; UK (2001) LLDD-LLL; ES (2000)
+# FR (SIV 2009), IT (1994) and SK (1997-2022) LL-DDD-LL; GB (2001) LLDD-LLL; ES (2000)
 # DDDD-LLL; BE (2010) D-LLL-DDD; CZ (2001) DLD-DDDD; PL district + serial LL-DDDDD / LLL-DDDD;
 # SE LLL-DDD / LLL-DDL. Germany, Austria and Switzerland have variable-length codes: no
 # pattern (their reads are left as read). NL issues no vowels, so its letter slots never get O/I.
+# "EU" is the union of the European patterns (for a user who drives in several of these
+# countries). Which country's formats apply by default comes from where the car is
+# (dashcam.region, Settings.plate_formats = "auto").
+_EU_COUNTRY_PATTERNS = {
+    "FR": ("LLDDDLL",), "IT": ("LLDDDLL",), "SK": ("LLDDDLL",), "GB": ("LLDDLLL",), "ES": ("DDDDLLL",),
+    "BE": ("DLLLDDD",), "CZ": ("DLDDDDD",), "PL": ("LLDDDDD", "LLLDDDD"), "SE": ("LLLDDD", "LLLDDL"),
+}
 PLATE_FORMATS: dict[str, PlateFormat] = {
     "NL": PlateFormat(NL_SIDECODES, letters_o_i=False),
-    "EU": PlateFormat(("LLDDDLL", "LLDDLLL", "DDDDLLL", "DLLLDDD", "DLDDDDD", "LLDDDDD", "LLLDDDD",
-                       "LLLDDD", "LLLDDL")),
+    "EU": PlateFormat(tuple(dict.fromkeys(p for ps in _EU_COUNTRY_PATTERNS.values() for p in ps))),
     "US": PlateFormat((), o_is_zero=True),
+    **{cc: PlateFormat(ps) for cc, ps in _EU_COUNTRY_PATTERNS.items()},
 }
+
+
+def formats_of(regions: Sequence[str]) -> list[PlateFormat]:
+    """The :class:`PlateFormat` of each region name (keys of :data:`PLATE_FORMATS`); raises
+    ``ValueError`` naming an unknown region."""
+    out = []
+    for r in regions:
+        if r not in PLATE_FORMATS:
+            raise ValueError(f"unknown plate format region {r!r} (known: {', '.join(PLATE_FORMATS)})")
+        out.append(PLATE_FORMATS[r])
+    return out
 
 
 @dataclass(frozen=True)
@@ -183,11 +206,7 @@ def apply_format_prior(text: str, regions: Sequence[str] = ("NL",)) -> str:
     slots where candidates disagree keep the character as read. With no candidate the text is
     unchanged, except that a region with ``o_is_zero`` (US) writes every ``O`` as ``0``.
     Raises ``ValueError`` for an unknown region."""
-    fmts = []
-    for r in regions:
-        if r not in PLATE_FORMATS:
-            raise ValueError(f"unknown plate format region {r!r} (known: {', '.join(PLATE_FORMATS)})")
-        fmts.append(PLATE_FORMATS[r])
+    fmts = formats_of(regions)
     pats = [(p, f.letters_o_i) for f in fmts for p in f.patterns if len(p) == len(text)]
     ft = fold(text)
     cand = [(p, oi) for p, oi in pats if _fits(ft, p)]
@@ -209,6 +228,19 @@ def apply_format_prior(text: str, regions: Sequence[str] = ("NL",)) -> str:
     if any(fm.o_is_zero for fm in fmts):
         return text.replace("O", "0")
     return text
+
+
+def _slot_decode(same: list[PlateRead], priors: Sequence[str]) -> str | None:
+    """Plate-recogniser reads (all of ``same`` carry ``slot_probs`` of one slot count): the
+    ``text_conf``-weighted mean of their per-slot probabilities, decoded once with the formats
+    of ``priors`` (:func:`dashcam.platerec.decode_slots`, constrained decoding). ``None`` when
+    any read has no slot evidence (PP-OCR reads: the character vote decides)."""
+    if not same or any(not r.slot_probs for r in same) or len({len(r.slot_probs) for r in same}) != 1:
+        return None
+    from dashcam.platerec import CANON_ALPHABET, CANON_PAD, decode_slots, mean_slots, slots_from_json
+
+    m = mean_slots([slots_from_json(r.slot_probs) for r in same], [r.text_conf for r in same])
+    return decode_slots(m, CANON_ALPHABET, CANON_PAD, tuple(priors)).text or None
 
 
 def _quality(r: PlateRead) -> float:
@@ -251,7 +283,10 @@ def vote_track(
         shares.append(cls_w[win] / sum(cls_w.values()))
         chars.append(max(raw_w[win], key=lambda k: (raw_w[win][k], k)))
     final = "".join(chars)
-    if priors:
+    slotted = _slot_decode(same, priors)
+    if slotted is not None:  # plate-recogniser reads: decode the mean slot evidence once
+        final = slotted
+    elif priors:
         final = apply_format_prior(final, priors)
     ffinal = fold(final)
 

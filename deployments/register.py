@@ -9,10 +9,12 @@
 3. a LocalFileSystem block ``dashcam-results`` on the NAS for persisted task results, which
    make finished stages show as Cached when a run is resumed;
 4. the deployments in deployments/prefect.yaml (``prefect deploy --all``);
-5. two automations that give crash recovery on a self-hosted server:
-   * *dashcam: crash zombie flow runs* - a flow run that stops sending heartbeats
-     (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` on the workers) for ``ZOMBIE_AFTER_S`` is marked
-     Crashed (the recipe of Prefect's "detect zombie flows" guide);
+5. three automations that give crash recovery on a self-hosted server:
+   * *dashcam: crash zombie flow runs (pool gpu|server)* - a flow run of that pool's flows that
+     stops sending heartbeats (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` on the workers) for
+     ``ZOMBIE_AFTER_S`` is marked Crashed with a message saying that pool's worker (or its
+     machine) died (the recipe of Prefect's "detect zombie flows" guide; one automation per pool
+     because an automation's message is fixed text);
    * *dashcam: reschedule crashed ingest* - a Crashed run of deployment ``ingest/ingest`` is put
      back to Scheduled (AwaitingRetry) so the ``server`` worker starts it again; the flow itself
      refuses to start more than ``flows.ingest.MAX_PARENT_RUNS`` times (automations have no cap),
@@ -29,8 +31,20 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# a run is a zombie after this long without heartbeats: 3 heartbeats (PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+# = 30 s), so one late or lost heartbeat is not a crash; `dashcam deploy --zombie-after-s`
 ZOMBIE_AFTER_S = 90
 RESULTS_BLOCK = "dashcam-results"
+# the flows each pool's worker runs (deployments/prefect.yaml; ingest-video runs inside ingest)
+POOL_FLOWS = {"gpu": ["analyze-video"], "server": ["ingest", "ingest-video", "archive-video", "finalize-video"]}
+RETIRED_AUTOMATIONS = ["dashcam: crash zombie flow runs"]  # names used by older versions
+
+
+def zombie_message(pool: str, zombie_after_s: int) -> str:
+    """State message of a run the heartbeat automation marks Crashed: says which worker died."""
+    return (f"worker died: the {pool} worker that ran this flow run (dashcam-worker@{pool}), or its machine, "
+            f"stopped - no heartbeat for {zombie_after_s} s. A crashed stage is started again by its ingest "
+            f"run on a live {pool} worker; a crashed ingest run is rescheduled.")
 
 
 def ensure_work_pools(gpu_concurrency: int | None = 1) -> None:
@@ -64,20 +78,23 @@ def ensure_automations(zombie_after_s: int = ZOMBIE_AFTER_S) -> None:
 
     wanted = [
         Automation(
-            name="dashcam: crash zombie flow runs",
-            description="Mark flow runs Crashed when their heartbeats stop (worker or machine died).",
+            name=f"dashcam: crash zombie flow runs (pool {pool})",
+            description=f"Mark flow runs of pool {pool} Crashed when their heartbeats stop (worker or machine died).",
             trigger=EventTrigger(
                 after={"prefect.flow-run.heartbeat"},
                 expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
                         "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
                 match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": flows}),
                 for_each={"prefect.resource.id"},
                 posture=Posture.Proactive,
                 threshold=1,
                 within=timedelta(seconds=zombie_after_s),
             ),
-            actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {zombie_after_s} s")],
-        ),
+            actions=[ChangeFlowRunState(state=StateType.CRASHED, message=zombie_message(pool, zombie_after_s))],
+        )
+        for pool, flows in POOL_FLOWS.items()
+    ] + [
         Automation(
             name="dashcam: reschedule crashed ingest",
             description="Start a crashed ingest parent again; it re-attaches to its finished children.",
@@ -93,19 +110,21 @@ def ensure_automations(zombie_after_s: int = ZOMBIE_AFTER_S) -> None:
                                         message="rescheduled after a crash by dashcam automation")],
         ),
     ]
+    for name in [a.name for a in wanted] + RETIRED_AUTOMATIONS:
+        _delete_automations(name)
     for automation in wanted:
-        for old in Automation.read(name=automation.name) if _has_automation(automation.name) else []:
-            old.delete()
         automation.create()
 
 
-def _has_automation(name: str) -> bool:
+def _delete_automations(name: str) -> None:
+    """Delete every automation called ``name`` (``Automation.read`` returns one at a time)."""
     from prefect.automations import Automation
 
-    try:
-        return bool(Automation.read(name=name))
-    except ValueError:
-        return False
+    for _ in range(100):
+        try:
+            Automation.read(name=name).delete()
+        except ValueError:  # none (left) of that name
+            return
 
 
 def deploy_flows(code_dir: Path = ROOT) -> None:

@@ -13,7 +13,7 @@ running:
 * ``dashcam ingest`` (in-process): the subflows are called directly in this process.
 * deployed (``prefect deployment run ingest/ingest``): the parent runs on pool ``server`` and
   starts each stage's deployment with ``run_deployment`` (linked as subflow runs in the UI),
-  with an idempotency key per (parent run, video, stage, attempt). A rerun of a crashed parent
+  with an idempotency key per (parent ``ingest`` run, video, stage, attempt). A rerun of a crashed parent
   therefore re-attaches to the children it had started instead of starting them again, and a
   child that failed or crashed is started again up to ``CHILD_ATTEMPTS`` times. See
   docs/deploy.md for retry/resume.
@@ -78,7 +78,7 @@ def analyze_video(path: str, gpx: str | None = None, settings: Settings | None =
     info = stages.probe(path, settings)
     result = stages.analyze(info, settings)
     events = stages.vote(info, result, settings)
-    events, gps_source, warnings = stages.gps(info, events, gpx, settings)
+    events, gps_source, warnings = stages.gps(info, events, gpx, settings, result)  # region-aware re-vote
     return stages.handover(info, result, events, gps_source, warnings)
 
 
@@ -109,12 +109,15 @@ def _run_stage(stage: str, fn, params: dict, settings: Settings | None, video_ke
     for attempt in range(1, CHILD_ATTEMPTS + 1):
         child = run_deployment(
             DEPLOYMENTS[stage], parameters=params, timeout=None, poll_interval=2,
-            idempotency_key=f"{flow_run.id}:{video_key}:{stage}:{attempt}",
+            # the root (the deployed ``ingest`` run, not this ``ingest-video`` subflow, which gets a
+            # new id when a crashed parent is rerun): a rerun re-attaches to the children it started
+            idempotency_key=f"{flow_run.root_flow_run_id}:{video_key}:{stage}:{attempt}",
         )
         if child.state is not None and child.state.is_completed():
             return child.state.result()
-        logger.warning("%s of %s ended %s (attempt %d of %d)", stage, video_key,
-                       child.state.name if child.state else "without state", attempt, CHILD_ATTEMPTS)
+        logger.warning("%s of %s ended %s (attempt %d of %d): %s", stage, video_key,
+                       child.state.name if child.state else "without state", attempt, CHILD_ATTEMPTS,
+                       (child.state.message if child.state else None) or "no message")
     raise RuntimeError(f"{stage} of {video_key} did not complete after {CHILD_ATTEMPTS} attempts")
 
 

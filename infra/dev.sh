@@ -21,6 +21,10 @@ setup_system() {
     if [ "$cmd" = test ] && ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
         pkgs+=(postgresql)
     fi
+    # the web UI's browser tests drive Debian's chromium through Playwright
+    if [ "$cmd" = test ] && ! command -v chromium >/dev/null; then
+        pkgs+=(chromium)
+    fi
     if [ ${#pkgs[@]} -gt 0 ]; then
         echo "installing with apt-get: ${pkgs[*]}"
         as_root apt-get update -qq

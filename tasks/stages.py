@@ -141,12 +141,17 @@ def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[Pla
 
 
 @task(name="gps")
-def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings) -> tuple[list[PlateEvent], str | None, list[str]]:
+def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings,
+        result: AnalyzeResult | None = None) -> tuple[list[PlateEvent], str | None, list[str]]:
     """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps_sources),
     interpolate WGS84 lat/lon, speed and heading at each event's ts, and write the simplified
     route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events,
     the track's source label (None without GPS) and one-line warnings (a corrupt sidecar: logged
     as a warning of the run and shown in the summary). Damaged GPS never fails the video.
+
+    With ``result`` (the analyze records) and ``plate_formats`` ``auto``, the events are first
+    voted again with the plate formats of the country where each vehicle was seen
+    (:func:`dashcam.pipeline.build_events` with the track): the region-aware final reading.
     """
     from dashcam.gps_sources import find_track
 
@@ -163,6 +168,8 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
         route_path.unlink(missing_ok=True)
         return events, None, problems
     track, source = found
+    if result is not None and tuple(settings.plate_formats) == ("auto",):
+        events = pipeline.build_events(info, result, settings, track=track)
     aligned = pipeline.align_gps(events, track, settings)
     end = info.recording_start + timedelta(seconds=info.duration_s)
     points = pipeline.route_points(track, info.recording_start, end, step_s=1.0)
@@ -218,7 +225,7 @@ def archive(manifest_path: str, settings: Settings) -> str:
     Idempotent: complete archive files are kept, so a retry or rerun redoes only what is missing.
     Writes the events re-pointed at the archive copies to ``events.archived.jsonl``.
     """
-    from dashcam.archive import archive_video, sweep_stale_tmp
+    from dashcam.archive import ArchiveError, archive_video, sweep_stale_tmp
 
     m = _manifest(manifest_path)
     for p in sweep_stale_tmp(Path(settings.archive_dir) / m.info.video_id):  # left by a killed attempt (any machine)
@@ -231,7 +238,19 @@ def archive(manifest_path: str, settings: Settings) -> str:
         crf=settings.archive_crf, preset=settings.archive_preset, min_duration_s=min_duration,
     )
     write_jsonl(m.archived_events_path, archived)
-    get_run_logger().info("archived to %s", video_path)
+    # issue 16: verify the finished copy (0.5 s duration, frame size, crops/thumbnails decode) and
+    # hand the result to persist, which records it on the video (retention needs it)
+    from dashcam.storage import verify_archive
+
+    check_path = m.dir / "archive_check.json"
+    check_path.unlink(missing_ok=True)
+    try:
+        check = verify_archive(m.info, video_path, archived, height=settings.archive_height, min_duration_s=min_duration)
+    except ArchiveError as exc:
+        raise ArchiveError(f"archive verification of video {m.info.video_id} failed: {exc}; the raw file is kept") from exc
+    atomic_write_text(check_path, json.dumps({"archive_path": str(video_path), **check}, default=str))
+    get_run_logger().info("archived to %s (verified: %d bytes video, %d bytes crops/thumbnails)", video_path,
+                          check["archive_bytes"], check["archive_images_bytes"])
     return str(video_path)
 
 
@@ -245,9 +264,17 @@ def persist(manifest_path: str, archive_path: str | None, settings: Settings) ->
     events = read_jsonl(events_path, PlateEvent)
     route_path = m.dir / "route.json"  # written by the gps task (absent: no GPS)
     route = json.loads(route_path.read_text(encoding="utf-8")) if route_path.is_file() else {}  # {}: drop a stale route
+    check_path = m.dir / "archive_check.json"  # written by archive after verify_archive passed
+    check = json.loads(check_path.read_text(encoding="utf-8")) if check_path.is_file() else None
+    if check and archive_path and check.get("archive_path") == archive_path:
+        from datetime import datetime
+
+        check["archive_verified_at"] = datetime.fromisoformat(check["archive_verified_at"])
+    else:
+        check = None  # no (or another) archive copy verified: stored unverified, the raw file stays
     engine = make_engine(settings.db_url)
     try:
-        n = save_video(engine, m.info, events, archive_path, route=route, damage=m.analyze.damage)
+        n = save_video(engine, m.info, events, archive_path, route=route, damage=m.analyze.damage, archive_check=check)
     finally:
         engine.dispose()
     get_run_logger().info("stored %d plate events for video %s", n, m.info.video_id)

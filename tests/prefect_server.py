@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 
-from cluster import LocalCluster, PrefectServer, free_port  # noqa: E402,F401
+from cluster import LocalCluster, PrefectServer, fetch, free_port  # noqa: E402,F401

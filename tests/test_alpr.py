@@ -35,7 +35,7 @@ VIDEOS = shared_dir() / "data" / "plates-video"
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    return Settings(model_dir=model_dir())
+    return Settings(model_dir=model_dir(), camera_tz="UTC")  # UTC: no country, so no region prior
 
 
 def _iou(a, b) -> float:
@@ -80,9 +80,21 @@ def _labels() -> dict[str, dict]:
         "endtoend/us/0b86cecf-67d1-4fc0-87c9-b36b0ee228bb.jpg",
         "endtoend/eu/eu1.jpg",
         "endtoend/eu/eu11.jpg",
+        # misread by PP-OCR on plate fonts (W->N, 4->L, W->07, H->U, a cut first character),
+        # read right by the plate recogniser with no region prior (issue 14)
+        "endtoend/us/wts-lg-000087.jpg",  # 383WJP
+        "endtoend/us/wts-lg-000146.jpg",  # 4EEU387
+        "endtoend/us/wts-lg-000169.jpg",  # 47366J1
+        "endtoend/us/wts-lg-000189.jpg",  # FK4W3L
+        "endtoend/us/wts-lg-000013.jpg",  # DH5X9P
+        "endtoend/us/car9-7.jpg",  # ASV9218
+        "endtoend/eu/test_036.jpg",  # RK708AI
+        "endtoend/eu/test_060.jpg",  # BA302OZ
     ],
 )
 def test_read_image_labelled_photos(rel, settings):
+    """Default settings (plate recogniser, ``plate_formats`` auto; the fixture's ``camera_tz``
+    UTC names no country, so no region prior: what a new user anywhere gets without GPS)."""
     row = _labels()[rel]
     res = read_image(IMAGES / rel, settings)
     gt = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
@@ -92,6 +104,31 @@ def test_read_image_labelled_photos(rel, settings):
     assert 0.5 < best["text_conf"] <= 1.0
     assert 0.0 < best["plate_conf"] <= 1.0
     assert set(best) == {"plate_bbox", "plate_conf", "text", "raw_text", "text_conf", "car_bbox"}
+
+
+@pytest.mark.parametrize("rel", ["endtoend/eu/eu1.jpg", "endtoend/us/wts-lg-000087.jpg", "endtoend/us/wts-lg-000169.jpg"])
+def test_tight_plate_crop_reads(rel, settings, tmp_path):
+    """An image that is itself a plate (the labelled box + 4%: a user's crop, an OCR benchmark
+    image) reads as that plate: read_image letterboxes it for the detector, and failing that
+    reads the plate-shaped image whole (issue 14)."""
+    row = _labels()[rel]
+    img = cv2.imread(str(IMAGES / rel))
+    x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+    mx, my = 0.04 * (x2 - x1), 0.04 * (y2 - y1)
+    crop = img[int(max(0, y1 - my)) : int(y2 + my), int(max(0, x1 - mx)) : int(x2 + mx)]
+    cv2.imwrite(str(tmp_path / "plate.png"), crop)
+    res = read_image(tmp_path / "plate.png", settings)
+    assert [d["text"] for d in res] == [normalize_plate(row["plate_text"])]
+    h, w = crop.shape[:2]
+    bx1, by1, bx2, by2 = res[0]["plate_bbox"]
+    assert 0 <= bx1 < bx2 <= w and 0 <= by1 < by2 <= h  # in the crop's own pixels
+
+
+@pytest.mark.parametrize("rel", ["endtoend/us/us2.jpg", "endtoend/us/wts-lg-000163.jpg"])
+def test_photo_without_found_plate_is_not_read_whole(rel, settings):
+    """A car photo on which no plate is found is not passed off as a plate image: read whole,
+    it reads at ~0.1 confidence, below WHOLE_IMAGE_MIN_CONF (no invented plate)."""
+    assert all(d["plate_conf"] > 0.0 for d in read_image(IMAGES / rel, settings))
 
 
 def test_read_image_rejects_non_images(tmp_path, settings):
@@ -212,6 +249,9 @@ def test_onnx_sessions_run_without_thread_spinning(settings):
     for m in (vt.model, pd.image_model, pd.crop_model):
         assert spin(m.predictor.model.backend.session) == "0"
     assert spin(_ConstrainedRec().rec.session.session) == "0"
+    reader = PlateReader(settings)  # the default plate recogniser: loaded once, no spinning
+    assert reader.engine == "plate" and PlateReader(settings)._plate is reader._plate
+    assert spin(reader._plate.rec.model) == "0"
     frame = _frames(VIDEOS / "TrainingSet/Categorie I/Video10_2.avi", 1, 1)[0]
     [[(pb, _)]] = pd.detect_in_vehicles(frame, [max(vt.detect(frame), key=lambda v: v[1])[0]])
     assert PlateReader(settings).read_boxes(frame, [pb])[0].text == "XSNB23"

@@ -195,6 +195,9 @@ def test_save_then_query_returns_all_columns(engine):
         "archive_path": "/archive/vid-a.mp4",
         "n_events": 3,
         "damage": None,
+        # storage (migration 0005): unverified archive, nothing deleted, no keep mark
+        "archive_verified_at": None, "archive_bytes": None, "archive_images_bytes": None,
+        "raw_deleted_at": None, "archive_deleted_at": None, "keep": False,
     }
     assert get_video(engine, "nope") is None
     assert query_events(engine, video_id="nope") == []

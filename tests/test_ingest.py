@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -174,3 +175,25 @@ def test_cli_ingest_then_plates_json(prefect_api, sqlite_url, tmp_path):
     assert event["final_plate"] == "23GSX6"
     assert set(event) >= {"id", "track_id", "video_id", "frame_idx", "ts", "final_plate", "plate_confidence",
                           "car_bbox", "plate_bbox", "created_at", "lat", "lon", "crop_path", "n_reads"}
+
+
+def test_archived_plate_crops_read_back_to_their_plate(prefect_api, sqlite_url, tmp_path):
+    """``dashcam read`` on the plate crops that ingest archived (tight crops: the plate fills the
+    image, where the plate detector alone finds nothing) returns each event's plate."""
+    from dashcam.alpr import read_image
+    from flows.ingest import ingest
+
+    settings = _settings(tmp_path, sqlite_url)
+    clips = [shared_dir() / CLIP, shared_dir() / "data/plates-video/TrainingSet/Categorie III/Video100_2.avi"]
+    ingest([str(c) for c in clips], settings=settings)
+    rows = _rows(sqlite_url)
+    assert len(rows) >= 3  # XSNB23 and the two plates of Video100_2
+    for row in rows:
+        crop = Path(row["crop_path"])
+        assert crop.is_file() and crop.parent.parent.parent == Path(settings.archive_dir)
+        assert [d["text"] for d in read_image(crop, settings)] == [row["final_plate"]], crop.name
+    # and through the CLI, as a user would
+    env = {**os.environ, "DASHCAM_MODEL_DIR": str(model_dir()), "DASHCAM_CAMERA_TZ": "UTC"}
+    out = subprocess.run([str(Path(sys.executable).parent / "dashcam"), "read", str(rows[0]["crop_path"])],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and rows[0]["final_plate"] in out.stdout, out.stderr[-500:]

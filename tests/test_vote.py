@@ -82,6 +82,10 @@ def test_eu_and_us_priors():
 
 
 def test_plate_formats_setting(monkeypatch):
+    monkeypatch.delenv("DASHCAM_PLATE_FORMATS", raising=False)
+    assert Settings().plate_formats == ("auto",)  # the default: from where the car is (dashcam.region)
+    monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "auto")
+    assert Settings().plate_formats == ("auto",)
     monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "US")
     assert Settings().plate_formats == ("US",)
     monkeypatch.setenv("DASHCAM_PLATE_FORMATS", "NL, EU")
@@ -158,3 +162,96 @@ def test_vote_on_real_clip_reads():
 @pytest.mark.parametrize("bad", [[], [_read("XSNB23", 0.0)]])
 def test_vote_nothing_to_vote(bad):
     assert vote_track(bad, min_reads=1) is None
+
+
+# ------------------------------------------------------------------ one event per vehicle
+
+
+def test_similar_plates_rule():
+    from dashcam.pipeline import similar_plates
+
+    assert similar_plates("XSNB23", "NB23")  # first group cut off
+    assert similar_plates("96LKH9", "LKH9")
+    assert similar_plates("XSNB23", "XSNB2")  # last character dropped
+    assert similar_plates("XSNB23", "XSN823")  # one edit
+    assert similar_plates("01XJND", "OIXJND")  # O/0, I/1 folded
+    assert not similar_plates("XSNB23", "GH41KT")
+    assert not similar_plates("XSNB23", "23")  # too short to be a truncation
+    assert not similar_plates("AB12", "AB13")  # one edit on a short plate: two plates
+
+
+def _event(plate, first, last, box=(100, 100, 300, 250), conf=0.9, n=6, track=1):
+    from datetime import datetime, timezone
+
+    from dashcam.records import PlateEvent
+
+    return PlateEvent(video_id="v", track_id=track, frame_idx=first, pts_s=first / 12, ts=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                      final_plate=plate, plate_confidence=conf, car_bbox=box, plate_bbox=box, n_reads=n,
+                      first_frame_idx=first, last_frame_idx=last)
+
+
+def test_merge_rule_time_and_place():
+    from dashcam.pipeline import _merge_duplicate_plates
+
+    fps = 12.0
+    # a truncated reading of the same vehicle, touching in time and place: one event, full text
+    (m,) = _merge_duplicate_plates([_event("XSNB23", 0, 30, n=5), _event("NB23", 31, 40, n=8, track=2)], fps)
+    assert m.final_plate == "XSNB23" and m.n_reads == 13 and (m.first_frame_idx, m.last_frame_idx) == (0, 40)
+    # the same near-duplicate elsewhere in the frame (another car), or 5 s later: kept apart
+    assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("NB23", 20, 40, box=(500, 100, 600, 200), track=2)], fps)) == 2
+    assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("NB23", 90, 100, track=2)], fps)) == 2
+    # the same plate again: within MERGE_GAP_S one sighting, after a longer absence a new event
+    assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("XSNB23", 120, 130, track=2)], fps)) == 1
+    assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("XSNB23", 30 + 11 * 12, 200, track=2)], fps)) == 2
+    # one edit apart, overlapping: the better supported text wins
+    (m,) = _merge_duplicate_plates([_event("XSNB23", 0, 30, n=9), _event("XSN823", 10, 35, n=3, track=2)], fps)
+    assert m.final_plate == "XSNB23" and m.n_reads == 12
+
+
+def test_truncated_duplicate_from_real_reads_is_merged(tmp_path):
+    """Real reads of a real clip (Video171_2, plate 96-LKH-9 filling the frame): the plate
+    detector at 640 boxes only ``LKH-9`` (docs/performance.md, close-up plates), at 320 the whole
+    plate. Replayed as two tracks through the vote, they give a full and a truncated reading of one
+    plate, touching in time and place: build_events keeps one event, the full plate."""
+    from dashcam.alpr import PlateDetector, PlateReader, read_closeup_plates, TrackedVehicle
+    from dashcam.pipeline import build_events
+    from dashcam.records import AnalyzeResult, TrackSummary, VideoInfo, write_jsonl
+    from datetime import datetime, timezone
+
+    data = shared_dir() / "data" / "plates-video"
+    clip = "TrainingSet/Categorie I/Video171_2.avi"
+    s = Settings(model_dir=model_dir(), camera_tz="UTC")
+    pd, rd = PlateDetector(s), PlateReader(s)
+    cap = cv2.VideoCapture(str(data / clip))
+    reads, idx = [], 0
+    tracks: dict[int, list[int]] = {}
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if idx % 2 == 0:
+            for tid, small in ((1, False), (2, True)):
+                found = pd.detect(frame, small=small)[:1]
+                plates = [TrackedVehicle(tid, b, c, -1) for b, c in found]
+                got = read_closeup_plates(frame, plates, rd, idx, idx / 12)
+                reads += got
+                if got:
+                    tracks.setdefault(tid, []).append(idx)
+        idx += 1
+    cap.release()
+    per_track = {t: vote_track([r for r in reads if r.track_id == t], min_reads=2) for t in (1, 2)}
+    texts = {t: v.final_plate for t, v in per_track.items() if v is not None}
+    assert texts.get(2) == "96LKH9" and texts.get(1) and texts[1] != "96LKH9" and texts[1] in "96LKH9", texts
+
+    write_jsonl(tmp_path / "reads.jsonl", reads)
+    write_jsonl(tmp_path / "tracks.jsonl", [TrackSummary(track_id=t, first_frame_idx=f[0], last_frame_idx=f[-1], n_frames=len(f),
+                                                         best_car_bbox=(0, 0, 1, 1), best_frame_idx=f[0]) for t, f in tracks.items()])
+    info = VideoInfo(path=str(data / clip), video_id="v171", size_bytes=1, duration_s=idx / 12, fps=12.0, frame_count=idx,
+                     width=640, height=480, codec="mjpeg", recording_start=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                     recording_start_source="mtime")
+    result = AnalyzeResult(video_id="v171", work_dir=str(tmp_path), reads_path=str(tmp_path / "reads.jsonl"),
+                           tracks_path=str(tmp_path / "tracks.jsonl"), frames_decoded=idx, frames_analyzed=idx // 2,
+                           n_vehicle_detections=0, n_plate_reads=len(reads), wall_s=1.0)
+    events = build_events(info, result, s)
+    assert [e.final_plate for e in events] == ["96LKH9"]
+    assert events[0].n_reads == sum(v.n_reads for v in per_track.values() if v is not None)

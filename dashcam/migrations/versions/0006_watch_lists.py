@@ -1,7 +1,7 @@
 """Watch lists, watch hits, corrections and plate notes (issue 15).
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 
 * ``watchlists`` / ``watch_entries``: named lists of plate texts, ``*``/``?`` patterns or regexes
@@ -12,8 +12,7 @@ Create Date: 2026-12-01
   and where the event was (track, ts, frames) to re-attach it after a re-ingest.
 * ``plate_notes``: notes and tags per plate text.
 
-Down revision 0004 for now: the storage branch adds 0005 from 0003; the integrator re-chains
-this one onto whichever comes last. Hand-written to match dashcam/db.py (checked by
+Chained after 0005 (storage, re-chained after 0004 on main). Hand-written to match dashcam/db.py (checked by
 tests/test_db.py::test_models_match_migrations).
 """
 
@@ -24,7 +23,7 @@ from alembic import op
 
 
 revision: str = "0006"
-down_revision: Union[str, Sequence[str], None] = "0004"
+down_revision: Union[str, Sequence[str], None] = "0005"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
