@@ -827,7 +827,14 @@ ALERT_PREFIX = "dashcam-alert: "
 
 
 def _prefect_call(what: str, fn):
-    """Run a Prefect API call; one-line error (exit 1) when the API is unreachable or refuses."""
+    """Run a Prefect API call; one-line error (exit 1) when no server is configured (an ephemeral
+    API would keep the automation nowhere), or the API is unreachable or refuses."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        console.print("[red]error:[/] " + escape(f"{what}: PREFECT_API_URL is not set; alerts live on a running Prefect "
+                      "server (docs/alerts.md, step 2)"), soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
     try:
         return fn()
     except (typer.Exit, SystemExit):

@@ -238,3 +238,16 @@ def test_cli_watchlist_correct_note(sqlite_url, tmp_path, monkeypatch):
     res = run("watchlist", "remove", "9999", code=1)
     assert "no watch-list entry 9999" in res.output
     eng.dispose()
+
+
+def test_cli_alerts_need_a_prefect_server(monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from dashcam.cli import app
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        res = CliRunner().invoke(app, ["alerts", "list"])
+    assert res.exit_code == 1 and "PREFECT_API_URL is not set" in res.output, res.output
+    res = CliRunner().invoke(app, ["alerts", "add", "--block", "no-slash"])
+    assert res.exit_code == 2 and "--block must be TYPE/NAME" in res.output, res.output
