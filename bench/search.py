@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python bench/search.py [--events 1000000] [--plates 100000] [--queries 200]
-                                     [--backends sqlite,postgresql] [--seed 0] [--work DIR]
+                                     [--backends sqlite,postgresql] [--seed 0] [--work DIR] [--reuse]
+                                     [--kinds exact,wildcard,regex,fuzzy] [--pages 50]
     .venv/bin/python bench/search.py recall [--photo-reads FILE] [--distractors N]
 
 ``latency`` (the default) fills a fresh database per backend with :func:`fill_database` (SQLite in
@@ -16,6 +17,12 @@ synthetic fuzzy recall (is the true plate of a fresh misread in the top 1 / top 
 * ``wildcard``: half ``ABC*`` (3-character prefix), half one or two interior ``?`` of a stored plate;
 * ``regex``: ``/^AB.D/``-style (two-character anchored prefix, a dot, a literal);
 * ``fuzzy``: a fresh synthetic misread (:func:`misread`) of a stored plate, plain text.
+
+``--pages N`` (default 50; 0 skips it) then times the server-side render of the web UI's pages on
+the same database (:func:`time_pages`: :func:`dashcam.web.create_app` in process, Starlette's
+``TestClient``, no network, no Prefect API): the search page for fresh fuzzy misreads, wildcards
+and regexes, the plate page of stored plates, a drive page, and the dashboard, drives and map
+pages, ``N`` requests each, p50 / p95 ms (issue 12's target: every page <= 300 ms).
 
 ``recall`` runs every *misread* photo of ``bench/accuracy.py images`` (captured, read text differs
 from the label) through the fuzzy search against a database of all photo labels (plus
@@ -338,6 +345,82 @@ def time_queries(url: str, queries: dict, truth: dict) -> dict:
     return res
 
 
+PAGE_TARGET_MS = 300.0  # issue 12: every page <= 300 ms server time at 1,000,000 events
+
+
+def time_pages(url: str, queries: dict, n: int, work: Path) -> tuple[dict, list[str]]:
+    """Time ``n`` GET requests of each web UI page against the (migrated) database at ``url``.
+
+    The app is :func:`dashcam.web.create_app` with ``Settings(database_url=url)`` and an empty
+    archive / data folder under ``work`` (no Prefect API, no login), driven in process by
+    ``fastapi.testclient.TestClient``: the time is the server's (routing, SQL, Python, Jinja2
+    render) plus the in-process client's small share, no network. Varying pages take a different
+    query / plate per request from ``queries`` (:func:`make_queries`): ``search fuzzy`` a fresh
+    misread, ``search wildcard`` / ``search regex`` the bench's patterns, ``plate`` the true plate
+    of an exact query; ``drive`` cycles over the newest drives. One untimed warm-up request per
+    page first. Returns ``({page: {"p50", "p95", "max", "cpu_p50", "n", "kib", "status"}},
+    notes)``: ms, process CPU ms, mean body KiB, the status codes seen; ``notes`` says what the
+    synthetic data lacks (e.g. no ``routes`` rows: km 0, no route on the map).
+    """
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+    from urllib.parse import quote, urlencode
+
+    from dashcam.db import ROUTES, VIDEOS, make_engine
+    from dashcam.drives import load_drives
+    from dashcam.settings import Settings
+    from dashcam.web import create_app
+
+    notes = []
+    engine = make_engine(url)  # migrates an older bench database to head (the app never does)
+    try:
+        with engine.connect() as conn:
+            n_videos = conn.execute(sa.select(sa.func.count()).select_from(VIDEOS)).scalar_one()
+            n_routes = conn.execute(sa.select(sa.func.count()).select_from(ROUTES)).scalar_one()
+            drives = load_drives(conn)
+    finally:
+        engine.dispose()
+    if not n_routes:
+        notes.append(f"no routes rows (the synthetic fill writes none): drive km are 0 and the drive page has "
+                     f"no route or speed chart; {n_videos:,} videos grouped into {len(drives):,} drives")
+    home = work / "web"
+    (home / "archive").mkdir(parents=True, exist_ok=True)
+    settings = Settings(database_url=url, data_dir=home, archive_dir=home / "archive")
+    app = create_app(settings, prefect_api_url=None, prefect_ui_url=None)
+    urls: dict[str, list[str]] = {
+        "dashboard /": ["/"],
+        "drives /drives": ["/drives"],
+        "map /map": ["/map"],
+        "search fuzzy": [f"/search?{urlencode({'q': q})}" for q, _ in queries["fuzzy"]],
+        "search wildcard": [f"/search?{urlencode({'q': q})}" for q, _ in queries["wildcard"]],
+        "search regex": [f"/search?{urlencode({'q': q})}" for q, _ in queries["regex"]],
+        "plate /plates/P": [f"/plates/{quote(p)}" for _, p in queries["exact"]],
+    }
+    if drives:
+        urls["drive /drives/ID"] = [f"/drives/{quote(d.id)}" for d in drives[:max(1, n)]]
+    else:
+        notes.append("drive page skipped: no videos rows")
+    res = {}
+    with TestClient(app) as client:
+        for name, us in urls.items():
+            client.get(us[-1])  # warm-up: first-statement costs, template compile
+            ms, cpu, kib, status = [], [], [], set()
+            for i in range(n):
+                t0, c0 = time.perf_counter(), time.process_time()
+                r = client.get(us[i % len(us)])
+                ms.append(1000 * (time.perf_counter() - t0))
+                cpu.append(1000 * (time.process_time() - c0))
+                kib.append(len(r.content) / 1024)
+                status.add(r.status_code)
+            ms.sort()
+            cpu.sort()
+            res[name] = {"p50": statistics.median(ms), "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))], "max": ms[-1],
+                         "cpu_p50": statistics.median(cpu), "n": n, "kib": statistics.mean(kib),
+                         "status": ",".join(str(x) for x in sorted(status))}
+            print(f"  page {name}: p50 {res[name]['p50']:.0f} ms, p95 {res[name]['p95']:.0f} ms", file=sys.stderr, flush=True)
+    return res, notes
+
+
 def _db_size(url: str) -> str:
     import sqlalchemy as sa
 
@@ -365,6 +448,7 @@ def cmd_latency(args) -> int:
     work.mkdir(parents=True, exist_ok=True)
     results = {}
     fills = {}
+    pages: dict[str, tuple[dict, list[str]]] = {}
     for backend in backends:
         with _database(backend, work, reuse=args.reuse) as url:
             meta = work / f"search-{args.events}-{args.plates}-{args.seed}.json"
@@ -381,6 +465,9 @@ def cmd_latency(args) -> int:
             queries = make_queries(seen, args.queries, args.seed)
             queries = {k: v for k, v in queries.items() if k in args.kinds.split(",")}
             results[backend] = time_queries(url, queries, st["truth"])
+            if args.pages:
+                pq = make_queries(seen, args.pages, args.seed + 7)
+                pages[backend] = time_pages(url, pq, args.pages, work / f"pages-{backend}")
     load = os.getloadavg()[0]
     t = Table(title=f"search_events at {args.events:,} events / {args.plates:,} plates, {args.queries} queries per kind, "
                     f"limit 50 (load average at the end {load:.1f} on {os.cpu_count()} CPUs; CPU = this process: "
@@ -394,6 +481,19 @@ def cmd_latency(args) -> int:
                       f"{r['cpu_p95']:.1f}", f"{r['mean_total']:.0f}",
                       f"{r['top1']:.1%}" if recall else "-", f"{r['top5']:.1%}" if recall else "-")
     console.print(t)
+    if pages:
+        pt = Table(title=f"web UI page render (server side, in-process TestClient), {args.pages} requests per page, "
+                         f"target <= {PAGE_TARGET_MS:.0f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        for c in ("backend", "page", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "KiB", "status", "<= 300 ms"):
+            pt.add_column(c, justify="right")
+        for backend, (res, notes) in pages.items():
+            for name, r in res.items():
+                pt.add_row(backend, name, f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['cpu_p50']:.1f}",
+                           f"{r['kib']:.0f}", r["status"], "yes" if r["p95"] <= PAGE_TARGET_MS else "NO")
+        console.print(pt)
+        for backend, (_, notes) in pages.items():
+            for note in notes:
+                console.print(f"  {backend}: {note}", highlight=False)
     f = Table(title="fill")
     for c in ("backend", "events", "readings", "variants", "texts", "generate s", "fill s", "size"):
         f.add_column(c, justify="right")
@@ -553,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--reuse", action="store_true",
                        help="SQLite: time the database an earlier run with the same --work/--events/--plates/--seed left")
         p.add_argument("--kinds", default="exact,wildcard,regex,fuzzy")
+        p.add_argument("--pages", type=int, default=50,
+                       help="requests per web UI page for the page-render timings (0: skip them)")
     rp = sub.add_parser("recall", help="fuzzy recall on the misread photos of bench/accuracy.py images")
     rp.add_argument("--photo-reads", help="JSON cache of the photo reads (made if missing)")
     rp.add_argument("--distractors", type=int, default=1_000_000)
