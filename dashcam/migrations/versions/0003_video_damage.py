@@ -20,11 +20,13 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
+# plain ADD/DROP COLUMN (not batch mode, which would recreate ``videos`` on SQLite and trip the
+# foreign keys of its events); SQLite >= 3.35 drops columns natively
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("videos") as batch:
-        batch.add_column(sa.Column("damage", sa.String(), nullable=True))
+    op.add_column("videos", sa.Column("damage", sa.String(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("videos") as batch:
-        batch.drop_column("damage")
+    op.drop_column("videos", "damage")

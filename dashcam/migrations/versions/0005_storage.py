@@ -26,18 +26,21 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
+# Plain ADD/DROP COLUMN, not batch mode: on SQLite batch mode recreates ``videos`` (DROP TABLE
+# videos), which the foreign keys of ``vehicles``/``routes`` refuse on any database that holds
+# events. SQLite >= 3.35 has ALTER TABLE ... DROP COLUMN natively.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("videos") as batch:
-        batch.add_column(sa.Column("archive_verified_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("archive_bytes", sa.BigInteger(), nullable=True))
-        batch.add_column(sa.Column("archive_images_bytes", sa.BigInteger(), nullable=True))
-        batch.add_column(sa.Column("raw_deleted_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("archive_deleted_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("keep", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("videos", sa.Column("archive_verified_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("videos", sa.Column("archive_bytes", sa.BigInteger(), nullable=True))
+    op.add_column("videos", sa.Column("archive_images_bytes", sa.BigInteger(), nullable=True))
+    op.add_column("videos", sa.Column("raw_deleted_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("videos", sa.Column("archive_deleted_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("videos", sa.Column("keep", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("videos") as batch:
-        for c in ("keep", "archive_deleted_at", "raw_deleted_at", "archive_images_bytes", "archive_bytes",
-                  "archive_verified_at"):
-            batch.drop_column(c)
+    for c in ("keep", "archive_deleted_at", "raw_deleted_at", "archive_images_bytes", "archive_bytes",
+              "archive_verified_at"):
+        op.drop_column("videos", c)
