@@ -56,6 +56,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
+import sys
+
 import numpy as np
 
 from dashcam.models import (
@@ -673,14 +675,17 @@ def image_size(path: Path | str) -> tuple[int, int] | None:
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
+    # ultralytics replaces PIL.Image.open (ultralytics.utils.patches.image_open): on a file Pillow
+    # cannot identify it tries to pip-install pi-heif and import it. Use Pillow's own opener.
+    opener = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            with opener(p) as im:
                 w, h = im.size
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"image too large: {p}: {exc}".split(", could be")[0]) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError):
         return None
     if w * h > MAX_IMAGE_PIXELS:
         raise ImageReadError(f"image too large: {p} is {w}x{h} = {w * h} pixels (limit {MAX_IMAGE_PIXELS})")

@@ -140,21 +140,11 @@ def protection(path: str | os.PathLike) -> str | None:
 
 
 def watch_hit_videos(conn: sa.Connection) -> set[str]:
-    """Video ids a watch-list hit points at (table ``watch_hits``, added by the watch-list
-    branch); empty when the table does not exist. Uses its ``video_id`` column, else
-    ``vehicle_id`` joined to ``vehicles.video_id``."""
-    insp = sa.inspect(conn)
-    if not insp.has_table("watch_hits"):
-        return set()
-    cols = {c["name"] for c in insp.get_columns("watch_hits")}
-    if "video_id" in cols:
-        rows = conn.execute(sa.text("SELECT DISTINCT video_id FROM watch_hits WHERE video_id IS NOT NULL"))
-    elif "vehicle_id" in cols:
-        rows = conn.execute(sa.text("SELECT DISTINCT v.video_id FROM watch_hits w JOIN vehicles v ON v.id = w.vehicle_id"))
-    else:
-        log.warning("table watch_hits has neither video_id nor vehicle_id: its hits cannot protect files")
-        return set()
-    return {r[0] for r in rows}
+    """Video ids that a watch-list hit (table ``watch_hits``, :mod:`dashcam.watch_lists`) points
+    at: their raw files are protected from automatic deletion."""
+    from dashcam.db import WatchHit
+
+    return set(conn.execute(sa.select(WatchHit.video_id).distinct()).scalars())
 
 
 # --------------------------------------------------------------------------------------------

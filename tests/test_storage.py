@@ -220,33 +220,19 @@ def test_raw_deleted_only_when_finalized_verified_and_old(tree):
 
 
 def test_watch_hit_file_survives(tree):
-    with tree.engine.connect() as conn:
-        if not sa.inspect(conn).has_table("watch_hits"):
-            pytest.skip("table watch_hits (branch a15-watch) is not in this schema yet")
-        cols = {c["name"] for c in sa.inspect(conn).get_columns("watch_hits")}
+    from datetime import datetime, timezone
+
+    from dashcam.db import WatchHit
+    from dashcam.watch_lists import add_entry
+
     hit = tree.add("Movie/2024_0101_110000_0001F.MP4")
-    wh = sa.Table("watch_hits", sa.MetaData(), autoload_with=tree.engine)
-    key = {"video_id": hit["id"]} if "video_id" in cols else {"vehicle_id": f"{hit['id']}:1"}
-    with tree.engine.begin() as conn:
-        conn.execute(sa.insert(wh).values(**key))  # the other columns must have defaults for this to pass
+    entry = add_entry(tree.engine, "XSNB23", label="hit and run")
+    with tree.engine.begin() as conn:  # the row dashcam.watch_lists.match_video stores for a hit
+        conn.execute(sa.insert(WatchHit.__table__).values(
+            entry_id=entry["id"], event_id=f"{hit['id']}:1", video_id=hit["id"], score=1.0,
+            matched_text="XSNB23", created_at=datetime.now(timezone.utc)))
     assert tree.run() == []
     assert hit["path"].exists()
-
-
-def test_watch_hit_query_on_a_watch_hits_table(tmp_path):
-    """The query of :func:`watch_hit_videos` on both shapes the watch-list branch may give the table."""
-    eng = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
-    try:
-        with eng.begin() as conn:
-            assert watch_hit_videos(conn) == set()  # no table: nothing protected, no error
-            conn.execute(sa.text("CREATE TABLE watch_hits (id INTEGER PRIMARY KEY, vehicle_id VARCHAR)"))
-            assert watch_hit_videos(conn) == set()  # a hit whose vehicle is not stored protects nothing
-            conn.execute(sa.text("DROP TABLE watch_hits"))
-            conn.execute(sa.text("CREATE TABLE watch_hits (id INTEGER PRIMARY KEY, video_id VARCHAR)"))
-            conn.execute(sa.text("INSERT INTO watch_hits (video_id) VALUES ('v1'), (NULL)"))
-            assert watch_hit_videos(conn) == {"v1"}
-    finally:
-        eng.dispose()
 
 
 def test_corrupted_archive_copy_keeps_its_raw(tree):
