@@ -161,7 +161,11 @@ class Vehicle(DashcamTable, table=True):
     """One vehicle event with a confident plate (table ``vehicles``, the seed schema)."""
 
     __tablename__ = "vehicles"
-    __table_args__ = (sa.UniqueConstraint("video_id", "track_id", name="uq_vehicles_video_id_track_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("video_id", "track_id", name="uq_vehicles_video_id_track_id"),
+        # per-plate aggregates (most-seen plates, last seen) without reading every row (0007)
+        sa.Index("ix_vehicles_final_plate_ts", "final_plate", "ts"),
+    )
 
     id: str = Field(primary_key=True)  # f"{video_id}:{track_id}"
     track_id: int
