@@ -71,3 +71,21 @@ def sqlite_url(tmp_path: Path) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """A fresh database URL, once per backend: test ids ``[sqlite]`` and ``[postgresql]``."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture(scope="session")
+def prefect_session_server(tmp_path_factory):
+    """ONE real Prefect API server (127.0.0.1) for every in-process flow test of the session,
+    made current with ``temporary_settings``. Two in-process servers in one pytest process do
+    not mix: Prefect keeps process-wide state bound to the first API it talked to, so flows and
+    events of a later test went to the earlier server (the alerts test and the first-resume cache
+    test each failed when the other had created its server first)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_server import PrefectServer
+
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        server.stop()

@@ -39,15 +39,12 @@ ROAD = "data/road-video/udacity_solidWhiteRight.mp4"  # highway 960x540: no read
 
 
 @pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-home")
-    server = PrefectServer(home).start()
-    storage = home / "results"  # one result store for in-process runs and CLI subprocesses
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_LOCAL_STORAGE_PATH: str(storage)}):
-            yield server, storage
-    finally:
-        server.stop()
+def prefect_api(prefect_session_server, tmp_path_factory):
+    """The session's one Prefect server (tests/conftest.py) and one result store for in-process
+    runs and CLI subprocesses."""
+    storage = tmp_path_factory.mktemp("prefect-results")
+    with temporary_settings({PREFECT_API_URL: prefect_session_server.api_url, PREFECT_LOCAL_STORAGE_PATH: str(storage)}):
+        yield prefect_session_server, storage
 
 
 def _env(api, tmp_path: Path, db_url: str, **extra: str) -> dict[str, str]:

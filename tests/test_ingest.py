@@ -28,13 +28,9 @@ TRACK = "data/gps/tracks/gpxpy/around-visnjan-with-car.gpx"
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory):
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield server
-    finally:
-        server.stop()
+def prefect_api(prefect_session_server):
+    """The session's one in-process Prefect server (tests/conftest.py)."""
+    return prefect_session_server
 
 
 def _settings(tmp_path: Path, db_url: str, **kw) -> Settings:
