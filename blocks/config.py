@@ -89,3 +89,18 @@ def load_settings(name: str = DEFAULT_NAME) -> Settings:
         return Settings()
     return Settings(**{**cfg.values, "work_dir": nas.heavy_output, "archive_dir": nas.archive, "database_url": db.url,
                        "raw_dir": nas.raw})
+
+
+def run_settings(settings: "Settings | None" = None) -> "Settings":
+    """The settings of a flow run: ``settings`` when given; on a deployed run (a Prefect
+    deployment id is set) the ones saved in the blocks (:func:`load_settings`); else
+    :class:`dashcam.settings.Settings` from the environment."""
+    from prefect.runtime import deployment
+
+    from dashcam.settings import Settings
+
+    if settings is not None:
+        return settings
+    if deployment.id:
+        return load_settings()
+    return Settings()

@@ -62,13 +62,9 @@ def _name_from_path() -> str:
 
 
 def _settings(settings: Settings | None) -> Settings:
-    if settings is not None:
-        return settings
-    if deployment.id:  # a deployed run: configuration lives in blocks
-        from blocks.config import load_settings
+    from blocks.config import run_settings
 
-        return load_settings()
-    return Settings()
+    return run_settings(settings)
 
 
 @flow(name="analyze-video", flow_run_name=_name_from_path)

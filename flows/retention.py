@@ -10,19 +10,14 @@ would be deleted) and the protected files.
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.runtime import deployment
 
 from dashcam.settings import Settings
 
 
 def _settings(settings: Settings | None) -> Settings:
-    if settings is not None:
-        return settings
-    if deployment.id:  # a deployed run: configuration lives in blocks
-        from blocks.config import load_settings
+    from blocks.config import run_settings
 
-        return load_settings()
-    return Settings()
+    return run_settings(settings)
 
 
 def _gb(n: int) -> str:
