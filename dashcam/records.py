@@ -11,12 +11,17 @@ travel through Prefect as small parameters/results.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
+from dashcam.media.files import atomic_write_text
+
 BBox = tuple[float, float, float, float]
+M = TypeVar("M", bound=BaseModel)
 
 
 class VideoInfo(BaseModel):
@@ -127,15 +132,22 @@ class AnalyzeResult(BaseModel):
     damage: str | None = None
 
 
-def write_jsonl(path: Path, records: list[BaseModel]) -> None:
-    """Write records as JSON lines atomically (temp file + rename)."""
-    from dashcam.archive import atomic_write_text
+def write_jsonl(path: Path, records: Sequence[BaseModel]) -> None:
+    """Write records as JSON lines (one ``model_dump_json()`` per line, UTF-8) atomically
+    (:func:`dashcam.media.files.atomic_write_text`: temp file + fsync + rename).
 
+    Raises:
+        OSError: the write failed (e.g. a full disk); no partial file is left.
+    """
     atomic_write_text(path, "".join(r.model_dump_json() + "\n" for r in records))
 
 
-def read_jsonl(path: Path, model: type[BaseModel]) -> list:
-    """Read JSON lines written by :func:`write_jsonl` into ``model`` instances."""
+def read_jsonl(path: Path, model: type[M]) -> list[M]:
+    """Read JSON lines written by :func:`write_jsonl` into ``model`` instances (blank lines skipped).
+
+    Raises:
+        FileNotFoundError: ``path`` is missing; ``pydantic.ValidationError``: a line is not a ``model``.
+    """
     with open(path, encoding="utf-8") as f:
         return [model.model_validate_json(line) for line in f if line.strip()]
 
