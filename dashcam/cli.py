@@ -104,7 +104,7 @@ def ingest(
         from datetime import date
 
         from dashcam.gps import GpsError
-        from dashcam.gps_sources import load_track_file
+        from dashcam.gps import load_track_file
 
         try:  # before any analysis (the date hint only stands in for date-less NMEA here)
             load_track_file(gpx, settings.gps_max_gap_s, date_hint=date.today())
@@ -367,7 +367,7 @@ def gps_cmd(
     import logging
 
     from dashcam.gps import GpsError, track_to_gpx
-    from dashcam.gps_sources import find_track
+    from dashcam.gps import find_track
     from dashcam.video import VideoError, probe
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -394,7 +394,7 @@ def gps_cmd(
     trk, source = found
     for p in problems:  # e.g. a corrupt sidecar skipped for the track directory's log
         console.print(f"warning: {p}", soft_wrap=True, highlight=False)
-    from dashcam.pipeline import route_points
+    from dashcam.gps import route_points
     from datetime import timedelta
 
     route = route_points(trk, info.recording_start, info.recording_start + timedelta(seconds=info.duration_s))

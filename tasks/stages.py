@@ -143,7 +143,7 @@ def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[Pla
 @task(name="gps")
 def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings,
         result: AnalyzeResult | None = None) -> tuple[list[PlateEvent], str | None, list[str]]:
-    """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps_sources),
+    """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps.sources),
     interpolate WGS84 lat/lon, speed and heading at each event's ts, and write the simplified
     route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events,
     the track's source label (None without GPS) and one-line warnings (a corrupt sidecar: logged
@@ -153,7 +153,7 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
     voted again with the plate formats of the country where each vehicle was seen
     (:func:`dashcam.pipeline.build_events` with the track): the region-aware final reading.
     """
-    from dashcam.gps_sources import find_track
+    from dashcam.gps import align_gps, find_track, route_points
 
     logger = get_run_logger()
     if gpx:
@@ -170,9 +170,9 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
     track, source = found
     if result is not None and tuple(settings.plate_formats) == ("auto",):
         events = pipeline.build_events(info, result, settings, track=track)
-    aligned = pipeline.align_gps(events, track, settings)
+    aligned = align_gps(events, track, settings)
     end = info.recording_start + timedelta(seconds=info.duration_s)
-    points = pipeline.route_points(track, info.recording_start, end, step_s=1.0)
+    points = route_points(track, info.recording_start, end, step_s=1.0)
     atomic_write_text(route_path, json.dumps({"source": source, "points": points}))
     logger.info("GPS from %s (%d points, clock offset %.1f s): %d of %d events positioned, route %d points",
                 source, len(track), track.clock_offset_s, sum(e.lat is not None for e in aligned), len(aligned), len(points))
