@@ -15,6 +15,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dashcam.settings_cli import setting_option
+
+
 class _App(typer.Typer):
     """Typer app whose commands end with a one-line error (exit 1) on a database failure,
     whichever command hit it, instead of a traceback."""
@@ -38,15 +41,24 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="DASHCAM_DATA_DIR", help="Where the default SQLite DB, work and archive folders live.")]
-DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", envvar="DASHCAM_DATABASE_URL", help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://USER:PW@HOST/DB.")]
-ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", envvar="DASHCAM_MODEL_DIR", help="Folder with the model files.")]
+
+# Options that set a Settings field: setting_option() writes the help from the schema
+# (dashcam/settings.py; tests/test_settings.py fails on help written here by hand)
+DataDir = Annotated[Optional[Path], setting_option("data_dir")]
+DatabaseUrl = Annotated[Optional[str], setting_option("database_url")]
+ModelDir = Annotated[Optional[Path], setting_option("model_dir")]
 
 
 def _settings(**overrides):
-    from dashcam.settings import Settings
+    """Settings from the given options (None: not given) over the environment; an invalid value
+    ends the command with one line (exit 2)."""
+    from dashcam.settings import Settings, SettingsError
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        console.print("[red]error:[/] " + escape(str(exc)), soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -62,15 +74,15 @@ def _quiet_prefect(verbose: bool) -> None:
 @app.command()
 def ingest(
     videos: Annotated[list[Path], typer.Argument(help="Dashcam video files (MP4, MOV, AVI, TS).")],
-    gpx: Annotated[Optional[Path], typer.Option(help="GPX track for these videos (default: same-stem .gpx beside each video).")] = None,
+    gpx: Annotated[Optional[Path], setting_option("gpx", note="Used for every video given.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="Where archive copies, plate crops and thumbnails go.")] = None,
-    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", envvar="DASHCAM_WORK_DIR", help="Heavy output (records, crops) per video.")] = None,
+    archive_dir: Annotated[Optional[Path], setting_option("archive_dir")] = None,
+    work_dir: Annotated[Optional[Path], setting_option("work_dir")] = None,
     model_dir: ModelDir = None,
-    detect_fps: Annotated[Optional[float], typer.Option("--detect-fps", envvar="DASHCAM_DETECT_FPS", help="Frames per second of video to analyse.")] = None,
-    archive_height: Annotated[Optional[int], typer.Option("--archive-height", envvar="DASHCAM_ARCHIVE_HEIGHT", help="720 or 540.")] = None,
-    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", envvar="DASHCAM_CAMERA_TZ", help="Timezone of the camera clock in file names ('local' or e.g. Europe/Amsterdam).")] = None,
+    detect_fps: Annotated[Optional[float], setting_option("detect_fps")] = None,
+    archive_height: Annotated[Optional[int], setting_option("archive_height")] = None,
+    camera_tz: Annotated[Optional[str], setting_option("camera_tz")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
 ) -> None:
     """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found.
@@ -334,9 +346,49 @@ def read(
         raise typer.Exit(1)
 
 
+@app.command("config")
+def config_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="The settings in effect as one JSON object (secrets masked).")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings table of docs/configuration.md instead.")] = False,
+    write_doc: Annotated[Optional[Path], typer.Option("--write-doc", help="Rewrite the generated settings table in this Markdown file (docs/configuration.md).")] = None,
+) -> None:
+    """Show the settings in effect (schema defaults < DASHCAM_* environment), with env var and meaning."""
+    from dashcam.settings import env_var, redact_url, secret_fields
+    from dashcam.settings_cli import description, settings_markdown, write_doc as write_settings_doc
+
+    if markdown:
+        sys.stdout.write(settings_markdown(app))
+        return
+    if write_doc is not None:
+        try:
+            changed = write_settings_doc(write_doc, app)
+        except (OSError, ValueError) as exc:
+            console.print("[red]error:[/] " + escape(f"{write_doc}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from None
+        console.print(f"{write_doc}: settings table {'rewritten' if changed else 'already up to date'}", highlight=False)
+        return
+    settings = _settings()
+    values = settings.model_dump(mode="json")
+    values["database_url"] = redact_url(settings.db_url)  # password hidden, the rest is useful
+    if as_json:
+        sys.stdout.write(json.dumps(values, indent=1) + "\n")
+        return
+    table = Table(title="settings (dashcam.settings.Settings; docs/configuration.md)")
+    for col in ("setting", "value", "from", "meaning"):
+        table.add_column(col)
+    secrets = secret_fields()
+    for name, value in values.items():
+        if name in secrets and name != "database_url":
+            shown = "***" if value is not None else ""
+        else:
+            shown = "" if value is None else json.dumps(value) if isinstance(value, bool | list) else str(value)
+        table.add_row(name, shown, env_var(name) if env_var(name) in os.environ else "default", description(name))
+    Console().print(table)
+
+
 @app.command()
 def deploy(
-    raw_dir: Annotated[str, typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="NAS folder the dashcam files land in.")],
+    raw_dir: Annotated[str, setting_option("raw_dir", note="Saved in the NasLayout block.")],
     gpu_concurrency: Annotated[int, typer.Option("--gpu-concurrency", help="Flow runs at once on pool gpu.")] = 1,
     zombie_after_s: Annotated[int, typer.Option("--zombie-after-s", help="Mark a run Crashed after this long without heartbeats.")] = 90,
 ) -> None:
@@ -359,9 +411,9 @@ def deploy(
 def gps_cmd(
     video: Annotated[Path, typer.Argument(help="A dashcam video (MP4/MOV) or any video with a GPS sidecar.")],
     gpx_out: Annotated[Optional[Path], typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
-    track: Annotated[Optional[Path], typer.Option("--track", help="Use this GPX/NMEA track instead of searching.")] = None,
-    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", help="Timezone of the camera clock (file names), e.g. Europe/Amsterdam.")] = None,
-    track_dir: Annotated[Optional[Path], typer.Option("--track-dir", help="Folder of GPX/NMEA logs searched by recording time.")] = None,
+    track: Annotated[Optional[Path], setting_option("gpx", "--track")] = None,
+    camera_tz: Annotated[Optional[str], setting_option("camera_tz")] = None,
+    track_dir: Annotated[Optional[Path], setting_option("gps_track_dir", "--track-dir")] = None,
 ) -> None:
     """Show where a video's GPS track comes from (embedded, sidecar, track folder) and export it as GPX."""
     import logging
@@ -490,10 +542,10 @@ def keep_cmd(
 @app.command("retention")
 def retention_cmd(
     apply: Annotated[bool, typer.Option("--apply/--dry-run", help="Delete (--apply) or only list what would go (--dry-run, the default).")] = False,
-    raw_keep_days: Annotated[Optional[float], typer.Option("--raw-keep-days", envvar="DASHCAM_RAW_KEEP_DAYS", help="Days a finalized, archived raw file is kept.")] = None,
-    raw_max_gb: Annotated[Optional[float], typer.Option("--raw-max-gb", envvar="DASHCAM_RAW_MAX_GB", help="Disk budget of the raw tier in GB (1e9 bytes).")] = None,
-    archive_keep_days: Annotated[Optional[float], typer.Option("--archive-keep-days", envvar="DASHCAM_ARCHIVE_KEEP_DAYS", help="Days an archive video copy is kept (default: forever).")] = None,
-    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier measured for the budget.")] = None,
+    raw_keep_days: Annotated[Optional[float], setting_option("raw_keep_days")] = None,
+    raw_max_gb: Annotated[Optional[float], setting_option("raw_max_gb")] = None,
+    archive_keep_days: Annotated[Optional[float], setting_option("archive_keep_days")] = None,
+    raw_dir: Annotated[Optional[Path], setting_option("raw_dir")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the files kept and why.")] = False,
@@ -535,7 +587,7 @@ def retention_cmd(
 @app.command("storage")
 def storage_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier (the folder the camera files land in).")] = None,
+    raw_dir: Annotated[Optional[Path], setting_option("raw_dir")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -937,7 +989,7 @@ def web_cmd(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="The archive folder (the only folder media is served from).")] = None,
+    archive_dir: Annotated[Optional[Path], setting_option("archive_dir", note="The only folder media is served from.")] = None,
 ) -> None:
     """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
     from dashcam.web.security import is_loopback

@@ -77,8 +77,10 @@ def secret_fields() -> set[str]:
     return {n for n, f in Settings.model_fields.items() if f.annotation is SecretStr or SecretStr in get_args(f.annotation)}
 
 
-def _one_line(exc: ValidationError, secret: set[str]) -> str:
-    """``invalid setting NAME = VALUE (DASHCAM_NAME): rule; ...`` for a Settings ValidationError."""
+def validation_message(exc: ValidationError) -> str:
+    """``invalid setting NAME = VALUE (DASHCAM_NAME): rule; ...``: one line for a ValidationError of
+    :class:`Settings` (or of a model with its fields); secret values are shown as ``***``."""
+    secret = secret_fields()
     parts = []
     for err in exc.errors():
         name = str(err["loc"][0]) if err["loc"] else ""
@@ -188,7 +190,7 @@ class Settings(BaseSettings):
         default=("auto",),
         description="Regions whose plate formats settle look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in "
                     "voted and photo reads. `auto`: per event, the country at its GPS position, else the country "
-                    "of `camera_tz` (`local`: this machine's zone), else none (table below). Or explicit keys, "
+                    "of `camera_tz` (`local`: this machine's zone), else none (country table in docs/configuration.md). Or explicit keys, "
                     "comma-separated (an explicit value always wins): `NL` (sidecodes 1-14), `FR` `IT` `SK` `GB` "
                     "`ES` `BE` `CZ` `PL` `SE` (national formats), `EU` (all of those), `US` (O written 0); "
                     "empty = none.",
@@ -203,8 +205,7 @@ class Settings(BaseSettings):
     camera_tz: str = Field(
         default="local",
         description="Timezone of the camera clock in file names (Viofo style): `local` (this machine's) or an "
-                    "IANA name such as `Europe/Amsterdam` or `UTC`.",
-        json_schema_extra={"allowed": "`local` or an IANA zone name"})
+                    "IANA name such as `Europe/Amsterdam` or `UTC`.")
 
     # --- GPS ---
     gpx: Path | None = Field(
@@ -240,11 +241,11 @@ class Settings(BaseSettings):
         default=None, gt=0,
         description="Disk budget of the raw tier (GB = 1e9 bytes): when exceeded, eligible raw files younger than "
                     "`raw_keep_days` go, oldest first.",
-        json_schema_extra={"shown_default": "none (no budget)"})
+        json_schema_extra={"shown_default": "no budget"})
     archive_keep_days: float | None = Field(
         default=None, gt=0, le=36500,
         description="Archive video copies older than this many days are deleted (crops, thumbnails and rows stay).",
-        json_schema_extra={"shown_default": "none (forever)"})
+        json_schema_extra={"shown_default": "forever"})
 
     # --- Watch lists and alerts (dashcam.watch_lists, docs/alerts.md) ---
     watch_min_score: float = Field(
@@ -282,7 +283,7 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise SettingsError(_one_line(exc, secret_fields()), exc.errors()) from None
+            raise SettingsError(validation_message(exc), exc.errors()) from None
 
     @field_validator("plate_formats", mode="before")
     @classmethod
