@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,12 +20,18 @@ from dashcam.settings_cli import setting_option
 
 class _App(typer.Typer):
     """Typer app whose commands end with a one-line error (exit 1) on a database failure,
-    whichever command hit it, instead of a traceback."""
+    whichever command hit it, instead of a traceback; likewise (exit 2) on invalid settings
+    (e.g. ``dashcam deploy`` with a bad ``DASHCAM_*`` value)."""
 
     def __call__(self, *args, **kwargs):
         try:
             return super().__call__(*args, **kwargs)
         except Exception as exc:
+            from dashcam.settings import SettingsError
+
+            if isinstance(exc, SettingsError):
+                console.print("[red]error:[/] " + escape(str(exc)), soft_wrap=True, highlight=False)
+                sys.exit(2)
             db = sys.modules.get("dashcam.db")
             if db is None or not isinstance(exc, db.DatabaseError):
                 raise
@@ -44,9 +50,9 @@ def _first_line(exc: BaseException) -> str:
 
 # Options that set a Settings field: setting_option() writes the help from the schema
 # (dashcam/settings.py; tests/test_settings.py fails on help written here by hand)
-DataDir = Annotated[Optional[Path], setting_option("data_dir")]
-DatabaseUrl = Annotated[Optional[str], setting_option("database_url")]
-ModelDir = Annotated[Optional[Path], setting_option("model_dir")]
+DataDir = Annotated[Path | None, setting_option("data_dir")]
+DatabaseUrl = Annotated[str | None, setting_option("database_url")]
+ModelDir = Annotated[Path | None, setting_option("model_dir")]
 
 
 def _settings(**overrides):
@@ -74,15 +80,15 @@ def _quiet_prefect(verbose: bool) -> None:
 @app.command()
 def ingest(
     videos: Annotated[list[Path], typer.Argument(help="Dashcam video files (MP4, MOV, AVI, TS).")],
-    gpx: Annotated[Optional[Path], setting_option("gpx", note="Used for every video given.")] = None,
+    gpx: Annotated[Path | None, setting_option("gpx", note="Used for every video given.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], setting_option("archive_dir")] = None,
-    work_dir: Annotated[Optional[Path], setting_option("work_dir")] = None,
+    archive_dir: Annotated[Path | None, setting_option("archive_dir")] = None,
+    work_dir: Annotated[Path | None, setting_option("work_dir")] = None,
     model_dir: ModelDir = None,
-    detect_fps: Annotated[Optional[float], setting_option("detect_fps")] = None,
-    archive_height: Annotated[Optional[int], setting_option("archive_height")] = None,
-    camera_tz: Annotated[Optional[str], setting_option("camera_tz")] = None,
+    detect_fps: Annotated[float | None, setting_option("detect_fps")] = None,
+    archive_height: Annotated[int | None, setting_option("archive_height")] = None,
+    camera_tz: Annotated[str | None, setting_option("camera_tz")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
 ) -> None:
     """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found.
@@ -220,10 +226,10 @@ def _print_summary(summaries, wall: float) -> None:
 
 @app.command()
 def plates(
-    video: Annotated[Optional[str], typer.Option("--video", help="Only this video_id.")] = None,
-    plate: Annotated[Optional[str], typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
-    fuzzy: Annotated[Optional[str], typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
-    regex: Annotated[Optional[str], typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
+    video: Annotated[str | None, typer.Option("--video", help="Only this video_id.")] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
+    fuzzy: Annotated[str | None, typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
+    regex: Annotated[str | None, typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many results for --fuzzy/--regex.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (all columns).")] = False,
     data_dir: DataDir = None,
@@ -350,11 +356,12 @@ def read(
 def config_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="The settings in effect as one JSON object (secrets masked).")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings table of docs/configuration.md instead.")] = False,
-    write_doc: Annotated[Optional[Path], typer.Option("--write-doc", help="Rewrite the generated settings table in this Markdown file (docs/configuration.md).")] = None,
+    write_doc: Annotated[Path | None, typer.Option("--write-doc", help="Rewrite the generated settings table in this Markdown file (docs/configuration.md).")] = None,
 ) -> None:
     """Show the settings in effect (schema defaults < DASHCAM_* environment), with env var and meaning."""
     from dashcam.settings import env_var, redact_url, secret_fields
-    from dashcam.settings_cli import description, settings_markdown, write_doc as write_settings_doc
+    from dashcam.settings_cli import description, settings_markdown
+    from dashcam.settings_cli import write_doc as write_settings_doc
 
     if markdown:
         sys.stdout.write(settings_markdown(app))
@@ -410,10 +417,10 @@ def deploy(
 @app.command("gps")
 def gps_cmd(
     video: Annotated[Path, typer.Argument(help="A dashcam video (MP4/MOV) or any video with a GPS sidecar.")],
-    gpx_out: Annotated[Optional[Path], typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
-    track: Annotated[Optional[Path], setting_option("gpx", "--track")] = None,
-    camera_tz: Annotated[Optional[str], setting_option("camera_tz")] = None,
-    track_dir: Annotated[Optional[Path], setting_option("gps_track_dir", "--track-dir")] = None,
+    gpx_out: Annotated[Path | None, typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
+    track: Annotated[Path | None, setting_option("gpx", "--track")] = None,
+    camera_tz: Annotated[str | None, setting_option("camera_tz")] = None,
+    track_dir: Annotated[Path | None, setting_option("gps_track_dir", "--track-dir")] = None,
 ) -> None:
     """Show where a video's GPS track comes from (embedded, sidecar, track folder) and export it as GPX."""
     import logging
@@ -446,8 +453,9 @@ def gps_cmd(
     trk, source = found
     for p in problems:  # e.g. a corrupt sidecar skipped for the track directory's log
         console.print(f"warning: {p}", soft_wrap=True, highlight=False)
-    from dashcam.pipeline import route_points
     from datetime import timedelta
+
+    from dashcam.pipeline import route_points
 
     route = route_points(trk, info.recording_start, info.recording_start + timedelta(seconds=info.duration_s))
     out.print(f"{video.name}: {len(trk)} GPS points from {source}, {trk.start.isoformat()} .. {trk.end.isoformat()} UTC")
@@ -461,9 +469,9 @@ def gps_cmd(
 
 @app.command("watch")
 def watch_cmd(
-    dirs: Annotated[Optional[list[Path]], typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
-    pattern: Annotated[Optional[list[str]], typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
+    dirs: Annotated[list[Path] | None, typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
+    pattern: Annotated[list[str] | None, typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
     quiet_s: Annotated[float, typer.Option("--quiet-s", envvar="DASHCAM_WATCH_QUIET_S", help="Seconds a file must stay unchanged (after the writer closed it) before it is ingested.")] = 30.0,
     polling: Annotated[bool, typer.Option("--polling", envvar="DASHCAM_WATCH_POLLING", help="Poll the tree instead of inotify: for NFS/SMB mounts written by other machines.")] = False,
     poll_interval_s: Annotated[float, typer.Option("--poll-interval-s", envvar="DASHCAM_WATCH_POLL_INTERVAL_S", help="Seconds between polls (--polling).")] = 10.0,
@@ -542,10 +550,10 @@ def keep_cmd(
 @app.command("retention")
 def retention_cmd(
     apply: Annotated[bool, typer.Option("--apply/--dry-run", help="Delete (--apply) or only list what would go (--dry-run, the default).")] = False,
-    raw_keep_days: Annotated[Optional[float], setting_option("raw_keep_days")] = None,
-    raw_max_gb: Annotated[Optional[float], setting_option("raw_max_gb")] = None,
-    archive_keep_days: Annotated[Optional[float], setting_option("archive_keep_days")] = None,
-    raw_dir: Annotated[Optional[Path], setting_option("raw_dir")] = None,
+    raw_keep_days: Annotated[float | None, setting_option("raw_keep_days")] = None,
+    raw_max_gb: Annotated[float | None, setting_option("raw_max_gb")] = None,
+    archive_keep_days: Annotated[float | None, setting_option("archive_keep_days")] = None,
+    raw_dir: Annotated[Path | None, setting_option("raw_dir")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the files kept and why.")] = False,
@@ -587,7 +595,7 @@ def retention_cmd(
 @app.command("storage")
 def storage_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    raw_dir: Annotated[Optional[Path], setting_option("raw_dir")] = None,
+    raw_dir: Annotated[Path | None, setting_option("raw_dir")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -626,7 +634,7 @@ def clip_cmd(
     event_id: Annotated[str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, as `dashcam events --json` shows).")],
     before: Annotated[float, typer.Option("--before", help="Seconds before the event.")] = 10.0,
     after: Annotated[float, typer.Option("--after", help="Seconds after the event.")] = 10.0,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -697,9 +705,9 @@ def watchlist_add(
     label: Annotated[str, typer.Option("--label", help="Shown in hits and alerts, e.g. 'hit and run 2026-11-02' (<= 200 characters).")] = "",
     notes: Annotated[str, typer.Option("--notes", help="Free text (<= 2000 characters).")] = "",
     fuzzy: Annotated[bool, typer.Option("--fuzzy/--no-fuzzy", help="Plain plates also match OCR look-alikes (docs/search.md).")] = True,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75).")] = None,
-    active_from: Annotated[Optional[str], typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")] = None,
-    active_until: Annotated[Optional[str], typer.Option("--until", help="Only events up to this time.")] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75).")] = None,
+    active_from: Annotated[str | None, typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")] = None,
+    active_until: Annotated[str | None, typer.Option("--until", help="Only events up to this time.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -720,7 +728,7 @@ def watchlist_add(
 
 @watchlist_app.command("list")
 def watchlist_list(
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the entries.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -759,7 +767,7 @@ def watchlist_remove(
 
 @watchlist_app.command("hits")
 def watchlist_hits(
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the hits.")] = False,
     data_dir: DataDir = None,
@@ -799,7 +807,7 @@ def watchlist_import(
 @watchlist_app.command("export")
 def watchlist_export(
     csv_path: Annotated[Path, typer.Argument(help="CSV file to write (dashcam watchlist import reads it back).")],
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -821,7 +829,7 @@ def correct_cmd(
     event_id: Annotated[str, typer.Argument(help="Event id <video_id>:<track_id> (dashcam plates --json: id).")],
     text: Annotated[str, typer.Argument(help="The right plate text.")],
     note: Annotated[str, typer.Option("--note", help="Why / what (kept with the correction).")] = "",
-    by: Annotated[Optional[str], typer.Option("--by", help="Who corrects (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who corrects (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -855,7 +863,7 @@ def _plate_note(plate: str, text: str, kind: str, by, data_dir, database_url) ->
 def note_cmd(
     plate: Annotated[str, typer.Argument(help="Plate text.")],
     text: Annotated[str, typer.Argument(help="The note (<= 2000 characters).")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -867,7 +875,7 @@ def note_cmd(
 def tag_cmd(
     plate: Annotated[str, typer.Argument(help="Plate text.")],
     tag: Annotated[str, typer.Argument(help="One word: letters, digits, - and _.")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -900,9 +908,9 @@ def _prefect_call(what: str, fn):
 @alerts_app.command("add")
 def alerts_add(
     block: Annotated[str, typer.Option("--block", help="Notification block TYPE/NAME, e.g. slack-webhook/family, custom-webhook/ntfy (prefect block ls).")],
-    name: Annotated[Optional[str], typer.Option("--name", help="Automation name (default: the block).")] = None,
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only hits of this watch list.")] = None,
-    plate: Annotated[Optional[str], typer.Option("--plate", help="Only hits of this (final) plate.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Automation name (default: the block).")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only hits of this watch list.")] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Only hits of this (final) plate.")] = None,
 ) -> None:
     """Create a Prefect automation: on each dashcam.watchlist.hit event, send a message (plate,
     label, time, OpenStreetMap link, crop) through the notification block."""
@@ -989,7 +997,7 @@ def web_cmd(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], setting_option("archive_dir", note="The only folder media is served from.")] = None,
+    archive_dir: Annotated[Path | None, setting_option("archive_dir", note="The only folder media is served from.")] = None,
 ) -> None:
     """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
     from dashcam.web.security import is_loopback

@@ -28,9 +28,12 @@ How to add a setting
    code (stripped in ``--help``). A default computed at run time (a path under ``data_dir``) is
    ``None`` in the field plus ``json_schema_extra={"shown_default": "DATA/…"}`` for the docs.
 2. Read it as ``settings.archive_blur``. To give it a flag, declare the option with
-   ``Annotated[Optional[bool], setting_option("archive_blur")] = None`` in dashcam/cli.py and pass
+   ``Annotated[bool | None, setting_option("archive_blur")] = None`` in dashcam/cli.py and pass
    it to ``_settings(...)`` (``None`` = not given: environment / default).
-3. Run ``dashcam config --write-doc docs/configuration.md`` and commit the table it rewrites.
+3. Run ``dashcam config --write-doc docs/configuration.md`` and commit the table it rewrites; add
+   the default to ``DEFAULTS`` in tests/test_settings.py (defaults are pinned there, so a change
+   of one shows in review). A field that should not go into the deployed ``PipelineConfig`` block
+   (a path the NAS blocks give) goes into ``blocks.config._PATH_FIELDS``.
 
 Invalid values raise :class:`SettingsError` (a ``ValueError``) with one line naming the setting,
 its env var, the value and the rule, e.g. ``invalid setting archive_crf = 60 (DASHCAM_ARCHIVE_CRF):

@@ -39,8 +39,9 @@ from dashcam.settings_cli import (
 
 DOC = REPO_ROOT / "docs" / "configuration.md"
 
-# The defaults before the schema had descriptions and bounds (commit 3f76c83): unchanged.
-OLD_DEFAULTS = {
+# The defaults, pinned (as before the schema had descriptions and bounds, commit 3f76c83; a new
+# setting adds its default here): a changed default shows in review.
+DEFAULTS = {
     "vehicle_model": "yolov8n-coco-int8-320.onnx", "plate_model": "platedet-yolov8s-seg-640.onnx",
     "vehicle_fp32": True, "ocr_engine": "plate", "device": "cpu", "detect_fps": 6.0, "vehicle_conf": 0.25,
     "plate_conf": 0.35, "plate_crop_imgsz": 320, "plate_min_vehicle_px": 96.0, "plate_retry_s": 1.0,
@@ -96,13 +97,13 @@ def test_every_setting_is_described_and_bounded():
             assert allowed(name), f"{name}: a free string; give min_length/pattern/Literal or list it in FREE_STRINGS"
         elif typing.get_origin(t) is typing.Literal:
             assert allowed(name).startswith("one of: ")
-    assert set(OLD_DEFAULTS) | {"data_dir", "database_url", "archive_dir", "work_dir"} == set(Settings.model_fields), \
-        "a new setting: add its default to OLD_DEFAULTS here"
+    assert set(DEFAULTS) | {"data_dir", "database_url", "archive_dir", "work_dir"} == set(Settings.model_fields), \
+        "a new setting: add its default to DEFAULTS here"
 
 
 def test_defaults_and_environment_unchanged(clean_env, tmp_path):
     s = Settings()
-    assert {n: getattr(s, n) for n in OLD_DEFAULTS} == OLD_DEFAULTS
+    assert {n: getattr(s, n) for n in DEFAULTS} == DEFAULTS
     assert s.data_dir == tmp_path / "xdg" / "dashcam" and s.archive_dir == s.data_dir / "archive"
     assert s.db_url == f"sqlite:///{s.data_dir / 'dashcam.db'}" and not s.database_url_given
     env = {"DETECT_FPS": "3", "ARCHIVE_PRESET": "veryslow", "CLOSEUP_PLATES": "false", "PLATE_FORMATS": "NL, EU",
@@ -244,3 +245,21 @@ def test_markdown_cells_stay_in_their_column():
     for line in settings_markdown(app).splitlines()[2:]:
         assert len(re.findall(r"(?<!\\)\|", line)) == 7, line
     assert Path(DOC).exists()
+
+
+def test_invalid_environment_elsewhere_in_a_command_is_one_line(clean_env, tmp_path):
+    """Settings built outside the option parsing (``dashcam deploy`` builds them in
+    deployments/register.py) still end the real ``dashcam`` process with one line, exit 2, before
+    anything is registered."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHCAM_", "PREFECT_"))}
+    env.update(PYTHONPATH=str(REPO_ROOT), DASHCAM_PLATE_CONF="2", PREFECT_HOME=str(tmp_path),
+               PREFECT_API_URL="http://127.0.0.1:9/api")  # never reached
+    r = subprocess.run([sys.executable, "-m", "dashcam.cli", "deploy", "--raw-dir", str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == [
+        "error: invalid setting plate_conf = '2' (DASHCAM_PLATE_CONF): Input should be less than or equal to 1"]
