@@ -60,9 +60,10 @@ class ResultsDatabase(Block):
 # defaults, descriptions and bounds (dashcam/settings.py), so the block's schema - and the form in
 # Prefect's UI - is the settings schema. Settings' own validators (plate_formats, camera_tz) run
 # when load_settings builds the Settings.
-PipelineFields: type[BaseModel] = create_model(
-    "PipelineFields", **{n: (Settings.model_fields[n].annotation, copy.copy(Settings.model_fields[n]))
-                         for n in PIPELINE_FIELDS})  # type: ignore[call-overload]
+_FIELD_DEFINITIONS: dict[str, Any] = {
+    n: (Settings.model_fields[n].annotation, copy.copy(Settings.model_fields[n])) for n in PIPELINE_FIELDS
+}
+PipelineFields: type[BaseModel] = create_model("PipelineFields", **_FIELD_DEFINITIONS)
 
 
 class PipelineConfig(Block, PipelineFields):  # type: ignore[misc, valid-type]
@@ -72,7 +73,9 @@ class PipelineConfig(Block, PipelineFields):  # type: ignore[misc, valid-type]
 
     _block_type_name = "Dashcam pipeline config"
     _block_type_slug = "dashcam-pipeline-config"
-    _description = "Models, device, detection thresholds and the other settings of dashcam-pipeline (docs/configuration.md)."
+    _description = (
+        "Models, device, detection thresholds and the other settings of dashcam-pipeline (docs/configuration.md)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -96,11 +99,15 @@ class PipelineConfig(Block, PipelineFields):  # type: ignore[misc, valid-type]
 BLOCK_TYPES = (NasLayout, ResultsDatabase, PipelineConfig)
 
 
-def save_blocks_from_settings(settings: Settings, raw_dir: str, name: str = DEFAULT_NAME, overwrite: bool = True) -> None:
+def save_blocks_from_settings(
+    settings: Settings, raw_dir: str, name: str = DEFAULT_NAME, overwrite: bool = True
+) -> None:
     """Register the block types and save the three documents under ``name`` from ``settings``."""
     for t in BLOCK_TYPES:
         t.register_type_and_schema()
-    NasLayout(raw=raw_dir, heavy_output=str(settings.work_dir), archive=str(settings.archive_dir)).save(name, overwrite=overwrite)
+    NasLayout(raw=raw_dir, heavy_output=str(settings.work_dir), archive=str(settings.archive_dir)).save(
+        name, overwrite=overwrite
+    )
     ResultsDatabase(url=SecretStr(settings.db_url)).save(name, overwrite=overwrite)
     PipelineConfig.from_settings(settings).save(name, overwrite=overwrite)
 
@@ -126,10 +133,20 @@ def load_settings(name: str = DEFAULT_NAME) -> Settings:
         log.warning("dashcam blocks %r not found (%s): using environment settings", name, exc)
         return Settings()
     if cfg.model_extra:
-        log.warning("block dashcam-pipeline-config/%s: ignoring fields that are no settings: %s", name,
-                    ", ".join(sorted(cfg.model_extra)))
-    return Settings(**{**cfg.settings_values(), "work_dir": nas.heavy_output, "archive_dir": nas.archive,
-                       "database_url": db.url, "raw_dir": nas.raw})
+        log.warning(
+            "block dashcam-pipeline-config/%s: ignoring fields that are no settings: %s",
+            name,
+            ", ".join(sorted(cfg.model_extra)),
+        )
+    return Settings(
+        **{
+            **cfg.settings_values(),
+            "work_dir": nas.heavy_output,
+            "archive_dir": nas.archive,
+            "database_url": db.url,
+            "raw_dir": nas.raw,
+        }
+    )
 
 
 def run_settings(settings: Settings | None = None) -> Settings:

@@ -52,7 +52,9 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "DASHCAM_"
-X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"]
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+]
 
 
 def _default_data_dir() -> Path:
@@ -77,7 +79,9 @@ class SettingsError(ValueError):
 
 def secret_fields() -> set[str]:
     """Names of the :class:`Settings` fields holding a secret (``SecretStr``): never shown."""
-    return {n for n, f in Settings.model_fields.items() if f.annotation is SecretStr or SecretStr in get_args(f.annotation)}
+    return {
+        n for n, f in Settings.model_fields.items() if f.annotation is SecretStr or SecretStr in get_args(f.annotation)
+    }
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -109,176 +113,237 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Base folder of the defaults: the SQLite results DB, the archive and work folders.",
-        json_schema_extra={"shown_default": "`$XDG_DATA_HOME/dashcam` or `~/.local/share/dashcam`"})
+        json_schema_extra={"shown_default": "`$XDG_DATA_HOME/dashcam` or `~/.local/share/dashcam`"},
+    )
     # SecretStr: the URL may hold a password; Prefect shows parameters in its UI and masks these.
     database_url: SecretStr | None = Field(
         default=None,
         description="SQLAlchemy URL of the results DB: `sqlite:///FILE` or "
-                    "`postgresql+psycopg://USER:PW@HOST:5432/DB` (a secret: masked in Prefect's UI; "
-                    "`settings.db_url` is the plain string). Read commands (`dashcam plates`) without it and "
-                    "with `PREFECT_API_URL` set use the deployed DB of the block "
-                    "`dashcam-results-database/dashcam` (`dashcam.settings.resolve_database`).",
-        json_schema_extra={"shown_default": "`sqlite:///DATA/dashcam.db`"})
+        "`postgresql+psycopg://USER:PW@HOST:5432/DB` (a secret: masked in Prefect's UI; "
+        "`settings.db_url` is the plain string). Read commands (`dashcam plates`) without it and "
+        "with `PREFECT_API_URL` set use the deployed DB of the block "
+        "`dashcam-results-database/dashcam` (`dashcam.settings.resolve_database`).",
+        json_schema_extra={"shown_default": "`sqlite:///DATA/dashcam.db`"},
+    )
     archive_dir: Path | None = Field(
-        default=None, description="Archive copies, plate crops and thumbnails.",
-        json_schema_extra={"shown_default": "`DATA/archive`"})
+        default=None,
+        description="Archive copies, plate crops and thumbnails.",
+        json_schema_extra={"shown_default": "`DATA/archive`"},
+    )
     work_dir: Path | None = Field(
-        default=None, description="Heavy output (records, crops) per video; deployed: the handover folder.",
-        json_schema_extra={"shown_default": "`DATA/work`"})
+        default=None,
+        description="Heavy output (records, crops) per video; deployed: the handover folder.",
+        json_schema_extra={"shown_default": "`DATA/work`"},
+    )
 
     # --- Models: an explicit path wins; else a file of the default name in model_dir; else the
     # ultralytics/user cache; else download by name (machines with internet only) ---
-    model_dir: Path | None = Field(
-        default=None, description="Folder with the model files (docs/models.md).")
+    model_dir: Path | None = Field(default=None, description="Folder with the model files (docs/models.md).")
     vehicle_model: str = Field(
-        default="yolov8n-coco-int8-320.onnx", min_length=1,
-        description="Ultralytics vehicle detector: a file name in `model_dir`, a path, or a hub name.")
+        default="yolov8n-coco-int8-320.onnx",
+        min_length=1,
+        description="Ultralytics vehicle detector: a file name in `model_dir`, a path, or a hub name.",
+    )
     plate_model: str = Field(
-        default="platedet-yolov8s-seg-640.onnx", min_length=1,
-        description="Ultralytics plate detector: a file name in `model_dir`, a path, or a hub name.")
+        default="platedet-yolov8s-seg-640.onnx",
+        min_length=1,
+        description="Ultralytics plate detector: a file name in `model_dir`, a path, or a hub name.",
+    )
     vehicle_fp32: bool = Field(
         default=True,
         description="Run a dynamic-int8 ONNX vehicle model as an fp32 copy of the same weights "
-                    "(~3x faster on CPU; docs/models.md).")
+        "(~3x faster on CPU; docs/models.md).",
+    )
     ocr_engine: Literal["plate", "rapidocr", "paddleocr"] = Field(
         default="plate",
         description="Plate reader: `plate` (fast-plate-ocr plate recogniser, `plate_ocr_model`), `rapidocr` "
-                    "(PP-OCRv6 general text recogniser, offline, 4 crop variants) or `paddleocr`.")
+        "(PP-OCRv6 general text recogniser, offline, 4 crop variants) or `paddleocr`.",
+    )
     device: str = Field(default="cpu", description="Ultralytics device string: `cpu`, `0`, `cuda:0`.")
 
     # --- Detection ---
     detect_fps: float = Field(
-        default=6.0, gt=0, le=240,
+        default=6.0,
+        gt=0,
+        le=240,
         description="Frames per second of video analysed (every K-th frame, K = round(fps / detect_fps); "
-                    "at most the source fps).")
+        "at most the source fps).",
+    )
     vehicle_conf: float = Field(default=0.25, ge=0, le=1, description="Vehicle detector confidence threshold.")
     plate_conf: float = Field(default=0.35, ge=0, le=1, description="Plate detector confidence threshold.")
     # 320 finds 156 of the 157 plates 640 finds in plates-images vehicle crops at ~1/4 the cost
     # (docs/performance.md); raise it for vehicles far larger than 320 px only if plates are missed
     plate_crop_imgsz: int = Field(
-        default=320, ge=32, le=1280, multiple_of=32,
+        default=320,
+        ge=32,
+        le=1280,
+        multiple_of=32,
         description="Plate-detector input (px) for vehicle crops up to 1.25x this size; larger crops and whole "
-                    "images use 640.")
+        "images use 640.",
+    )
     # which vehicles get plate detection + OCR in an analysed frame (dashcam.pipeline.PlateReadScheduler)
     plate_min_vehicle_px: float = Field(
-        default=96.0, ge=0, le=8192,
+        default=96.0,
+        ge=0,
+        le=8192,
         description="Vehicles narrower than this (source px) never get plate detection (their plate is too "
-                    "small to read).")
+        "small to read).",
+    )
     plate_retry_s: float = Field(
-        default=1.0, ge=0, le=600,
+        default=1.0,
+        ge=0,
+        le=600,
         description="Re-try interval (s) for a settled vehicle or one where the last try found no plate "
-                    "(sooner if it grew 1.25x).")
+        "(sooner if it grew 1.25x).",
+    )
     plate_settle_reads: int = Field(
-        default=4, ge=0, le=1000,
+        default=4,
+        ge=0,
+        le=1000,
         description="Agreeing confident reads after which a vehicle is re-read only every `plate_retry_s`; "
-                    "0 = read every vehicle in every analysed frame.")
+        "0 = read every vehicle in every analysed frame.",
+    )
     closeup_plates: bool = Field(
         default=True,
         description="Frames with no tracked vehicle get a whole-frame plate pass at the small detector input, "
-                    "scheduled like a vehicle (a car right in front whose plate fills the frame and whose body "
-                    "the vehicle model misses; `dashcam.alpr.CloseupPlateTracker`).")
+        "scheduled like a vehicle (a car right in front whose plate fills the frame and whose body "
+        "the vehicle model misses; `dashcam.alpr.CloseupPlateTracker`).",
+    )
     tracker: str = Field(
-        default="bytetrack.yaml", pattern=r"\.ya?ml$",
-        description="Ultralytics tracker config (`bytetrack.yaml`, `botsort.yaml` or a path to a YAML file).")
+        default="bytetrack.yaml",
+        pattern=r"\.ya?ml$",
+        description="Ultralytics tracker config (`bytetrack.yaml`, `botsort.yaml` or a path to a YAML file).",
+    )
 
     # --- Plate OCR and region (issue 14) ---
     plate_ocr_model: str = Field(
-        default="cct_xs_v1_global.onnx", min_length=1,
+        default="cct_xs_v1_global.onnx",
+        min_length=1,
         description="fast-plate-ocr ONNX model of `ocr_engine` `plate` (`dashcam.platerec`): a path, or a file "
-                    "name in `model_dir`; any fast-plate-ocr model works (docs/models.md).")
+        "name in `model_dir`; any fast-plate-ocr model works (docs/models.md).",
+    )
     plate_ocr_config: str | None = Field(
-        default=None, description="The plate-config YAML of `plate_ocr_model`.",
-        json_schema_extra={"shown_default": "`<model stem>_plate_config.yaml` beside the model"})
+        default=None,
+        description="The plate-config YAML of `plate_ocr_model`.",
+        json_schema_extra={"shown_default": "`<model stem>_plate_config.yaml` beside the model"},
+    )
     plate_formats: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("auto",),
         description="Regions whose plate formats settle look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in "
-                    "voted and photo reads. `auto`: per event, the country at its GPS position, else the country "
-                    "of `camera_tz` (`local`: this machine's zone), else none (country table in docs/configuration.md). Or explicit keys, "
-                    "comma-separated (an explicit value always wins): `NL` (sidecodes 1-14), `FR` `IT` `SK` `GB` "
-                    "`ES` `BE` `CZ` `PL` `SE` (national formats), `EU` (all of those), `US` (O written 0); "
-                    "empty = none.",
-        json_schema_extra={"allowed": "`auto`, or keys of `dashcam.vote.PLATE_FORMATS`"})
+        "voted and photo reads. `auto`: per event, the country at its GPS position, else the country "
+        "of `camera_tz` (`local`: this machine's zone), else none (country table in docs/configuration.md). Or explicit keys, "
+        "comma-separated (an explicit value always wins): `NL` (sidecodes 1-14), `FR` `IT` `SK` `GB` "
+        "`ES` `BE` `CZ` `PL` `SE` (national formats), `EU` (all of those), `US` (O written 0); "
+        "empty = none.",
+        json_schema_extra={"allowed": "`auto`, or keys of `dashcam.vote.PLATE_FORMATS`"},
+    )
 
     # --- Voting: events below this confidence are not stored (see dashcam.vote) ---
-    min_plate_confidence: float = Field(
-        default=0.6, ge=0, le=1, description="Voted confidence below this: no event.")
+    min_plate_confidence: float = Field(default=0.6, ge=0, le=1, description="Voted confidence below this: no event.")
     min_reads: int = Field(default=2, ge=1, le=1000, description="Plausible reads of one vehicle needed for an event.")
 
     # --- Time ---
     camera_tz: str = Field(
         default="local",
         description="Timezone of the camera clock in file names (Viofo style): `local` (this machine's) or an "
-                    "IANA name such as `Europe/Amsterdam` or `UTC`.")
+        "IANA name such as `Europe/Amsterdam` or `UTC`.",
+    )
 
     # --- GPS ---
     gpx: Path | None = Field(
-        default=None, description="GPX/NMEA track of the video, instead of searching for one.",
-        json_schema_extra={"shown_default": "embedded track, else a same-stem `.gpx`/`.nmea`/`.log` beside the video"})
+        default=None,
+        description="GPX/NMEA track of the video, instead of searching for one.",
+        json_schema_extra={"shown_default": "embedded track, else a same-stem `.gpx`/`.nmea`/`.log` beside the video"},
+    )
     gps_max_gap_s: float = Field(
-        default=10.0, ge=0, le=86400, description="Never interpolate across a longer gap (s) between fixes.")
+        default=10.0, ge=0, le=86400, description="Never interpolate across a longer gap (s) between fixes."
+    )
     gps_track_dir: Path | None = Field(
         default=None,
         description="Folder of GPX/NMEA logs searched by recording time when a video has no embedded GPS and no "
-                    "sidecar (docs/gps.md).")
+        "sidecar (docs/gps.md).",
+    )
 
     # --- Archive ---
     # any height works (the transcode keeps the aspect and never upscales); 720 and 540 are the
     # profiles of docs/storage.md, the tests use 240 for speed
     archive_height: int = Field(
-        default=720, ge=144, le=2160,
-        description="Archive copy height in px (usually 720 or 540; never upscaled).")
-    archive_crf: int = Field(default=28, ge=0, le=51, description="libx264 quality of the archive copy (CRF; lower is better).")
-    archive_preset: X264Preset = Field(
-        default="veryfast", description="libx264 speed preset of the archive copy.")
+        default=720, ge=144, le=2160, description="Archive copy height in px (usually 720 or 540; never upscaled)."
+    )
+    archive_crf: int = Field(
+        default=28, ge=0, le=51, description="libx264 quality of the archive copy (CRF; lower is better)."
+    )
+    archive_preset: X264Preset = Field(default="veryfast", description="libx264 speed preset of the archive copy.")
 
     # --- Storage and retention (dashcam.storage, docs/storage.md) ---
     raw_dir: Path | None = Field(
         default=None,
         description="Folder tree the dashcam files land in: measured as the raw tier by `dashcam storage` and "
-                    "the disk budget (deployed: the `NasLayout` block's `raw`).")
+        "the disk budget (deployed: the `NasLayout` block's `raw`).",
+    )
     raw_keep_days: float = Field(
-        default=7.0, ge=0, le=3650,
+        default=7.0,
+        ge=0,
+        le=3650,
         description="Raw files of finalized videos with a verified archive copy are deleted this many days after "
-                    "recording and ingest.")
+        "recording and ingest.",
+    )
     raw_max_gb: float | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description="Disk budget of the raw tier (GB = 1e9 bytes): when exceeded, eligible raw files younger than "
-                    "`raw_keep_days` go, oldest first.",
-        json_schema_extra={"shown_default": "no budget"})
+        "`raw_keep_days` go, oldest first.",
+        json_schema_extra={"shown_default": "no budget"},
+    )
     archive_keep_days: float | None = Field(
-        default=None, gt=0, le=36500,
+        default=None,
+        gt=0,
+        le=36500,
         description="Archive video copies older than this many days are deleted (crops, thumbnails and rows stay).",
-        json_schema_extra={"shown_default": "forever"})
+        json_schema_extra={"shown_default": "forever"},
+    )
 
     # --- Watch lists and alerts (dashcam.watch_lists, docs/alerts.md) ---
     watch_min_score: float = Field(
-        default=0.75, gt=0.0, le=1.0,
+        default=0.75,
+        gt=0.0,
+        le=1.0,
         description="Score a fuzzy watch-list entry needs (`dashcam.search.plate_score`; per entry: "
-                    "`dashcam watchlist add --min-score`).")
+        "`dashcam watchlist add --min-score`).",
+    )
     media_base_url: str | None = Field(
         default=None,
         description="URL under which `archive_dir` is served: crop links in alerts become "
-                    "`<url>/<path under archive_dir>` (unset: `file://` links).")
+        "`<url>/<path under archive_dir>` (unset: `file://` links).",
+    )
 
     queue_size: int = Field(
-        default=8, ge=1, le=1024, description="Decoded frames buffered between the decode thread and the detector.")
+        default=8, ge=1, le=1024, description="Decoded frames buffered between the decode thread and the detector."
+    )
 
     # --- Web UI (dashcam web, docs/webui.md) ---
     drive_gap_min: float = Field(
-        default=10.0, ge=0, le=10080,
-        description="A gap of more than this many minutes between videos of one camera starts a new drive.")
+        default=10.0,
+        ge=0,
+        le=10080,
+        description="A gap of more than this many minutes between videos of one camera starts a new drive.",
+    )
     tile_url: str = Field(
-        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png", min_length=1,
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        min_length=1,
         description="Map tiles (Leaflet URL template with {s}, {z}, {x}, {y}); its host is the only external "
-                    "origin the CSP allows.")
+        "origin the CSP allows.",
+    )
     tile_attribution: str = Field(
         default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
         description="Attribution shown on the maps (HTML).",
-        json_schema_extra={"shown_default": "OpenStreetMap contributors"})
+        json_schema_extra={"shown_default": "OpenStreetMap contributors"},
+    )
     web_token: SecretStr | None = Field(
         default=None,
         description="Web UI access token: required for `dashcam web --host` other than loopback; when set, every "
-                    "page needs a login.")
+        "page needs a login.",
+    )
 
     _database_url_given: bool = PrivateAttr(default=True)
 

@@ -27,8 +27,10 @@ from pydantic_core import PydanticUndefined
 
 from dashcam.settings import Settings, env_var
 
-DOC_BEGIN = ("<!-- settings table: generated from dashcam/settings.py by "
-             "`dashcam config --write-doc docs/configuration.md`; edit the schema, not this table -->")
+DOC_BEGIN = (
+    "<!-- settings table: generated from dashcam/settings.py by "
+    "`dashcam config --write-doc docs/configuration.md`; edit the schema, not this table -->"
+)
 DOC_END = "<!-- end of settings table -->"
 
 
@@ -159,8 +161,13 @@ def setting_option(name: str, *param_decls: str, note: str = "", **kwargs: Any) 
     """
     default = shown_default(name)
     decls = param_decls or ("--" + name.replace("_", "-"),)
-    return typer.Option(*decls, envvar=env_var(name), help=setting_help(name, note),
-                        show_default=default if default is not None else False, **kwargs)
+    return typer.Option(
+        *decls,
+        envvar=env_var(name),
+        help=setting_help(name, note),
+        show_default=default if default is not None else False,
+        **kwargs,
+    )
 
 
 def cli_flags(app: typer.Typer | None = None) -> dict[str, list[str]]:
@@ -195,9 +202,14 @@ def settings_markdown(app: typer.Typer | None = None) -> str:
     flags = cli_flags(app)
     rows = ["| setting | env var | flags | default | allowed | meaning |", "|---|---|---|---|---|---|"]
     for name in Settings.model_fields:
-        cells = [name, f"`{env_var(name)}`", " ".join(f"`{f}`" for f in flags.get(name, [])),
-                 shown_default(name, markdown=True) or "—", allowed(name, markdown=True),
-                 description(name, markdown=True)]
+        cells = [
+            name,
+            f"`{env_var(name)}`",
+            " ".join(f"`{f}`" for f in flags.get(name, [])),
+            shown_default(name, markdown=True) or "—",
+            allowed(name, markdown=True),
+            description(name, markdown=True),
+        ]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
 
@@ -226,6 +238,6 @@ def write_doc(path: str | Path, app: typer.Typer | None = None) -> bool:
         return False
     start = text.index(DOC_BEGIN) + len(DOC_BEGIN) + 1
     tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(text[:start] + new + text[start + len(old):], encoding="utf-8")
+    tmp.write_text(text[:start] + new + text[start + len(old) :], encoding="utf-8")
     tmp.replace(p)
     return True

@@ -29,8 +29,9 @@ def _create_raw_document(client, name: str, data: dict) -> None:
     PipelineConfig.register_type_and_schema()
     btype = client.read_block_type_by_slug("dashcam-pipeline-config")
     schema = client.get_most_recent_block_schema_for_block_type(btype.id)
-    client.create_block_document(BlockDocumentCreate(name=name, data=data, block_type_id=btype.id,
-                                                     block_schema_id=schema.id))
+    client.create_block_document(
+        BlockDocumentCreate(name=name, data=data, block_type_id=btype.id, block_schema_id=schema.id)
+    )
 
 
 def test_block_schema_is_the_settings_schema(client):
@@ -48,9 +49,17 @@ def test_block_schema_is_the_settings_schema(client):
 
 
 def test_settings_round_trip_through_the_blocks(client, tmp_path):
-    s = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://u:dbpw@db.example/dashcam",
-                 detect_fps=3.5, plate_formats="NL,EU", archive_preset="slow", closeup_plates=False,
-                 web_token="web-secret", raw_max_gb=2.0, device="0")
+    s = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql+psycopg://u:dbpw@db.example/dashcam",
+        detect_fps=3.5,
+        plate_formats="NL,EU",
+        archive_preset="slow",
+        closeup_plates=False,
+        web_token="web-secret",
+        raw_max_gb=2.0,
+        device="0",
+    )
     save_blocks_from_settings(s, raw_dir=str(tmp_path / "raw"), name="roundtrip")
     back = load_settings("roundtrip")
     for name in PIPELINE_FIELDS:
@@ -69,8 +78,7 @@ def test_a_document_sets_only_its_fields(client, tmp_path, monkeypatch):
     """A document holding some fields (old untyped ``values``, or a partial one) sets those; the
     environment and the defaults fill the rest, as before the block was typed."""
     save_blocks_from_settings(Settings(data_dir=tmp_path), raw_dir="/nas/raw", name="legacy")
-    client.delete_block_document(
-        client.read_block_document_by_name("legacy", "dashcam-pipeline-config").id)
+    client.delete_block_document(client.read_block_document_by_name("legacy", "dashcam-pipeline-config").id)
     _create_raw_document(client, "legacy", {"values": {"detect_fps": 2, "device": "0", "web_token": "**********"}})
     monkeypatch.setenv("DASHCAM_PLATE_RETRY_S", "2.5")
     s = load_settings("legacy")

@@ -42,18 +42,44 @@ DOC = REPO_ROOT / "docs" / "configuration.md"
 # The defaults, pinned (as before the schema had descriptions and bounds, commit 3f76c83; a new
 # setting adds its default here): a changed default shows in review.
 DEFAULTS = {
-    "vehicle_model": "yolov8n-coco-int8-320.onnx", "plate_model": "platedet-yolov8s-seg-640.onnx",
-    "vehicle_fp32": True, "ocr_engine": "plate", "device": "cpu", "detect_fps": 6.0, "vehicle_conf": 0.25,
-    "plate_conf": 0.35, "plate_crop_imgsz": 320, "plate_min_vehicle_px": 96.0, "plate_retry_s": 1.0,
-    "plate_settle_reads": 4, "closeup_plates": True, "tracker": "bytetrack.yaml",
-    "plate_ocr_model": "cct_xs_v1_global.onnx", "plate_ocr_config": None, "plate_formats": ("auto",),
-    "min_plate_confidence": 0.6, "min_reads": 2, "camera_tz": "local", "gpx": None, "gps_max_gap_s": 10.0,
-    "gps_track_dir": None, "archive_height": 720, "archive_crf": 28, "archive_preset": "veryfast", "raw_dir": None,
-    "raw_keep_days": 7.0, "raw_max_gb": None, "archive_keep_days": None, "watch_min_score": 0.75,
-    "media_base_url": None, "queue_size": 8, "drive_gap_min": 10.0,
+    "vehicle_model": "yolov8n-coco-int8-320.onnx",
+    "plate_model": "platedet-yolov8s-seg-640.onnx",
+    "vehicle_fp32": True,
+    "ocr_engine": "plate",
+    "device": "cpu",
+    "detect_fps": 6.0,
+    "vehicle_conf": 0.25,
+    "plate_conf": 0.35,
+    "plate_crop_imgsz": 320,
+    "plate_min_vehicle_px": 96.0,
+    "plate_retry_s": 1.0,
+    "plate_settle_reads": 4,
+    "closeup_plates": True,
+    "tracker": "bytetrack.yaml",
+    "plate_ocr_model": "cct_xs_v1_global.onnx",
+    "plate_ocr_config": None,
+    "plate_formats": ("auto",),
+    "min_plate_confidence": 0.6,
+    "min_reads": 2,
+    "camera_tz": "local",
+    "gpx": None,
+    "gps_max_gap_s": 10.0,
+    "gps_track_dir": None,
+    "archive_height": 720,
+    "archive_crf": 28,
+    "archive_preset": "veryfast",
+    "raw_dir": None,
+    "raw_keep_days": 7.0,
+    "raw_max_gb": None,
+    "archive_keep_days": None,
+    "watch_min_score": 0.75,
+    "media_base_url": None,
+    "queue_size": 8,
+    "drive_gap_min": 10.0,
     "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "tile_attribution": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
-    "web_token": None, "model_dir": None,
+    "web_token": None,
+    "model_dir": None,
 }
 # strings whose every value is allowed by the schema's type alone, and why
 FREE_STRINGS = {
@@ -97,8 +123,9 @@ def test_every_setting_is_described_and_bounded():
             assert allowed(name), f"{name}: a free string; give min_length/pattern/Literal or list it in FREE_STRINGS"
         elif typing.get_origin(t) is typing.Literal:
             assert allowed(name).startswith("one of: ")
-    assert set(DEFAULTS) | {"data_dir", "database_url", "archive_dir", "work_dir"} == set(Settings.model_fields), \
+    assert set(DEFAULTS) | {"data_dir", "database_url", "archive_dir", "work_dir"} == set(Settings.model_fields), (
         "a new setting: add its default to DEFAULTS here"
+    )
 
 
 def test_defaults_and_environment_unchanged(clean_env, tmp_path):
@@ -106,30 +133,60 @@ def test_defaults_and_environment_unchanged(clean_env, tmp_path):
     assert {n: getattr(s, n) for n in DEFAULTS} == DEFAULTS
     assert s.data_dir == tmp_path / "xdg" / "dashcam" and s.archive_dir == s.data_dir / "archive"
     assert s.db_url == f"sqlite:///{s.data_dir / 'dashcam.db'}" and not s.database_url_given
-    env = {"DETECT_FPS": "3", "ARCHIVE_PRESET": "veryslow", "CLOSEUP_PLATES": "false", "PLATE_FORMATS": "NL, EU",
-           "RAW_MAX_GB": "1.5", "ARCHIVE_HEIGHT": "540", "OCR_ENGINE": "rapidocr", "WEB_TOKEN": "tok",
-           "DATABASE_URL": "postgresql+psycopg://u:pw@h/db", "CAMERA_TZ": "Europe/Amsterdam"}
+    env = {
+        "DETECT_FPS": "3",
+        "ARCHIVE_PRESET": "veryslow",
+        "CLOSEUP_PLATES": "false",
+        "PLATE_FORMATS": "NL, EU",
+        "RAW_MAX_GB": "1.5",
+        "ARCHIVE_HEIGHT": "540",
+        "OCR_ENGINE": "rapidocr",
+        "WEB_TOKEN": "tok",
+        "DATABASE_URL": "postgresql+psycopg://u:pw@h/db",
+        "CAMERA_TZ": "Europe/Amsterdam",
+    }
     for k, v in env.items():
         clean_env.setenv(env_var(k.lower()), v)
     s = Settings()
-    assert (s.detect_fps, s.archive_preset, s.closeup_plates, s.plate_formats, s.raw_max_gb, s.archive_height,
-            s.ocr_engine) == (3.0, "veryslow", False, ("NL", "EU"), 1.5, 540, "rapidocr")
+    assert (
+        s.detect_fps,
+        s.archive_preset,
+        s.closeup_plates,
+        s.plate_formats,
+        s.raw_max_gb,
+        s.archive_height,
+        s.ocr_engine,
+    ) == (3.0, "veryslow", False, ("NL", "EU"), 1.5, 540, "rapidocr")
     assert s.web_token == SecretStr("tok") and s.db_url == env["DATABASE_URL"] and s.database_url_given
     assert Settings(detect_fps=4).detect_fps == 4.0  # an argument beats the environment
     assert Settings(archive_height=240).archive_height == 240  # any height the transcode supports (test_storage)
 
 
-@pytest.mark.parametrize(("kw", "expected"), [
-    ({"archive_crf": 60}, "invalid setting archive_crf = 60 (DASHCAM_ARCHIVE_CRF): Input should be less than or equal to 51"),
-    ({"ocr_engine": "tesseract"}, "ocr_engine = 'tesseract' (DASHCAM_OCR_ENGINE): Input should be 'plate', 'rapidocr' or 'paddleocr'"),
-    ({"plate_crop_imgsz": 300}, "plate_crop_imgsz = 300 (DASHCAM_PLATE_CROP_IMGSZ): Input should be a multiple of 32"),
-    ({"camera_tz": "Europe/Atlantis"}, "camera_tz = 'Europe/Atlantis' (DASHCAM_CAMERA_TZ): not 'local' or an IANA"),
-    ({"plate_formats": "NL,XX"}, "unknown plate format region(s) ['XX']"),
-    ({"tracker": "bytetrack"}, "tracker = 'bytetrack' (DASHCAM_TRACKER): String should match pattern"),
-    ({"web_token": 12345}, "web_token = *** (DASHCAM_WEB_TOKEN): Input should be a valid string"),
-    ({"detect_fps": 0, "min_reads": 0}, "detect_fps = 0 (DASHCAM_DETECT_FPS): Input should be greater than 0; "
-                                        "min_reads = 0 (DASHCAM_MIN_READS)"),
-])
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        (
+            {"archive_crf": 60},
+            "invalid setting archive_crf = 60 (DASHCAM_ARCHIVE_CRF): Input should be less than or equal to 51",
+        ),
+        (
+            {"ocr_engine": "tesseract"},
+            "ocr_engine = 'tesseract' (DASHCAM_OCR_ENGINE): Input should be 'plate', 'rapidocr' or 'paddleocr'",
+        ),
+        (
+            {"plate_crop_imgsz": 300},
+            "plate_crop_imgsz = 300 (DASHCAM_PLATE_CROP_IMGSZ): Input should be a multiple of 32",
+        ),
+        ({"camera_tz": "Europe/Atlantis"}, "camera_tz = 'Europe/Atlantis' (DASHCAM_CAMERA_TZ): not 'local' or an IANA"),
+        ({"plate_formats": "NL,XX"}, "unknown plate format region(s) ['XX']"),
+        ({"tracker": "bytetrack"}, "tracker = 'bytetrack' (DASHCAM_TRACKER): String should match pattern"),
+        ({"web_token": 12345}, "web_token = *** (DASHCAM_WEB_TOKEN): Input should be a valid string"),
+        (
+            {"detect_fps": 0, "min_reads": 0},
+            "detect_fps = 0 (DASHCAM_DETECT_FPS): Input should be greater than 0; min_reads = 0 (DASHCAM_MIN_READS)",
+        ),
+    ],
+)
 def test_invalid_values_give_one_line(clean_env, kw, expected):
     with pytest.raises(SettingsError) as exc:
         Settings(**kw)
@@ -141,8 +198,11 @@ def test_invalid_values_give_one_line(clean_env, kw, expected):
 
 def test_invalid_environment_one_line(clean_env):
     clean_env.setenv("DASHCAM_ARCHIVE_HEIGHT", "100")
-    with pytest.raises(SettingsError, match=r"^invalid setting archive_height = '100' \(DASHCAM_ARCHIVE_HEIGHT\): "
-                                            r"Input should be greater than or equal to 144$"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^invalid setting archive_height = '100' \(DASHCAM_ARCHIVE_HEIGHT\): "
+        r"Input should be greater than or equal to 144$",
+    ):
         Settings()
 
 
@@ -151,8 +211,9 @@ def test_cli_invalid_setting_is_one_line_exit_2(clean_env, tmp_path):
     r = CliRunner().invoke(app, ["config"])
     assert r.exit_code == 2
     lines = r.output.strip().splitlines()
-    assert lines == ["error: invalid setting archive_crf = '99' (DASHCAM_ARCHIVE_CRF): Input should be less than or "
-                     "equal to 51"], r.output
+    assert lines == [
+        "error: invalid setting archive_crf = '99' (DASHCAM_ARCHIVE_CRF): Input should be less than or equal to 51"
+    ], r.output
     clip = tmp_path / "x.mp4"
     clip.write_bytes(b"")
     r = CliRunner().invoke(app, ["ingest", str(clip), "--detect-fps", "-1", "--data-dir", str(tmp_path)])
@@ -182,16 +243,20 @@ def test_cli_help_is_the_schema():
             base = description(name)
             rule = f" Allowed: {allowed(name)}." if allowed(name) else ""
             assert p.help.startswith(base) and p.help.endswith(rule), f"{where}: help is not setting_help({name!r})"
-            note = p.help[len(base):len(p.help) - len(rule)].strip()
+            note = p.help[len(base) : len(p.help) - len(rule)].strip()
             assert p.help == setting_help(name, note), f"{where}: help is not setting_help({name!r})"
             want = shown_default(name)
-            assert p.show_default == (want if want is not None else False), f"{where}: default shown is not the schema's"
+            assert p.show_default == (want if want is not None else False), (
+                f"{where}: default shown is not the schema's"
+            )
             checked.add(name)
             continue
         for opt in p.opts:
             field = opt.removeprefix("--").replace("-", "_")
             if field in Settings.model_fields and (path, opt) not in NOT_SETTINGS:
-                pytest.fail(f"dashcam {path} {opt}: declare it with setting_option({field!r}) (or list it in NOT_SETTINGS)")
+                pytest.fail(
+                    f"dashcam {path} {opt}: declare it with setting_option({field!r}) (or list it in NOT_SETTINGS)"
+                )
     assert {"data_dir", "database_url", "detect_fps", "archive_height", "raw_keep_days", "gps_track_dir"} <= checked
 
 
@@ -208,7 +273,8 @@ def test_committed_doc_table_is_generated_from_the_schema():
     committed = doc_table(DOC.read_text(encoding="utf-8"))
     assert committed == settings_markdown(app), (
         "docs/configuration.md drifted from dashcam/settings.py: run "
-        "`dashcam config --write-doc docs/configuration.md` and commit the result")
+        "`dashcam config --write-doc docs/configuration.md` and commit the result"
+    )
     assert len(committed.splitlines()) == 2 + len(Settings.model_fields)
 
 
@@ -235,8 +301,14 @@ def test_config_write_doc_and_json(clean_env, tmp_path):
     r = CliRunner().invoke(app, ["config", "--json"])
     assert r.exit_code == 0, r.output
     values = json.loads(r.stdout)
-    assert values["detect_fps"] == 2.5 and values["plate_formats"] == ["auto"] and set(values) == set(Settings.model_fields)
-    assert "secretpw" not in r.stdout and "tok-secret" not in r.stdout and values["database_url"].startswith("postgresql")
+    assert (
+        values["detect_fps"] == 2.5
+        and values["plate_formats"] == ["auto"]
+        and set(values) == set(Settings.model_fields)
+    )
+    assert (
+        "secretpw" not in r.stdout and "tok-secret" not in r.stdout and values["database_url"].startswith("postgresql")
+    )
     r = CliRunner().invoke(app, ["config"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "DASHCAM_DETECT_FPS" in r.stdout and "tok-secret" not in r.stdout
 
@@ -256,10 +328,20 @@ def test_invalid_environment_elsewhere_in_a_command_is_one_line(clean_env, tmp_p
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHCAM_", "PREFECT_"))}
-    env.update(PYTHONPATH=str(REPO_ROOT), DASHCAM_PLATE_CONF="2", PREFECT_HOME=str(tmp_path),
-               PREFECT_API_URL="http://127.0.0.1:9/api")  # never reached
-    r = subprocess.run([sys.executable, "-m", "dashcam.cli", "deploy", "--raw-dir", str(tmp_path)], env=env,
-                       capture_output=True, text=True, timeout=120)
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        DASHCAM_PLATE_CONF="2",
+        PREFECT_HOME=str(tmp_path),
+        PREFECT_API_URL="http://127.0.0.1:9/api",
+    )  # never reached
+    r = subprocess.run(
+        [sys.executable, "-m", "dashcam.cli", "deploy", "--raw-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines() == [
-        "error: invalid setting plate_conf = '2' (DASHCAM_PLATE_CONF): Input should be less than or equal to 1"]
+        "error: invalid setting plate_conf = '2' (DASHCAM_PLATE_CONF): Input should be less than or equal to 1"
+    ]
