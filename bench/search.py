@@ -46,7 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
 EVENTS_PER_VIDEO = 100
-T_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T_START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN_S = 2 * 365 * 86400  # two years of driving
 NL_LETTERS = "BDFGHJKLNPRSTVXZ"  # RDW: no vowels, no C/Q/W/M/Y in current series
 ALL_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -152,7 +152,7 @@ def synthesize(n_events: int, n_plates: int, seed: int = 0) -> dict:
             pool = pools[plate] = [misread(plate, rng) for _ in range(3)]
         return rng.choice(pool) if rng.random() < 0.9 else misread(plate, rng)
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     videos, vehicles, readings, truth = [], [], [], {}
     keys: set[str] = set()
     texts: set[str] = set()
@@ -272,10 +272,9 @@ def _copy_pg(engine, table, rows: list[dict]) -> None:
     json_cols = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
     raw = engine.raw_connection()
     try:
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
-                for r in rows:
-                    cp.write_row([json.dumps(r[c]) if c in json_cols else r[c] for c in cols])
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row([json.dumps(r[c]) if c in json_cols else r[c] for c in cols])
         raw.commit()
     finally:
         raw.close()
@@ -362,9 +361,10 @@ def time_pages(url: str, queries: dict, n: int, work: Path) -> tuple[dict, list[
     notes)``: ms, process CPU ms, mean body KiB, the status codes seen; ``notes`` says what the
     synthetic data lacks (e.g. no ``routes`` rows: km 0, no route on the map).
     """
+    from urllib.parse import quote, urlencode
+
     import sqlalchemy as sa
     from fastapi.testclient import TestClient
-    from urllib.parse import quote, urlencode
 
     from dashcam.db import ROUTES, VIDEOS, make_engine
     from dashcam.drives import load_drives
@@ -529,7 +529,7 @@ class _database:
         sys.path[:0] = [str(REPO / "tests"), str(REPO / "infra")]
         import conftest  # the test suite's PostgreSQL starter (named either way)
 
-        starter = getattr(conftest, "_local_postgres", None) or getattr(conftest, "local_postgres")
+        starter = getattr(conftest, "_local_postgres", None) or conftest.local_postgres
         self._pg = starter()
         server = self._pg.__enter__()
         return server.url(server.create_database())

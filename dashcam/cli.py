@@ -7,13 +7,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
 
 class _App(typer.Typer):
     """Typer app whose commands end with a one-line error (exit 1) on a database failure,
@@ -38,9 +39,9 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="DASHCAM_DATA_DIR", help="Where the default SQLite DB, work and archive folders live.")]
-DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", envvar="DASHCAM_DATABASE_URL", help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://USER:PW@HOST/DB.")]
-ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", envvar="DASHCAM_MODEL_DIR", help="Folder with the model files.")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="DASHCAM_DATA_DIR", help="Where the default SQLite DB, work and archive folders live.")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", envvar="DASHCAM_DATABASE_URL", help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://USER:PW@HOST/DB.")]
+ModelDir = Annotated[Path | None, typer.Option("--model-dir", envvar="DASHCAM_MODEL_DIR", help="Folder with the model files.")]
 
 
 def _settings(**overrides):
@@ -62,15 +63,15 @@ def _quiet_prefect(verbose: bool) -> None:
 @app.command()
 def ingest(
     videos: Annotated[list[Path], typer.Argument(help="Dashcam video files (MP4, MOV, AVI, TS).")],
-    gpx: Annotated[Optional[Path], typer.Option(help="GPX track for these videos (default: same-stem .gpx beside each video).")] = None,
+    gpx: Annotated[Path | None, typer.Option(help="GPX track for these videos (default: same-stem .gpx beside each video).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="Where archive copies, plate crops and thumbnails go.")] = None,
-    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", envvar="DASHCAM_WORK_DIR", help="Heavy output (records, crops) per video.")] = None,
+    archive_dir: Annotated[Path | None, typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="Where archive copies, plate crops and thumbnails go.")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", envvar="DASHCAM_WORK_DIR", help="Heavy output (records, crops) per video.")] = None,
     model_dir: ModelDir = None,
-    detect_fps: Annotated[Optional[float], typer.Option("--detect-fps", envvar="DASHCAM_DETECT_FPS", help="Frames per second of video to analyse.")] = None,
-    archive_height: Annotated[Optional[int], typer.Option("--archive-height", envvar="DASHCAM_ARCHIVE_HEIGHT", help="720 or 540.")] = None,
-    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", envvar="DASHCAM_CAMERA_TZ", help="Timezone of the camera clock in file names ('local' or e.g. Europe/Amsterdam).")] = None,
+    detect_fps: Annotated[float | None, typer.Option("--detect-fps", envvar="DASHCAM_DETECT_FPS", help="Frames per second of video to analyse.")] = None,
+    archive_height: Annotated[int | None, typer.Option("--archive-height", envvar="DASHCAM_ARCHIVE_HEIGHT", help="720 or 540.")] = None,
+    camera_tz: Annotated[str | None, typer.Option("--camera-tz", envvar="DASHCAM_CAMERA_TZ", help="Timezone of the camera clock in file names ('local' or e.g. Europe/Amsterdam).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
 ) -> None:
     """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found.
@@ -208,10 +209,10 @@ def _print_summary(summaries, wall: float) -> None:
 
 @app.command()
 def plates(
-    video: Annotated[Optional[str], typer.Option("--video", help="Only this video_id.")] = None,
-    plate: Annotated[Optional[str], typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
-    fuzzy: Annotated[Optional[str], typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
-    regex: Annotated[Optional[str], typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
+    video: Annotated[str | None, typer.Option("--video", help="Only this video_id.")] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
+    fuzzy: Annotated[str | None, typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
+    regex: Annotated[str | None, typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many results for --fuzzy/--regex.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (all columns).")] = False,
     data_dir: DataDir = None,
@@ -358,10 +359,10 @@ def deploy(
 @app.command("gps")
 def gps_cmd(
     video: Annotated[Path, typer.Argument(help="A dashcam video (MP4/MOV) or any video with a GPS sidecar.")],
-    gpx_out: Annotated[Optional[Path], typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
-    track: Annotated[Optional[Path], typer.Option("--track", help="Use this GPX/NMEA track instead of searching.")] = None,
-    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", help="Timezone of the camera clock (file names), e.g. Europe/Amsterdam.")] = None,
-    track_dir: Annotated[Optional[Path], typer.Option("--track-dir", help="Folder of GPX/NMEA logs searched by recording time.")] = None,
+    gpx_out: Annotated[Path | None, typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
+    track: Annotated[Path | None, typer.Option("--track", help="Use this GPX/NMEA track instead of searching.")] = None,
+    camera_tz: Annotated[str | None, typer.Option("--camera-tz", help="Timezone of the camera clock (file names), e.g. Europe/Amsterdam.")] = None,
+    track_dir: Annotated[Path | None, typer.Option("--track-dir", help="Folder of GPX/NMEA logs searched by recording time.")] = None,
 ) -> None:
     """Show where a video's GPS track comes from (embedded, sidecar, track folder) and export it as GPX."""
     import logging
@@ -394,8 +395,9 @@ def gps_cmd(
     trk, source = found
     for p in problems:  # e.g. a corrupt sidecar skipped for the track directory's log
         console.print(f"warning: {p}", soft_wrap=True, highlight=False)
-    from dashcam.pipeline import route_points
     from datetime import timedelta
+
+    from dashcam.pipeline import route_points
 
     route = route_points(trk, info.recording_start, info.recording_start + timedelta(seconds=info.duration_s))
     out.print(f"{video.name}: {len(trk)} GPS points from {source}, {trk.start.isoformat()} .. {trk.end.isoformat()} UTC")
@@ -409,9 +411,9 @@ def gps_cmd(
 
 @app.command("watch")
 def watch_cmd(
-    dirs: Annotated[Optional[list[Path]], typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
-    pattern: Annotated[Optional[list[str]], typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
+    dirs: Annotated[list[Path] | None, typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
+    pattern: Annotated[list[str] | None, typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
     quiet_s: Annotated[float, typer.Option("--quiet-s", envvar="DASHCAM_WATCH_QUIET_S", help="Seconds a file must stay unchanged (after the writer closed it) before it is ingested.")] = 30.0,
     polling: Annotated[bool, typer.Option("--polling", envvar="DASHCAM_WATCH_POLLING", help="Poll the tree instead of inotify: for NFS/SMB mounts written by other machines.")] = False,
     poll_interval_s: Annotated[float, typer.Option("--poll-interval-s", envvar="DASHCAM_WATCH_POLL_INTERVAL_S", help="Seconds between polls (--polling).")] = 10.0,
@@ -490,10 +492,10 @@ def keep_cmd(
 @app.command("retention")
 def retention_cmd(
     apply: Annotated[bool, typer.Option("--apply/--dry-run", help="Delete (--apply) or only list what would go (--dry-run, the default).")] = False,
-    raw_keep_days: Annotated[Optional[float], typer.Option("--raw-keep-days", envvar="DASHCAM_RAW_KEEP_DAYS", help="Days a finalized, archived raw file is kept.")] = None,
-    raw_max_gb: Annotated[Optional[float], typer.Option("--raw-max-gb", envvar="DASHCAM_RAW_MAX_GB", help="Disk budget of the raw tier in GB (1e9 bytes).")] = None,
-    archive_keep_days: Annotated[Optional[float], typer.Option("--archive-keep-days", envvar="DASHCAM_ARCHIVE_KEEP_DAYS", help="Days an archive video copy is kept (default: forever).")] = None,
-    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier measured for the budget.")] = None,
+    raw_keep_days: Annotated[float | None, typer.Option("--raw-keep-days", envvar="DASHCAM_RAW_KEEP_DAYS", help="Days a finalized, archived raw file is kept.")] = None,
+    raw_max_gb: Annotated[float | None, typer.Option("--raw-max-gb", envvar="DASHCAM_RAW_MAX_GB", help="Disk budget of the raw tier in GB (1e9 bytes).")] = None,
+    archive_keep_days: Annotated[float | None, typer.Option("--archive-keep-days", envvar="DASHCAM_ARCHIVE_KEEP_DAYS", help="Days an archive video copy is kept (default: forever).")] = None,
+    raw_dir: Annotated[Path | None, typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier measured for the budget.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the files kept and why.")] = False,
@@ -535,7 +537,7 @@ def retention_cmd(
 @app.command("storage")
 def storage_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier (the folder the camera files land in).")] = None,
+    raw_dir: Annotated[Path | None, typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier (the folder the camera files land in).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -574,7 +576,7 @@ def clip_cmd(
     event_id: Annotated[str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, as `dashcam events --json` shows).")],
     before: Annotated[float, typer.Option("--before", help="Seconds before the event.")] = 10.0,
     after: Annotated[float, typer.Option("--after", help="Seconds after the event.")] = 10.0,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -645,9 +647,9 @@ def watchlist_add(
     label: Annotated[str, typer.Option("--label", help="Shown in hits and alerts, e.g. 'hit and run 2026-11-02' (<= 200 characters).")] = "",
     notes: Annotated[str, typer.Option("--notes", help="Free text (<= 2000 characters).")] = "",
     fuzzy: Annotated[bool, typer.Option("--fuzzy/--no-fuzzy", help="Plain plates also match OCR look-alikes (docs/search.md).")] = True,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75).")] = None,
-    active_from: Annotated[Optional[str], typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")] = None,
-    active_until: Annotated[Optional[str], typer.Option("--until", help="Only events up to this time.")] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75).")] = None,
+    active_from: Annotated[str | None, typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")] = None,
+    active_until: Annotated[str | None, typer.Option("--until", help="Only events up to this time.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -668,7 +670,7 @@ def watchlist_add(
 
 @watchlist_app.command("list")
 def watchlist_list(
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the entries.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -707,7 +709,7 @@ def watchlist_remove(
 
 @watchlist_app.command("hits")
 def watchlist_hits(
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the hits.")] = False,
     data_dir: DataDir = None,
@@ -747,7 +749,7 @@ def watchlist_import(
 @watchlist_app.command("export")
 def watchlist_export(
     csv_path: Annotated[Path, typer.Argument(help="CSV file to write (dashcam watchlist import reads it back).")],
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -769,7 +771,7 @@ def correct_cmd(
     event_id: Annotated[str, typer.Argument(help="Event id <video_id>:<track_id> (dashcam plates --json: id).")],
     text: Annotated[str, typer.Argument(help="The right plate text.")],
     note: Annotated[str, typer.Option("--note", help="Why / what (kept with the correction).")] = "",
-    by: Annotated[Optional[str], typer.Option("--by", help="Who corrects (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who corrects (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -803,7 +805,7 @@ def _plate_note(plate: str, text: str, kind: str, by, data_dir, database_url) ->
 def note_cmd(
     plate: Annotated[str, typer.Argument(help="Plate text.")],
     text: Annotated[str, typer.Argument(help="The note (<= 2000 characters).")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -815,7 +817,7 @@ def note_cmd(
 def tag_cmd(
     plate: Annotated[str, typer.Argument(help="Plate text.")],
     tag: Annotated[str, typer.Argument(help="One word: letters, digits, - and _.")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -848,9 +850,9 @@ def _prefect_call(what: str, fn):
 @alerts_app.command("add")
 def alerts_add(
     block: Annotated[str, typer.Option("--block", help="Notification block TYPE/NAME, e.g. slack-webhook/family, custom-webhook/ntfy (prefect block ls).")],
-    name: Annotated[Optional[str], typer.Option("--name", help="Automation name (default: the block).")] = None,
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only hits of this watch list.")] = None,
-    plate: Annotated[Optional[str], typer.Option("--plate", help="Only hits of this (final) plate.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Automation name (default: the block).")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only hits of this watch list.")] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Only hits of this (final) plate.")] = None,
 ) -> None:
     """Create a Prefect automation: on each dashcam.watchlist.hit event, send a message (plate,
     label, time, OpenStreetMap link, crop) through the notification block."""
@@ -937,7 +939,7 @@ def web_cmd(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="The archive folder (the only folder media is served from).")] = None,
+    archive_dir: Annotated[Path | None, typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="The archive folder (the only folder media is served from).")] = None,
 ) -> None:
     """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
     from dashcam.web.security import is_loopback

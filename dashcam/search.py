@@ -71,10 +71,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from rapidfuzz.distance import Levenshtein
@@ -387,9 +388,8 @@ def _filters(v: sa.Table, since, until, video_ids, bbox, min_conf) -> list:
 def _aware(t: datetime, name: str) -> datetime:
     if not isinstance(t, datetime):
         raise SearchError(f"{name} must be a datetime")
-    from datetime import timezone
 
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def _like_bounds(col, pattern: str) -> list:

@@ -49,9 +49,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from watchdog.events import (
     DirDeletedEvent,
@@ -451,7 +452,7 @@ class PrefectTrigger:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: "Watcher"):
+    def __init__(self, watcher: Watcher):
         self.w = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:

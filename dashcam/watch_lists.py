@@ -44,9 +44,10 @@ import csv
 import os
 import re
 import unicodedata
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -110,7 +111,7 @@ class WatchListError(ValueError):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _db_error(engine_or_conn, what: str, exc: SQLAlchemyError) -> DatabaseError:
@@ -178,7 +179,7 @@ def _when(value: Any, name: str) -> datetime | None:
             raise WatchListError(f"{name} {value[:40]!r} is not an ISO 8601 date/time (2026-11-02 or 2026-11-02T14:30)") from None
     if not isinstance(value, datetime):
         raise WatchListError(f"{name} must be a date/time")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _entry_row(pattern: str, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,

@@ -145,7 +145,7 @@ class PrefectServer:
         })
         return env
 
-    def start(self, timeout_s: float = 180) -> "PrefectServer":
+    def start(self, timeout_s: float = 180) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = self.env()
         env.pop("PREFECT_API_URL")
@@ -249,7 +249,7 @@ class LocalCluster:
             env["PREFECT_DEFAULT_RESULT_STORAGE_BLOCK"] = self.result_storage
         return env
 
-    def start(self, raw_dir: str) -> "LocalCluster":
+    def start(self, raw_dir: str) -> LocalCluster:
         """Start everything (PostgreSQL, server, deploy, supervised workers); create the NAS folders."""
         self.home.mkdir(parents=True, exist_ok=True)
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,4 +38,4 @@ def copy_in_chunks(src: Path, dst: Path, chunks: int = 4, pause_s: float = 0.2) 
             f.write(data[i:i + step])
             f.flush()
             time.sleep(pause_s)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

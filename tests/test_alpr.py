@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import model_dir, shared_dir
 
 from dashcam.alpr import (
     ImageReadError,
@@ -26,8 +27,6 @@ from dashcam.alpr import (
 )
 from dashcam.models import ModelNotFoundError, resolve_model
 from dashcam.settings import Settings
-
-from helpers import model_dir, shared_dir
 
 IMAGES = shared_dir() / "data" / "plates-images"
 VIDEOS = shared_dir() / "data" / "plates-video"

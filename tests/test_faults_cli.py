@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-import psycopg
 import pytest
 
 try:  # after the cluster branch: the starter lives in infra/postgres.py, re-exported by conftest

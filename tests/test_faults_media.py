@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import model_dir, shared_dir
 from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
 from dashcam.archive import verify_media
 from dashcam.db import get_video, make_engine, query_events
 from dashcam.settings import Settings
 from dashcam.video import compute_video_id
-from helpers import model_dir, shared_dir
-from prefect_server import PrefectServer
 
 pytestmark = pytest.mark.slow
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import gpxpy.geo
 import pytest
+from helpers import shared_dir
 
 from dashcam.gps import GpsError, GpsTrack, find_gpx, load_gpx
-from helpers import shared_dir
 
 TRACKS = shared_dir() / "data/gps/tracks"
 SPEED = TRACKS / "gpxpy/track_with_speed.gpx"  # GPX 1.0, 3 points with <speed>, no course
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not SPEED.exists(), reason=f"shared test data no
 
 
 def utc(*a) -> datetime:
-    return datetime(*a, tzinfo=timezone.utc)
+    return datetime(*a, tzinfo=UTC)
 
 
 def _haversine(lat1, lon1, lat2, lon2):

@@ -7,10 +7,11 @@ import csv
 import logging
 import shutil
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import shared_dir
 
 from dashcam.gps import GpsTrack, load_gpx, track_to_gpx
 from dashcam.gps_sources import (
@@ -27,7 +28,6 @@ from dashcam.pipeline import align_gps, route_points
 from dashcam.records import PlateEvent
 from dashcam.settings import Settings
 from dashcam.video import probe
-from helpers import shared_dir
 
 GPS = shared_dir() / "data/gps"
 KARMA = GPS / "gopro-gpmf/karma.mp4"
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(not KARMA.exists(), reason=f"shared GPS test dat
 
 
 def utc(*a) -> datetime:
-    return datetime(*a, tzinfo=timezone.utc)
+    return datetime(*a, tzinfo=UTC)
 
 
 def settings(tmp_path: Path, **kw) -> Settings:
@@ -67,7 +67,7 @@ def test_karma_mp4_matches_exiftool():
     rows = list(csv.DictReader(KARMA_CSV.open()))
     assert len(rows) == 12
     for row in rows:
-        t = datetime.strptime(row["gps_datetime_utc"], "%Y:%m:%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+        t = datetime.strptime(row["gps_datetime_utc"], "%Y:%m:%d %H:%M:%S.%f").replace(tzinfo=UTC)
         lat, lon = float(row["lat"]), float(row["lon"])
         p = min(points, key=lambda p: abs((p.time - t).total_seconds()))
         assert p.lat == pytest.approx(lat, abs=1e-6) and p.lon == pytest.approx(lon, abs=1e-6), row
@@ -108,7 +108,7 @@ def test_gopro2gpx_gps9_streams_match_their_csv(name, shift_s):
     ref = [r for r in csv.DictReader((STREAMS / f"{name}.csv").open()) if r["name"] == "GPS9"]
     assert len(points) == len(ref) > 400
     for p, r in zip(points, ref):
-        t = datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        t = datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         assert p.lat == pytest.approx(float(r["latitude"]), abs=1e-7)
         assert p.lon == pytest.approx(float(r["longitude"]), abs=1e-7)
         assert abs((p.time - t).total_seconds() - shift_s) < 1e-3

@@ -7,12 +7,11 @@ import csv
 from datetime import timedelta
 
 import pytest
+from helpers import model_dir, shared_dir
 
 from dashcam.gps import GpsTrack, load_gpx
 from dashcam.region import country_at, country_of_tz, formats_for_country, plate_priors
 from dashcam.settings import Settings
-
-from helpers import model_dir, shared_dir
 
 TRACKS = shared_dir() / "data/gps/tracks"
 NL_TRACK = TRACKS / "gpxpy/track_with_speed.gpx"  # a real GPX near Lelystad, NL (3 points, 13 s)

@@ -20,21 +20,21 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import copy_in_chunks, shared_dir
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_server import PrefectServer, free_port
 from watchdog.events import FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 
 from dashcam.video import compute_video_id
 from dashcam.watch import CompletionTracker, FileFilter, WatchConfig, Watcher, idempotency_key
-from helpers import copy_in_chunks, shared_dir
-from prefect_server import PrefectServer, free_port
 
 CLIPS = shared_dir() / "data/plates-video/TrainingSet/Categorie I"
 CLIP = CLIPS / "ZVideo44.mp4"  # 940 KB
@@ -165,7 +165,7 @@ def _insert_video_row(db_url: str, video_id: str, path: str, size: int) -> None:
     from dashcam.db import VIDEOS, make_engine
 
     engine = make_engine(db_url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(sa.insert(VIDEOS).values(
             id=video_id, path=path, size_bytes=size, duration_s=10.0, fps=25.0, width=640, height=480, codec="h264",

@@ -19,19 +19,19 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gpxpy
 import httpx
 import pytest
 import sqlalchemy as sa
+import web_data
+from helpers import shared_dir
+from prefect_server import PrefectServer, free_port
 
 from dashcam.db import VEHICLES, VIDEOS, make_engine
 from dashcam.drives import group_drives
-from helpers import shared_dir
-from prefect_server import PrefectServer, free_port
-import web_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (shared_dir() / web_data.PLATES).is_dir(),
                                                     reason="shared test data not found")]
@@ -167,7 +167,7 @@ def _v(i, name, start, dur=60.0, folder="/card/DCIM/Movie"):
 
 
 def test_drive_grouping_rule():
-    t = lambda h, m, s=0: datetime(2024, 3, 15, h, m, s, tzinfo=timezone.utc)  # noqa: E731
+    t = lambda h, m, s=0: datetime(2024, 3, 15, h, m, s, tzinfo=UTC)  # noqa: E731
     vids = [
         _v("a", "2024_0315_140000_0001F.MP4", t(14, 0)), _v("ar", "2024_0315_140000_0001R.MP4", t(14, 0)),
         _v("b", "2024_0315_140100_0002F.MP4", t(14, 1)),
@@ -215,15 +215,14 @@ def test_web_database_connection_is_read_only(web_data_set):
 
 
 def test_web_pg_connection_is_read_only(web_data_set, web_pg_url):
-    from dashcam.web.app import Web
-
     from pydantic import SecretStr
+
+    from dashcam.web.app import Web
 
     web = Web(web_data_set.settings.model_copy(update={"database_url": SecretStr(web_pg_url)}), None, None)
     try:
-        with web.engine.connect() as conn:
-            with pytest.raises(sa.exc.DBAPIError, match="read-only"):
-                conn.execute(sa.delete(VEHICLES))
+        with web.engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="read-only"):
+            conn.execute(sa.delete(VEHICLES))
     finally:
         web.engine.dispose()
 
@@ -439,7 +438,7 @@ def test_media_outside_the_archive_is_refused(server: WebServer, tmp_path):
     rel_out = os.path.relpath(secret, archive)  # ../../.../secret.mp4
     cases = {"trav1": str(archive / rel_out), "trav2": str(secret), "trav3": str(link), "trav4": rel_out}
     eng = make_engine(server.db_url, migrate_schema=False)
-    now = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2001, 1, 1, tzinfo=UTC)
     try:
         with eng.begin() as c:
             for vid, p in cases.items():

@@ -90,9 +90,9 @@ def build(root: Path, sqlite_url: str) -> WebData:
 
 def persist_into(data: WebData, db_url: str) -> None:
     """Store the already analysed and archived videos into ``db_url`` via the real finalize flow."""
+    from dashcam.archive import archive_video_path
     from dashcam.records import Manifest
     from flows.ingest import finalize_video
-    from dashcam.archive import archive_video_path
 
     settings = data.settings.model_copy(update={"database_url": type(data.settings.database_url)(db_url)})
     for m in data.manifests:

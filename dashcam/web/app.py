@@ -15,9 +15,9 @@ import os
 import re
 import threading
 from collections import Counter, defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Iterator
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -39,7 +39,13 @@ from dashcam.web.charts import speed_series, speed_svg
 from dashcam.web.media import archive_file, file_response, poster
 from dashcam.web.prefect_runs import FailureReader
 from dashcam.web.security import (
-    CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, Guard, check_csrf, csrf_token, security_headers,
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE_S,
+    Guard,
+    check_csrf,
+    csrf_token,
+    security_headers,
 )
 
 log = logging.getLogger(__name__)
@@ -156,7 +162,7 @@ class Web:
         tz = self.tz or datetime.now().astimezone().tzinfo
 
         def at(d):
-            return datetime.combine(d, time(0), tz).astimezone(timezone.utc)
+            return datetime.combine(d, time(0), tz).astimezone(UTC)
 
         return (at(since) if since else None, at(until + timedelta(days=1)) if until else None)
 
