@@ -17,7 +17,7 @@ from dashcam.db import (
     query_events,
     save_video,
 )
-from dashcam.records import PlateAlternative, PlateEvent, VideoInfo
+from dashcam.records import PlateAlternative, PlateEvent, PlateRead, VideoInfo
 from dashcam.search import (
     SearchError,
     SearchPage,
@@ -441,8 +441,6 @@ def test_cli_plates_fuzzy_and_regex(filled, db_url):
 
 
 def _read(text: str, conf: float, frame: int = 0) -> PlateRead:
-    from dashcam.records import PlateRead
-
     return PlateRead(frame_idx=frame, pts_s=frame / 30, track_id=1, car_bbox=(0, 0, 10, 10), car_conf=0.9,
                      plate_bbox=(1, 1, 5, 3), plate_conf=0.8, text=text, raw_text=text, text_conf=conf,
                      plate_area=8.0, sharpness=1.0)
