@@ -259,7 +259,7 @@ def _insert_sqlite(conn, table, rows: list[dict]) -> None:
     cur = conn.connection.dbapi_connection.cursor()
     try:
         for i in range(0, len(rows), 50000):
-            cur.executemany(sql, [tuple(p(r[c]) if p else r[c] for p, c in zip(procs, cols)) for r in rows[i:i + 50000]])
+            cur.executemany(sql, [tuple(p(r[c]) if p else r[c] for p, c in zip(procs, cols, strict=True)) for r in rows[i:i + 50000]])
     finally:
         cur.close()
 
@@ -438,6 +438,23 @@ def _db_size(url: str) -> str:
     return f"{b / 2**20:.0f} MiB"
 
 
+def _print_pages(console, pages: dict[str, tuple[dict, list[str]]], n: int) -> None:
+    from rich.table import Table
+
+    pt = Table(title=f"web UI page render (server side, in-process TestClient), {n} requests per page, "
+                     f"target <= {PAGE_TARGET_MS:.0f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    for c in ("backend", "page", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "KiB", "status", "<= 300 ms"):
+        pt.add_column(c, justify="right")
+    for backend, (res, _) in pages.items():
+        for name, r in res.items():
+            pt.add_row(backend, name, f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['cpu_p50']:.1f}",
+                       f"{r['kib']:.0f}", r["status"], "yes" if r["p95"] <= PAGE_TARGET_MS else "NO")
+    console.print(pt)
+    for backend, (_, notes) in pages.items():
+        for note in notes:
+            console.print(f"  {backend}: {note}", highlight=False)
+
+
 def cmd_latency(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -482,18 +499,7 @@ def cmd_latency(args) -> int:
                       f"{r['top1']:.1%}" if recall else "-", f"{r['top5']:.1%}" if recall else "-")
     console.print(t)
     if pages:
-        pt = Table(title=f"web UI page render (server side, in-process TestClient), {args.pages} requests per page, "
-                         f"target <= {PAGE_TARGET_MS:.0f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-        for c in ("backend", "page", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "KiB", "status", "<= 300 ms"):
-            pt.add_column(c, justify="right")
-        for backend, (res, notes) in pages.items():
-            for name, r in res.items():
-                pt.add_row(backend, name, f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['cpu_p50']:.1f}",
-                           f"{r['kib']:.0f}", r["status"], "yes" if r["p95"] <= PAGE_TARGET_MS else "NO")
-        console.print(pt)
-        for backend, (_, notes) in pages.items():
-            for note in notes:
-                console.print(f"  {backend}: {note}", highlight=False)
+        _print_pages(console, pages, args.pages)
     f = Table(title="fill")
     for c in ("backend", "events", "readings", "variants", "texts", "generate s", "fill s", "size"):
         f.add_column(c, justify="right")
@@ -550,7 +556,6 @@ def photo_reads(cache: Path | None) -> list[dict]:
     ``cache`` (JSON) when given."""
     if cache is not None and cache.is_file():
         return json.loads(cache.read_text())
-    import csv
 
     import cv2
 
@@ -561,7 +566,7 @@ def photo_reads(cache: Path | None) -> list[dict]:
     from dashcam.settings import Settings
 
     root = accuracy.shared_dir() / "data" / "plates-images"
-    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    rows = accuracy.csv_rows(root / "labels.csv")
     by_region = {reg: Settings(model_dir=accuracy.model_dir(), plate_formats=f) for reg, f in accuracy.REGION_FORMATS.items()}
     out = []
     for r in rows:

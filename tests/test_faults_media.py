@@ -149,7 +149,7 @@ def test_full_archive_disk_fails_clearly_and_leaves_no_broken_archive(prefect_ap
     ids = [compute_video_id(c) for c in clips]
     env = _env(prefect_api, tmp_path, sqlite_url, DASHCAM_ARCHIVE_DIR=str(archive))
 
-    for clip, vid in zip(clips, ids):  # each alone, as the issue ran them
+    for clip, vid in zip(clips, ids, strict=True):  # each alone, as the issue ran them
         proc = _dashcam(["ingest", str(clip)], env)
         assert proc.returncode != 0, proc.stdout  # before the fix: the no-plate clip exited 0
         err = " ".join(proc.stderr.split())  # Rich wraps long lines

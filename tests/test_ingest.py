@@ -122,7 +122,7 @@ def test_gps_aligned_from_viofo_named_clip(prefect_api, sqlite_url, tmp_path):
     start = datetime(2020, 12, 18, 6, 17, 9, tzinfo=UTC)
     assert start <= ts <= start + timedelta(seconds=4)
     # expected: linear interpolation between the bracketing track points, computed here from gpxpy
-    points = [p for t in gpxpy.parse(open(shared_dir() / TRACK)).tracks for s in t.segments for p in s.points]
+    points = [p for t in gpxpy.parse((shared_dir() / TRACK).read_text()).tracks for s in t.segments for p in s.points]
     before = max((p for p in points if p.time <= ts), key=lambda p: p.time)
     after = min((p for p in points if p.time > ts), key=lambda p: p.time)
     f = (ts - before.time).total_seconds() / (after.time - before.time).total_seconds()

@@ -245,7 +245,7 @@ def test_iter_frames_bounded_queue_with_slow_consumer():
     stats = DecodeStats()
     qsize = 2
     ahead = []
-    for f in iter_frames(info, detect_fps=info.fps, queue_size=qsize, stats=stats):
+    for _f in iter_frames(info, detect_fps=info.fps, queue_size=qsize, stats=stats):
         time.sleep(0.02)  # slow consumer: the decoder must block, not read ahead
         ahead.append(stats.frames_decoded - stats.frames_yielded)
     assert stats.frames_yielded == 37
@@ -280,10 +280,12 @@ def test_iter_frames_early_stop_cleans_up():
 def test_iter_frames_consumer_exception_cleans_up():
     info = probe(PARKING)
     stats = DecodeStats()
-    with pytest.raises(RuntimeError, match="detector crashed"):
-        with contextlib.closing(iter_frames(info, detect_fps=6, stats=stats)) as frames:
-            for _f in frames:
-                raise RuntimeError("detector crashed")
+    with (
+        pytest.raises(RuntimeError, match="detector crashed"),
+        contextlib.closing(iter_frames(info, detect_fps=6, stats=stats)) as frames,
+    ):
+        for _f in frames:
+            raise RuntimeError("detector crashed")
     assert _gone(stats)
 
 

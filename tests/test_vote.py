@@ -6,13 +6,12 @@ plates-video clip at the default 6 fps and votes the main track's reads.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from datetime import UTC
 
 import cv2
 import pytest
-from helpers import model_dir, shared_dir
+from helpers import csv_rows, model_dir, shared_dir
 
 from dashcam.alpr import normalize_plate
 from dashcam.records import PlateRead
@@ -133,7 +132,7 @@ def test_vote_on_real_clip_reads():
 
     data = shared_dir() / "data" / "plates-video"
     clip = "TrainingSet/Categorie I/Video10_2.avi"
-    label = next(r["plate_text"] for r in csv.DictReader(open(data / "labels.csv")) if r["file"] == clip)
+    label = next(r["plate_text"] for r in csv_rows(data / "labels.csv") if r["file"] == clip)
     s = Settings(model_dir=model_dir())
     vt, pd, rd = VehicleTracker(s), PlateDetector(s), PlateReader(s)
     cap = cv2.VideoCapture(str(data / clip))

@@ -358,20 +358,19 @@ def test_prefect_api_unreachable_is_retried_until_it_is_up(nas, sqlite_url, logs
     port = free_port()
     server = PrefectServer(tmp_path / "late-prefect", port=port)
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            with running(_config(nas, "ingest/ingest", sqlite_url)) as w:
-                shutil.copyfile(CLIP, nas / "clip.mp4")
-                _wait(lambda: "failed to trigger" in _messages(logs), 20, "a failed trigger")
-                assert "will retry in" in _messages(logs)
-                server.start()  # the API comes back (without the deployment at first)
-                _ensure_pool()
-                with get_client(sync_client=True) as client:  # register ingest/ingest for it
-                    flow_id = client.create_flow_from_name("ingest")
-                    dep_id = client.create_deployment(flow_id=flow_id, name="ingest",
-                                                      entrypoint="flows/ingest.py:ingest", work_pool_name="server")
-                [run] = _wait_runs(dep_id, 1, timeout=30)
-                _settle(w)
-                assert len(_runs(dep_id)) == 1
+        with temporary_settings({PREFECT_API_URL: server.api_url}), running(_config(nas, "ingest/ingest", sqlite_url)) as w:
+            shutil.copyfile(CLIP, nas / "clip.mp4")
+            _wait(lambda: "failed to trigger" in _messages(logs), 20, "a failed trigger")
+            assert "will retry in" in _messages(logs)
+            server.start()  # the API comes back (without the deployment at first)
+            _ensure_pool()
+            with get_client(sync_client=True) as client:  # register ingest/ingest for it
+                flow_id = client.create_flow_from_name("ingest")
+                dep_id = client.create_deployment(flow_id=flow_id, name="ingest",
+                                                  entrypoint="flows/ingest.py:ingest", work_pool_name="server")
+            [run] = _wait_runs(dep_id, 1, timeout=30)
+            _settle(w)
+            assert len(_runs(dep_id)) == 1
     finally:
         server.stop()
     assert run.name == "clip.mp4"
@@ -401,10 +400,10 @@ def test_cli_two_service_instances_on_one_tree(prefect_api, deployment, nas, sql
     procs, outs = [], []
     try:
         for i in range(2):
-            out = open(tmp_path / f"watch{i}.log", "wb")
             outs.append(tmp_path / f"watch{i}.log")
-            procs.append(subprocess.Popen([str(BIN / "dashcam"), "watch", str(nas), "--retry-initial-s", "0.5"],
-                                          env=env, stdout=out, stderr=subprocess.STDOUT))
+            with open(outs[-1], "wb") as out:  # the child keeps its own copy of the descriptor
+                procs.append(subprocess.Popen([str(BIN / "dashcam"), "watch", str(nas), "--retry-initial-s", "0.5"],
+                                              env=env, stdout=out, stderr=subprocess.STDOUT))
         _wait(lambda: all("catch-up:" in p.read_text() for p in outs), 60, "both watchers started")
         for src in OTHERS[:2]:
             shutil.copyfile(src, nas / src.name)
