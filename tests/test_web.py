@@ -367,6 +367,7 @@ def test_search_page_fuzzy_and_exports(server: WebServer):
     ({"q": "AB", "min_conf": "high"}, 400, "is not a number"),
     ({"q": "AB", "min_conf": "2"}, 400, "out of range"),
     ({"q": "AB", "box": "1,2,3"}, 400, "min_lat,min_lon,max_lat,max_lon"),
+    ({"q": "AB", "box": "1,,3,4"}, 400, "min_lon is empty"),  # was a 500 (None compared with a float)
     ({"q": "AB", "drive": "no-such-drive"}, 404, "There is no drive"),
     ({"q": "AB", "page_no": "x"}, 400, "page_no"),
 ])
@@ -486,6 +487,7 @@ def test_post_without_csrf_token_is_refused(server: WebServer):
         c.get("/")  # gets the CSRF cookie
         assert c.post("/logout", data={}).status_code == 403
         assert c.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+        assert c.post("/logout", files={"csrf_token": ("t.txt", b"x")}).status_code == 403  # a file is no token
         html = c.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
         assert c.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
