@@ -203,6 +203,7 @@ class LocalApiServer:
                 self.stop()
                 raise RuntimeError(f"the local Prefect API server did not answer within {wait:.0f} s")
             # exited: lost the port to another process (uvicorn exits 1/3) -> another port
+        assert self.proc is not None  # each attempt spawned one
         raise RuntimeError(f"the local Prefect API server exited with status {self.proc.returncode}")
 
     def stop(self) -> None:

@@ -143,9 +143,9 @@ def protection(path: str | os.PathLike) -> str | None:
 def watch_hit_videos(conn: sa.Connection) -> set[str]:
     """Video ids that a watch-list hit (table ``watch_hits``, :mod:`dashcam.watch_lists`) points
     at: their raw files are protected from automatic deletion."""
-    from dashcam.db import WatchHit
+    from dashcam.db import WATCH_HITS
 
-    return set(conn.execute(sa.select(WatchHit.video_id).distinct()).scalars())
+    return set(conn.execute(sa.select(WATCH_HITS.c.video_id).distinct()).scalars())
 
 
 # --------------------------------------------------------------------------------------------
