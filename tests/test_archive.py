@@ -254,20 +254,6 @@ def test_verify_media_finds_truncation_wrong_size_and_short_duration(tmp_path):
         verify_media(half, "image")
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 1 MiB tmpfs (mount(2) needs root), unmounted at the end."""
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root needed): {res.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_transcode_onto_a_full_disk_fails_and_leaves_nothing(small_disk):
     """ffmpeg 5.1 exits 0 after "Error writing trailer: No space left on device"; transcode must not
     trust that: one-line error naming the file and the cause, no file under the final name."""

@@ -110,20 +110,6 @@ class _Ticks:
 # --- point 1: a full archive disk ----------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 1 MiB tmpfs (needs root: mount(2)), unmounted at the end."""
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root needed): {res.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def _fill(mnt: Path, leave_bytes: int) -> Path:
     st = os.statvfs(mnt)
     filler = mnt / "filler.bin"
