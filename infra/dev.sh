@@ -64,7 +64,7 @@ lint() {
     # notes (overload lists, hints) go to the full run: `.venv/bin/mypy`
     out=$("$VENV/bin/mypy" --no-pretty --no-error-summary --hide-error-context 2>&1) || failed+=("mypy")
     n=$(grep -c ': error:' <<<"$out" || true)
-    grep -v ': note:' <<<"$out" || true
+    if [ -n "$out" ]; then grep -v ': note:' <<<"$out" || true; fi
     echo "mypy: $n error(s)"
     if [ ${#failed[@]} -gt 0 ]; then
         echo "lint FAILED: ${failed[*]}" >&2
