@@ -76,6 +76,12 @@ def shared_dir() -> Path:
     return Path(os.environ.get("DASHCAM_SHARED_DIR") or REPO.parent / "shared")
 
 
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header line (UTF-8), as dicts; the file is closed again."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def model_dir() -> Path:
     return Path(os.environ.get("DASHCAM_MODEL_DIR") or shared_dir() / "models")
 
@@ -104,7 +110,7 @@ def confusion(pairs: list[tuple[str, str]]) -> Counter[tuple[str, str]]:
                 continue
             a, b = truth[i1:i2] or "-", read[j1:j2] or "-"
             if op == "replace" and i2 - i1 == j2 - j1:  # per-character substitutions
-                for x, y in zip(a, b):
+                for x, y in zip(a, b, strict=True):
                     out[(x, y)] += 1
             else:
                 out[(a, b)] += 1
@@ -139,7 +145,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     from dashcam.vote import fold
 
     root = shared_dir() / "data" / "plates-images"
-    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    rows = csv_rows(root / "labels.csv")
     if args.region:
         rows = [r for r in rows if r["region"] == args.region]
     if args.limit:
@@ -215,7 +221,7 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     from dashcam.vote import fold
 
     root = shared_dir() / "data" / "plates-images"
-    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    rows = csv_rows(root / "labels.csv")
     if args.limit:
         rows = rows[: args.limit]
     imgs = [cv2.imread(str(root / r["file"])) for r in rows]
@@ -231,11 +237,11 @@ def cmd_ocr(args: argparse.Namespace) -> int:
         best, texts = float("inf"), []
         for _ in range(max(1, args.repeat)):
             t0 = time.perf_counter()
-            texts = [reader.read_boxes(img, [b])[0].text for img, b in zip(imgs, boxes)]
+            texts = [reader.read_boxes(img, [b])[0].text for img, b in zip(imgs, boxes, strict=True)]
             best = min(best, time.perf_counter() - t0)
         ms[engine] = 1000 * best / len(rows)
-        ok = sum(a == b for a, b in zip(texts, labels))
-        fok = sum(fold(a) == fold(b) for a, b in zip(texts, labels))
+        ok = sum(a == b for a, b in zip(texts, labels, strict=True))
+        fok = sum(fold(a) == fold(b) for a, b in zip(texts, labels, strict=True))
         t.add_row(engine, str(len(reader.variants)), f"{ms[engine]:.1f}", f"{ok / len(rows):.1%}", f"{fok / len(rows):.1%}")
     Console(width=160).print(t)
     print(f"OCR cost per plate read, rapidocr / plate: {ms['rapidocr'] / ms['plate']:.1f}x")

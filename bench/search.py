@@ -46,7 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
 EVENTS_PER_VIDEO = 100
-T_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T_START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN_S = 2 * 365 * 86400  # two years of driving
 NL_LETTERS = "BDFGHJKLNPRSTVXZ"  # RDW: no vowels, no C/Q/W/M/Y in current series
 ALL_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -152,7 +152,7 @@ def synthesize(n_events: int, n_plates: int, seed: int = 0) -> dict:
             pool = pools[plate] = [misread(plate, rng) for _ in range(3)]
         return rng.choice(pool) if rng.random() < 0.9 else misread(plate, rng)
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     videos, vehicles, readings, truth = [], [], [], {}
     keys: set[str] = set()
     texts: set[str] = set()
@@ -259,7 +259,7 @@ def _insert_sqlite(conn, table, rows: list[dict]) -> None:
     cur = conn.connection.dbapi_connection.cursor()
     try:
         for i in range(0, len(rows), 50000):
-            cur.executemany(sql, [tuple(p(r[c]) if p else r[c] for p, c in zip(procs, cols)) for r in rows[i:i + 50000]])
+            cur.executemany(sql, [tuple(p(r[c]) if p else r[c] for p, c in zip(procs, cols, strict=True)) for r in rows[i:i + 50000]])
     finally:
         cur.close()
 
@@ -272,10 +272,9 @@ def _copy_pg(engine, table, rows: list[dict]) -> None:
     json_cols = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
     raw = engine.raw_connection()
     try:
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
-                for r in rows:
-                    cp.write_row([json.dumps(r[c]) if c in json_cols else r[c] for c in cols])
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row([json.dumps(r[c]) if c in json_cols else r[c] for c in cols])
         raw.commit()
     finally:
         raw.close()
@@ -362,9 +361,10 @@ def time_pages(url: str, queries: dict, n: int, work: Path) -> tuple[dict, list[
     notes)``: ms, process CPU ms, mean body KiB, the status codes seen; ``notes`` says what the
     synthetic data lacks (e.g. no ``routes`` rows: km 0, no route on the map).
     """
+    from urllib.parse import quote, urlencode
+
     import sqlalchemy as sa
     from fastapi.testclient import TestClient
-    from urllib.parse import quote, urlencode
 
     from dashcam.db import ROUTES, VIDEOS, make_engine
     from dashcam.drives import load_drives
@@ -438,6 +438,23 @@ def _db_size(url: str) -> str:
     return f"{b / 2**20:.0f} MiB"
 
 
+def _print_pages(console, pages: dict[str, tuple[dict, list[str]]], n: int) -> None:
+    from rich.table import Table
+
+    pt = Table(title=f"web UI page render (server side, in-process TestClient), {n} requests per page, "
+                     f"target <= {PAGE_TARGET_MS:.0f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    for c in ("backend", "page", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "KiB", "status", "<= 300 ms"):
+        pt.add_column(c, justify="right")
+    for backend, (res, _) in pages.items():
+        for name, r in res.items():
+            pt.add_row(backend, name, f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['cpu_p50']:.1f}",
+                       f"{r['kib']:.0f}", r["status"], "yes" if r["p95"] <= PAGE_TARGET_MS else "NO")
+    console.print(pt)
+    for backend, (_, notes) in pages.items():
+        for note in notes:
+            console.print(f"  {backend}: {note}", highlight=False)
+
+
 def cmd_latency(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -482,18 +499,7 @@ def cmd_latency(args) -> int:
                       f"{r['top1']:.1%}" if recall else "-", f"{r['top5']:.1%}" if recall else "-")
     console.print(t)
     if pages:
-        pt = Table(title=f"web UI page render (server side, in-process TestClient), {args.pages} requests per page, "
-                         f"target <= {PAGE_TARGET_MS:.0f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-        for c in ("backend", "page", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "KiB", "status", "<= 300 ms"):
-            pt.add_column(c, justify="right")
-        for backend, (res, notes) in pages.items():
-            for name, r in res.items():
-                pt.add_row(backend, name, f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['cpu_p50']:.1f}",
-                           f"{r['kib']:.0f}", r["status"], "yes" if r["p95"] <= PAGE_TARGET_MS else "NO")
-        console.print(pt)
-        for backend, (_, notes) in pages.items():
-            for note in notes:
-                console.print(f"  {backend}: {note}", highlight=False)
+        _print_pages(console, pages, args.pages)
     f = Table(title="fill")
     for c in ("backend", "events", "readings", "variants", "texts", "generate s", "fill s", "size"):
         f.add_column(c, justify="right")
@@ -529,7 +535,7 @@ class _database:
         sys.path[:0] = [str(REPO / "tests"), str(REPO / "infra")]
         import conftest  # the test suite's PostgreSQL starter (named either way)
 
-        starter = getattr(conftest, "_local_postgres", None) or getattr(conftest, "local_postgres")
+        starter = getattr(conftest, "_local_postgres", None) or conftest.local_postgres
         self._pg = starter()
         server = self._pg.__enter__()
         return server.url(server.create_database())
@@ -550,7 +556,6 @@ def photo_reads(cache: Path | None) -> list[dict]:
     ``cache`` (JSON) when given."""
     if cache is not None and cache.is_file():
         return json.loads(cache.read_text())
-    import csv
 
     import cv2
 
@@ -561,7 +566,7 @@ def photo_reads(cache: Path | None) -> list[dict]:
     from dashcam.settings import Settings
 
     root = accuracy.shared_dir() / "data" / "plates-images"
-    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    rows = accuracy.csv_rows(root / "labels.csv")
     by_region = {reg: Settings(model_dir=accuracy.model_dir(), plate_formats=f) for reg, f in accuracy.REGION_FORMATS.items()}
     out = []
     for r in rows:

@@ -112,7 +112,7 @@ class PeakRSS:
         while not self._stop.wait(self.interval):
             self._sample()
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._sample()
         self._t.start()
         return self

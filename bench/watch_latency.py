@@ -20,6 +20,7 @@ What it does, per mode (inotify, polling):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import subprocess
@@ -50,10 +51,8 @@ def _deployment(flow: str):
     from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client:
-        try:
+        with contextlib.suppress(ObjectAlreadyExists):
             client.create_work_pool(WorkPoolCreate(name="server", type="process"))
-        except ObjectAlreadyExists:
-            pass
         flow_id = client.create_flow_from_name(flow)
         return client.create_deployment(flow_id=flow_id, name="ingest", entrypoint="flows/ingest.py:ingest",
                                         work_pool_name="server")
@@ -84,7 +83,8 @@ def bench_mode(server: PrefectServer, work: Path, mode: str, args) -> dict:
     if mode == "polling":
         cmd += ["--polling", "--poll-interval-s", str(args.poll_interval_s)]
     log = work / f"watch-{mode}.log"
-    proc = subprocess.Popen(cmd, env=server.env(), stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, env=server.env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while "catch-up:" not in log.read_text():

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dashcam.settings_cli import setting_option
@@ -104,31 +104,13 @@ def ingest(
     _quiet_prefect(verbose)
     settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir, work_dir=work_dir,
                          model_dir=model_dir, detect_fps=detect_fps, archive_height=archive_height, camera_tz=camera_tz)
-    good, bad = [], []
-    for v in videos:
-        if v.is_dir():
-            bad.append(f"{v}: is a directory, not a video file (give the files in it, e.g. {v}{os.sep}*.MP4)")
-        elif not v.exists():
-            bad.append(f"{v}: no such file")
-        elif not v.is_file():
-            bad.append(f"{v}: not a regular file")
-        else:
-            good.append(v)
+    good, bad = _split_videos(videos)
     for b in bad:
         console.print("[red]error:[/] " + escape(b), soft_wrap=True, highlight=False)
     if not good:
         raise typer.Exit(2)
     if gpx is not None:
-        from datetime import date
-
-        from dashcam.gps import GpsError
-        from dashcam.gps import load_track_file
-
-        try:  # before any analysis (the date hint only stands in for date-less NMEA here)
-            load_track_file(gpx, settings.gps_max_gap_s, date_hint=date.today())
-        except GpsError as exc:
-            console.print("[red]error:[/] " + escape(f"--gpx {gpx}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
-            raise typer.Exit(2)
+        _check_gpx(gpx, settings.gps_max_gap_s)
 
     from dashcam.archive import sweep_stale_tmp
     from dashcam.db import _safe_url, check_database
@@ -155,7 +137,7 @@ def ingest(
         except RuntimeError as exc:
             console.print("[red]error:[/] " + escape(f"{_first_line(exc)} (set PREFECT_API_URL to use a running server)"),
                           soft_wrap=True, highlight=False)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         os.environ["PREFECT_API_URL"] = server.api_url
         refresh_global_settings_context()
     try:
@@ -171,7 +153,7 @@ def ingest(
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                       TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("{task.fields[plates]} reads / {task.fields[tracks]} vehicles"),
                       TimeElapsedColumn(), console=console, transient=False) as progress:
-            bars: dict[str, tuple[int, float]] = {}
+            bars: dict[str, tuple[TaskID, float]] = {}
 
             def on_progress(p) -> None:
                 if p.video_id not in bars:
@@ -192,17 +174,52 @@ def ingest(
         if server is not None:
             server.stop()
 
+    _report_ingest(state, time.perf_counter() - t0)
+    if bad:
+        raise typer.Exit(1)
+
+
+def _split_videos(videos: list[Path]) -> tuple[list[Path], list[str]]:
+    """The regular files among VIDEOS, and one problem line for each other path (missing, a folder, ...)."""
+    good: list[Path] = []
+    bad: list[str] = []
+    for v in videos:
+        if v.is_dir():
+            bad.append(f"{v}: is a directory, not a video file (give the files in it, e.g. {v}{os.sep}*.MP4)")
+        elif not v.exists():
+            bad.append(f"{v}: no such file")
+        elif not v.is_file():
+            bad.append(f"{v}: not a regular file")
+        else:
+            good.append(v)
+    return good, bad
+
+
+def _check_gpx(gpx: Path, max_gap_s: float) -> None:
+    """Read ``--gpx`` before any analysis; an unreadable track is one error line and exit status 2."""
+    from datetime import date
+
+    from dashcam.gps import GpsError, load_track_file
+
+    try:  # the date hint only stands in for date-less NMEA here
+        load_track_file(gpx, max_gap_s, date_hint=date.today())
+    except GpsError as exc:
+        console.print("[red]error:[/] " + escape(f"--gpx {gpx}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _report_ingest(state, wall: float) -> None:
+    """Print the summary table and warnings of the ``ingest`` flow run STATE (also the videos that did
+    finish when others failed); a failed run prints its one line per failed video and exits 1."""
     result = state.result(raise_on_failure=False)
     summaries = result if state.is_completed() else getattr(result, "summaries", None)
     if summaries:
-        _print_summary(summaries, time.perf_counter() - t0)
+        _print_summary(summaries, wall)
         for s in summaries:  # under the table, on stdout like it
             for w in s.warnings:
                 Console().print(f"warning: {Path(s.path).name}: {w}", soft_wrap=True, highlight=False, markup=False)
     if not state.is_completed():  # IngestError: "N of M videos failed:" + one line per failed video
         console.print("[red]ingest failed:[/] " + escape(str(result)), soft_wrap=True, highlight=False)
-        raise typer.Exit(1)
-    if bad:
         raise typer.Exit(1)
 
 
@@ -267,7 +284,7 @@ def plates(
         return
     title = f"{len(rows)} of {page.total} plate events ({page.kind})" if searched else f"{len(rows)} plate events"
     table = Table(title=title)
-    cols = ("ts", "final_plate", "confidence", "reads", "video_id", "frame_idx", "lat", "lon", "crop")
+    cols: tuple[str, ...] = ("ts", "final_plate", "confidence", "reads", "video_id", "frame_idx", "lat", "lon", "crop")
     if searched:
         cols = ("score", "matched", *cols)
     for col in cols:
@@ -296,7 +313,7 @@ def _reader_db_url(data_dir: Path | None, database_url: str | None) -> str:
         url, source = resolve_database(_settings(data_dir=data_dir, database_url=database_url))
     except DatabaseConfigError as exc:
         console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     _require_existing_db(url, source)
     console.print(f"results DB: {redact_url(url)} ({source})", soft_wrap=True, markup=False, highlight=False)
     return url
@@ -425,8 +442,7 @@ def gps_cmd(
     """Show where a video's GPS track comes from (embedded, sidecar, track folder) and export it as GPX."""
     import logging
 
-    from dashcam.gps import GpsError, track_to_gpx
-    from dashcam.gps import find_track
+    from dashcam.gps import GpsError, find_track, track_to_gpx
     from dashcam.video import VideoError, probe
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -435,13 +451,13 @@ def gps_cmd(
         info = probe(video, camera_tz=settings.camera_tz)
     except (VideoError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/] {video}: {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     problems: list[str] = []
     try:
         found = find_track(video, info, settings, problems=problems)
     except GpsError as exc:
         console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     out = Console()
     if found is None:
         if problems:  # a track file exists but is corrupt: name it instead of "no .gpx"
@@ -451,6 +467,7 @@ def gps_cmd(
                   f"{', no track in ' + str(settings.gps_track_dir) if settings.gps_track_dir else ''})")
         raise typer.Exit(1 if gpx_out else 0)
     trk, source = found
+    assert trk.start is not None and trk.end is not None  # find_track gives only tracks with points
     for p in problems:  # e.g. a corrupt sidecar skipped for the track directory's log
         console.print(f"warning: {p}", soft_wrap=True, highlight=False)
     from datetime import timedelta
@@ -511,7 +528,7 @@ def watch_cmd(
         watch(config)
     except (OSError, RuntimeError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -649,7 +666,7 @@ def clip_cmd(
         res = export_clip(engine, event_id, before_s=before, after_s=after, out=out_path)
     except (ClipError, ArchiveError, ValueError) as exc:
         console.print(f"[red]error:[/] {_first_line(exc)}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     finally:
         engine.dispose()
     Console().print(f"wrote {res['path']}: {res['duration_s']:.2f} s {res['width']}x{res['height']} "
@@ -677,7 +694,7 @@ def _engine(data_dir, database_url, *, existing: bool = False):
         url, _ = resolve_database(_settings(data_dir=data_dir, database_url=database_url))
     except DatabaseConfigError as exc:
         console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     return make_engine(url)
 
 

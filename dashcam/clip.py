@@ -110,7 +110,7 @@ def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_
         if 0 <= pstart < float(partner["duration_s"]):
             end = min(end, start + float(partner["duration_s"]) - pstart)
             inputs.append((psrc, pstart, partner))
-    if len(inputs) == 2 and pair[0] == "R":
+    if len(inputs) == 2 and pair is not None and pair[0] == "R":  # two inputs: a partner was found through pair
         inputs.reverse()  # front on the left
     dur = end - start
     dst = Path(out) if out is not None else Path.cwd() / f"{ev['final_plate']}_{video['id']}_{ev['track_id']}.mp4"

@@ -19,15 +19,18 @@ type, so they are stored as naive UTC and made timezone-aware again on the way o
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import registry
@@ -89,7 +92,7 @@ class UTCDateTime(sa.types.TypeDecorator):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
@@ -98,12 +101,12 @@ class UTCDateTime(sa.types.TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,17 +345,18 @@ class PlateNote(DashcamTable, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
-VIDEOS: sa.Table = Video.__table__  # type: ignore[assignment]
-VEHICLES: sa.Table = Vehicle.__table__  # type: ignore[assignment]
-ROUTES: sa.Table = Route.__table__  # type: ignore[assignment]
-PLATE_READINGS: sa.Table = PlateReading.__table__  # type: ignore[assignment]
-PLATE_KEY_VARIANTS: sa.Table = PlateKeyVariant.__table__  # type: ignore[assignment]
-PLATE_TEXTS: sa.Table = PlateText.__table__  # type: ignore[assignment]
-WATCHLISTS: sa.Table = Watchlist.__table__  # type: ignore[assignment]
-WATCH_ENTRIES: sa.Table = WatchEntry.__table__  # type: ignore[assignment]
-WATCH_HITS: sa.Table = WatchHit.__table__  # type: ignore[assignment]
-CORRECTIONS: sa.Table = Correction.__table__  # type: ignore[assignment]
-PLATE_NOTES: sa.Table = PlateNote.__table__  # type: ignore[assignment]
+# SQLModel sets __table__ on each table=True class; its type stubs do not declare it (attr-defined)
+VIDEOS: sa.Table = Video.__table__  # type: ignore[attr-defined]
+VEHICLES: sa.Table = Vehicle.__table__  # type: ignore[attr-defined]
+ROUTES: sa.Table = Route.__table__  # type: ignore[attr-defined]
+PLATE_READINGS: sa.Table = PlateReading.__table__  # type: ignore[attr-defined]
+PLATE_KEY_VARIANTS: sa.Table = PlateKeyVariant.__table__  # type: ignore[attr-defined]
+PLATE_TEXTS: sa.Table = PlateText.__table__  # type: ignore[attr-defined]
+WATCHLISTS: sa.Table = Watchlist.__table__  # type: ignore[attr-defined]
+WATCH_ENTRIES: sa.Table = WatchEntry.__table__  # type: ignore[attr-defined]
+WATCH_HITS: sa.Table = WatchHit.__table__  # type: ignore[attr-defined]
+CORRECTIONS: sa.Table = Correction.__table__  # type: ignore[attr-defined]
+PLATE_NOTES: sa.Table = PlateNote.__table__  # type: ignore[attr-defined]
 
 
 def vehicle_id(video_id: str, track_id: int) -> str:
@@ -507,7 +511,7 @@ def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
     from alembic import command
 
     own_engine = not isinstance(engine_or_url, Engine)
-    engine = make_engine(engine_or_url, migrate_schema=False) if own_engine else engine_or_url
+    engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url, migrate_schema=False)
     try:
         with _migrate_lock:
             try:
@@ -624,26 +628,26 @@ def search_rows(events: list[PlateEvent]) -> tuple[list[dict], list[dict], list[
             [{"text": t} for t in sorted(texts)])
 
 
+def dialect_insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT INTO table`` of the connection's dialect, the one with ``on_conflict_do_nothing``
+    / ``on_conflict_do_update``: PostgreSQL's for a PostgreSQL connection, else SQLite's."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def insert_missing(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     """Insert ``rows`` into ``table``, skipping those whose primary key is already there
     (``INSERT ... ON CONFLICT DO NOTHING``, SQLite and PostgreSQL)."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+    conn.execute(dialect_insert(conn, table).on_conflict_do_nothing(), rows)
 
 
 def _upsert_video(conn: sa.Connection, row: dict) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+    if conn.dialect.name not in ("postgresql", "sqlite"):  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise DatabaseError(f"unsupported database dialect {conn.dialect.name!r}")
-    stmt = insert(VIDEOS).values(**row)
+    stmt = dialect_insert(conn, VIDEOS).values(**row)
     stmt = stmt.on_conflict_do_update(
         index_elements=[VIDEOS.c.id],
         set_={k: stmt.excluded[k] for k in row if k != "id"},
@@ -723,10 +727,8 @@ left as they are. The video's
                         "n_points": len(pts), "points": pts,
                     }])
         except SQLAlchemyError as exc:
-            try:
+            with contextlib.suppress(SQLAlchemyError):  # connection gone: the server rolls back on its own
                 conn.rollback()
-            except SQLAlchemyError:
-                pass  # connection gone: the server rolls back on its own
             raise DatabaseError(
                 f"{what} failed, the transaction was rolled back and nothing was written: {_reason(exc)}"
             ) from exc
@@ -744,7 +746,7 @@ left as they are. The video's
 # Reads
 
 
-def _jsonable(row: sa.RowMapping) -> dict:
+def _jsonable(row: Mapping[Any, Any]) -> dict:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 

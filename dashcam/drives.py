@@ -162,7 +162,7 @@ def group_drives(videos: Iterable[Mapping[str, Any]], gap_min: float = 10.0) -> 
         cur: list[Segment] = []
         end: datetime | None = None
         for s in ss:
-            if cur and s.start - end > gap:
+            if end is not None and s.start - end > gap:  # end is None only before the first segment
                 drives.append(Drive(cur[0].primary["id"], cam, cur))
                 cur, end = [], None
             cur.append(s)

@@ -86,8 +86,14 @@ def crash_orphaned_runs() -> list[UUID]:
     """
     from prefect import get_client
     from prefect.client.schemas.filters import (
-        FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags,
-        TaskRunFilter, TaskRunFilterState, TaskRunFilterStateType, TaskRunFilterTags,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+        TaskRunFilterTags,
     )
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
@@ -173,7 +179,7 @@ class LocalApiServer:
             env=env, stdin=subprocess.DEVNULL,
         )
 
-    def start(self, timeout_s: float | None = None) -> "LocalApiServer":
+    def start(self, timeout_s: float | None = None) -> LocalApiServer:
         """Start the server and wait until it answers. Raises RuntimeError when it does not."""
         import httpx
         from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
@@ -197,6 +203,7 @@ class LocalApiServer:
                 self.stop()
                 raise RuntimeError(f"the local Prefect API server did not answer within {wait:.0f} s")
             # exited: lost the port to another process (uvicorn exits 1/3) -> another port
+        assert self.proc is not None  # each attempt spawned one
         raise RuntimeError(f"the local Prefect API server exited with status {self.proc.returncode}")
 
     def stop(self) -> None:
@@ -215,7 +222,7 @@ class LocalApiServer:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "LocalApiServer":
+    def __enter__(self) -> LocalApiServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -120,7 +120,7 @@ def country_of_tz(tz: str | None) -> str | None:
     return _zone_countries().get(tz)
 
 
-def plate_priors(settings: "Settings", lat: float | None = None, lon: float | None = None) -> tuple[str, ...]:
+def plate_priors(settings: Settings, lat: float | None = None, lon: float | None = None) -> tuple[str, ...]:
     """The plate-format regions for a read at WGS84 ``lat``/``lon`` (``None``: position unknown)
     under ``settings`` (module docstring: explicit setting > GPS country > camera_tz country >
     none). Returns keys of :data:`dashcam.vote.PLATE_FORMATS` (``()`` = no prior)."""

@@ -16,6 +16,7 @@ names the dead worker to the run's Prefect API log, and lets the run go on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -37,10 +38,8 @@ class _PipeSafeConsole(Console):
         self.quiet = True
         devnull = os.open(os.devnull, os.O_WRONLY)
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 os.dup2(devnull, stream.fileno())
-            except (OSError, ValueError, AttributeError):
-                pass
         os.close(devnull)
         if self._on_broken:
             self._on_broken()

@@ -71,10 +71,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from rapidfuzz.distance import Levenshtein
@@ -235,9 +236,9 @@ def _distance(a: str, b: str) -> float:
     for op in Levenshtein.opcodes(ka, kb):
         tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
         if tag == "equal":
-            d += LOOKALIKE_COST * sum(x != y for x, y in zip(a[i1:i2], b[j1:j2]))
+            d += LOOKALIKE_COST * sum(x != y for x, y in zip(a[i1:i2], b[j1:j2], strict=True))
         elif tag == "replace":
-            for x, y in zip(a[i1:i2], b[j1:j2]):
+            for x, y in zip(a[i1:i2], b[j1:j2], strict=True):  # equal and replace blocks: same length
                 d += SIMILAR_COST if _similar(x, y) else SUBSTITUTION_COST
         else:  # insert / delete: a run of characters only one side has
             n = max(i2 - i1, j2 - j1)
@@ -300,19 +301,23 @@ def normalize_query(q: str | None) -> ParsedQuery:
     if not t:
         raise SearchError("search query has no letters or digits")
     if "*" in t or "?" in t:
-        if exact:
-            raise SearchError("an exact query (=... or \"...\") cannot contain wildcards")
-        if not _WILD_RE.match(t):
-            raise SearchError(f"unexpected character {_first_bad(t, '*?')!r} in plate pattern; use letters, digits, * and ?")
-        if not t.strip("*?"):
-            raise SearchError("a wildcard pattern needs at least one letter or digit")
-        return ParsedQuery("wildcard", t)
+        return ParsedQuery("wildcard", _check_wildcard(t, exact))
     if not _PLATE_RE.match(t):
         raise SearchError(
             f"unexpected character {_first_bad(t, '')!r} in plate query; plates have letters and digits "
             "(wildcards * and ?, regular expressions /.../)"
         )
     return ParsedQuery("exact" if exact else "fuzzy", t)
+
+
+def _check_wildcard(t: str, exact: bool) -> str:
+    if exact:
+        raise SearchError("an exact query (=... or \"...\") cannot contain wildcards")
+    if not _WILD_RE.match(t):
+        raise SearchError(f"unexpected character {_first_bad(t, '*?')!r} in plate pattern; use letters, digits, * and ?")
+    if not t.strip("*?"):
+        raise SearchError("a wildcard pattern needs at least one letter or digit")
+    return t
 
 
 def _first_bad(t: str, extra: str) -> str:
@@ -387,9 +392,8 @@ def _filters(v: sa.Table, since, until, video_ids, bbox, min_conf) -> list:
 def _aware(t: datetime, name: str) -> datetime:
     if not isinstance(t, datetime):
         raise SearchError(f"{name} must be a datetime")
-    from datetime import timezone
 
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def _like_bounds(col, pattern: str) -> list:
@@ -547,7 +551,7 @@ def key_score_bound(ka: str, kb: str) -> float:
     for op in Levenshtein.opcodes(ka, kb):
         tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
         if tag == "replace":
-            for x, y in zip(ka[i1:i2], kb[j1:j2]):
+            for x, y in zip(ka[i1:i2], kb[j1:j2], strict=True):  # a replace block: same length
                 d += SIMILAR_COST if frozenset((x, y)) in _SIMILAR_KEYS else SUBSTITUTION_COST
         elif tag != "equal":
             n_ = max(i2 - i1, j2 - j1)
@@ -608,36 +612,41 @@ def regex_hints(src: str) -> tuple[str, str]:
         return "", ""
     runs: list[str] = []
     cur: list[str] = []
+
+    def end_run() -> None:
+        runs.append("".join(cur))
+        cur.clear()
+
     depth = 0
     i = 0
     while i < len(src):
         c = src[i]
         nxt = src[i + 1] if i + 1 < len(src) else ""
         if c == "\\":
-            runs.append("".join(cur)), cur.clear()
+            end_run()
             i += 2
             continue
         if c == "[":
-            runs.append("".join(cur)), cur.clear()
+            end_run()
             j = src.find("]", i + 2 if nxt in "^]" else i + 1)
             i = len(src) if j < 0 else j + 1
             continue
         if c in "()":
-            runs.append("".join(cur)), cur.clear()
+            end_run()
             depth += 1 if c == "(" else -1
             i += 1
             continue
         if c == "{":  # a {m,n} count: skip it
-            runs.append("".join(cur)), cur.clear()
+            end_run()
             j = src.find("}", i)
             i = len(src) if j < 0 else j + 1
             continue
         if c.isalnum() and depth == 0 and not (nxt and nxt in _QUANT):
             cur.append(c.upper())
             if nxt == "+":  # required, but repeatable: the run ends here
-                runs.append("".join(cur)), cur.clear()
+                end_run()
         else:
-            runs.append("".join(cur)), cur.clear()
+            end_run()
         i += 1
     runs.append("".join(cur))
     prefix = ""

@@ -23,10 +23,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -94,7 +95,7 @@ def verify_archive(info: VideoInfo, archive_path: str | os.PathLike, events: Ite
                 raise ArchiveError(f"{ip}: archived {what} of track {ev.track_id} is missing")
             verify_media(ip, "image")
             images += ip.stat().st_size
-    return {"archive_verified_at": now or datetime.now(timezone.utc), "archive_bytes": p.stat().st_size,
+    return {"archive_verified_at": now or datetime.now(UTC), "archive_bytes": p.stat().st_size,
             "archive_images_bytes": images}
 
 
@@ -142,9 +143,9 @@ def protection(path: str | os.PathLike) -> str | None:
 def watch_hit_videos(conn: sa.Connection) -> set[str]:
     """Video ids that a watch-list hit (table ``watch_hits``, :mod:`dashcam.watch_lists`) points
     at: their raw files are protected from automatic deletion."""
-    from dashcam.db import WatchHit
+    from dashcam.db import WATCH_HITS
 
-    return set(conn.execute(sa.select(WatchHit.video_id).distinct()).scalars())
+    return set(conn.execute(sa.select(WATCH_HITS.c.video_id).distinct()).scalars())
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def _videos(conn: sa.Connection, video_id: str | None = None) -> list[dict]:
 
 
 def _age_days(mtime: float, ingested_at: datetime | None, now: datetime) -> float:
-    ref = datetime.fromtimestamp(mtime, timezone.utc)
+    ref = datetime.fromtimestamp(mtime, UTC)
     if ingested_at is not None and ingested_at > ref:
         ref = ingested_at
     return (now - ref).total_seconds() / 86400.0
@@ -296,7 +297,7 @@ def plan_retention(engine: Engine, settings, now: datetime | None = None) -> lis
     deletion oldest first (``recording_start``), until the tier fits (rule ``budget``).
     Nothing is changed. Raises :class:`dashcam.db.DatabaseError` when the DB cannot be read.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with engine.connect() as conn:
         rows = _videos(conn)
         watched = watch_hit_videos(conn)
@@ -347,7 +348,7 @@ def apply_retention(engine: Engine, settings, decisions: list[Decision], now: da
     """
     from dashcam.db import VIDEOS
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     done: list[Decision] = []
     for d in decisions:
         if d.action not in ("delete", "record-gone"):

@@ -49,9 +49,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from watchdog.events import (
     DirDeletedEvent,
@@ -65,6 +66,11 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from watchdog.observers.api import BaseObserver
 
 log = logging.getLogger("dashcam.watch")
 
@@ -419,7 +425,7 @@ class PrefectTrigger:
     def __init__(self, deployment: str = "ingest/ingest", tags: Sequence[str] = ("dashcam-watch",)):
         self.deployment = deployment
         self.tags = list(tags)
-        self._deployment_id = None
+        self._deployment_id: UUID | None = None
 
     def __call__(self, path: str, video_id: str) -> TriggerResult:
         from prefect.client.orchestration import get_client
@@ -451,7 +457,7 @@ class PrefectTrigger:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: "Watcher"):
+    def __init__(self, watcher: Watcher):
         self.w = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -489,7 +495,7 @@ class Watcher:
         self.index = index if index is not None else (IngestedIndex(config.database_url) if config.database_url else None)
         self.clock = clock
         self.handler = _Handler(self)
-        self.observer = None
+        self.observer: BaseObserver | None = None
         self.track_close = False
         self._lock = threading.Lock()
         self._last_scan = clock()
@@ -507,20 +513,21 @@ class Watcher:
         if self.cfg.polling:
             from watchdog.observers.polling import PollingObserver
 
-            self.observer = PollingObserver(timeout=self.cfg.poll_interval_s)
+            observer: BaseObserver = PollingObserver(timeout=self.cfg.poll_interval_s)
         else:
             from watchdog.observers import Observer
 
-            self.observer = Observer()
+            observer = Observer()
+        self.observer = observer
         # only inotify reports IN_CLOSE_WRITE; FSEvents/kqueue/polling do not
-        self.track_close = type(self.observer).__name__ == "InotifyObserver"
+        self.track_close = type(observer).__name__ == "InotifyObserver"
         for root in self.roots:
             try:
-                self.observer.schedule(self.handler, root, recursive=True, event_filter=_EVENT_FILTER)
+                observer.schedule(self.handler, root, recursive=True, event_filter=_EVENT_FILTER)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot watch {root}: {exc.strerror or exc}; raise the inotify limit "
                               "(sysctl fs.inotify.max_user_watches=524288) or use --polling") from exc
-        self.observer.start()
+        observer.start()
         mode = (f"polling every {self.cfg.poll_interval_s:g} s" if self.cfg.polling
                 else type(self.observer).__name__.replace("Observer", "").lower() or "native")
         log.info("watching %s (%s; patterns %s; complete after %g s without change%s) -> deployment %s",

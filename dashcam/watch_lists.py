@@ -44,9 +44,10 @@ import csv
 import os
 import re
 import unicodedata
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -65,6 +66,7 @@ from dashcam.db import (
     _jsonable,
     _reason,
     _safe_url,
+    dialect_insert,
     insert_missing,
 )
 from dashcam.search import SearchError, confusion_key, key_variants, normalize_query, search_events
@@ -110,7 +112,7 @@ class WatchListError(ValueError):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _db_error(engine_or_conn, what: str, exc: SQLAlchemyError) -> DatabaseError:
@@ -138,7 +140,7 @@ def _text(value: Any, name: str, max_len: int, *, required: bool = False, one_li
     return value
 
 
-def parse_pattern(text: str) -> tuple[str, str, bool]:
+def parse_pattern(text: str | None) -> tuple[str, str, bool]:
     """``(kind, pattern, exact_only)`` of a watch-list entry text (dashcam.search query language).
 
     ``XS-NB-23`` -> ``("exact", "XSNB23", False)``; ``=XSNB23`` -> ``("exact", "XSNB23", True)``;
@@ -178,10 +180,10 @@ def _when(value: Any, name: str) -> datetime | None:
             raise WatchListError(f"{name} {value[:40]!r} is not an ISO 8601 date/time (2026-11-02 or 2026-11-02T14:30)") from None
     if not isinstance(value, datetime):
         raise WatchListError(f"{name} must be a date/time")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _entry_row(pattern: str, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,
+def _entry_row(pattern: str | None, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,
                active_until: Any) -> dict:
     kind, pat, exact_only = parse_pattern(pattern)
     if isinstance(fuzzy, str):
@@ -429,11 +431,7 @@ def match_video(engine: sa.Engine, video_id: str, *, default_min_score: float = 
 
 
 def _insert_ignore(conn: sa.Connection, row: dict):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(WATCH_HITS).values(**row).on_conflict_do_nothing().returning(WATCH_HITS.c.id)
+    return dialect_insert(conn, WATCH_HITS).values(**row).on_conflict_do_nothing().returning(WATCH_HITS.c.id)
 
 
 def osm_url(lat: float | None, lon: float | None, zoom: int = 17) -> str | None:

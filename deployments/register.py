@@ -29,6 +29,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 # a run is a zombie after this long without heartbeats: 3 heartbeats (PREFECT_FLOWS_HEARTBEAT_FREQUENCY
@@ -122,7 +123,8 @@ def _delete_automations(name: str) -> None:
 
     for _ in range(100):
         try:
-            Automation.read(name=name).delete()
+            # prefect's overloads declare read() async; called from sync code it returns the Automation
+            cast(Automation, Automation.read(name=name)).delete()
         except ValueError:  # none (left) of that name
             return
 
@@ -144,6 +146,7 @@ def register(raw_dir: str, gpu_concurrency: int | None = 1, zombie_after_s: int 
     settings = Settings()
     ensure_work_pools(gpu_concurrency)
     save_blocks_from_settings(settings, raw_dir)
+    assert settings.work_dir is not None  # Settings fills it in (<data_dir>/work)
     slug = ensure_result_storage(Path(settings.work_dir))
     deploy_flows()
     ensure_automations(zombie_after_s)

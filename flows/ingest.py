@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
@@ -31,6 +32,9 @@ from pydantic import BaseModel
 from dashcam.records import Manifest, PlateEvent, read_jsonl
 from dashcam.settings import Settings
 from tasks import stages
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 CHILD_ATTEMPTS = 3  # runs of one stage's deployment per video before the video fails
 MAX_PARENT_RUNS = 3  # a crashed parent is rescheduled by an automation at most this often
@@ -103,12 +107,12 @@ def _run_stage(stage: str, fn, params: dict, settings: Settings | None, video_ke
 
     logger = get_run_logger()
     for attempt in range(1, CHILD_ATTEMPTS + 1):
-        child = run_deployment(
+        child = cast("FlowRun", run_deployment(  # a sync flow: async_dispatch runs the sync variant, a FlowRun
             DEPLOYMENTS[stage], parameters=params, timeout=None, poll_interval=2,
             # the root (the deployed ``ingest`` run, not this ``ingest-video`` subflow, which gets a
             # new id when a crashed parent is rerun): a rerun re-attaches to the children it started
             idempotency_key=f"{flow_run.root_flow_run_id}:{video_key}:{stage}:{attempt}",
-        )
+        ))
         if child.state is not None and child.state.is_completed():
             return child.state.result()
         logger.warning("%s of %s ended %s (attempt %d of %d): %s", stage, video_key,

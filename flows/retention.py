@@ -50,7 +50,7 @@ def retention(apply: bool = False, settings: Settings | None = None) -> dict:
         engine.dispose()
     shown = done if apply else todo
     protected = [d for d in plan if d.protected]
-    rows = [{"action": ("deleted" if d.action == "delete" else "recorded gone") if apply else f"would {d.action}",
+    rows: list[dict[str, str | None]] = [{"action": ("deleted" if d.action == "delete" else "recorded gone") if apply else f"would {d.action}",
              "tier": d.tier, "video_id": d.video_id, "path": d.path, "GB": _gb(d.size_bytes), "reason": d.reason}
             for d in shown]
     rows += [{"action": "protected", "tier": d.tier, "video_id": d.video_id, "path": d.path, "GB": _gb(d.size_bytes),

@@ -145,16 +145,17 @@ class PrefectServer:
         })
         return env
 
-    def start(self, timeout_s: float = 180) -> "PrefectServer":
+    def start(self, timeout_s: float = 180) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = self.env()
         env.pop("PREFECT_API_URL")
         if self.db_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.db_url
-        self.proc = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         for url in [self.api_url + "/health"] + ([self.ui_url + "/"] if self.ui else []):
             while True:
@@ -249,7 +250,7 @@ class LocalCluster:
             env["PREFECT_DEFAULT_RESULT_STORAGE_BLOCK"] = self.result_storage
         return env
 
-    def start(self, raw_dir: str) -> "LocalCluster":
+    def start(self, raw_dir: str) -> LocalCluster:
         """Start everything (PostgreSQL, server, deploy, supervised workers); create the NAS folders."""
         self.home.mkdir(parents=True, exist_ok=True)
         try:
@@ -282,12 +283,11 @@ class LocalCluster:
         return self
 
     def start_worker(self, pool: str) -> subprocess.Popen:
-        log = open(self.home / f"worker-{pool}.log", "ab")
-        proc = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process", "--name", f"{pool}-worker"],
-            env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
+        with open(self.home / f"worker-{pool}.log", "ab") as log:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process", "--name", f"{pool}-worker"],
+                env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         with self._lock:
             self.workers[pool] = proc
         return proc

@@ -2,7 +2,8 @@
 # One entry point for a fresh Debian machine with Python 3.11:
 #   bash infra/dev.sh setup   # ffmpeg (apt, if missing), .venv with every package
 #   bash infra/dev.sh demo    # setup + ingest a real clip from ../shared and list its plates
-#   bash infra/dev.sh test    # setup + the whole test suite (what .ci/run runs)
+#   bash infra/dev.sh lint    # setup + ruff check, ruff format --check, mypy (.ci/run runs it first)
+#   bash infra/dev.sh test    # setup + the whole test suite (.ci/run runs it after lint)
 # Environment: PYTHON (default python3.11, else python3), SHARED (default ../shared),
 # VENV (default .venv).
 set -euo pipefail
@@ -49,6 +50,29 @@ setup_python() {
     fi
 }
 
+# ruff (lint rules + import order), ruff format --check, mypy: each problem on one line
+# (`path:line:col: code message`), all three always run; exit 1 when any reported a problem.
+# Configuration: [tool.ruff] and [tool.mypy] in pyproject.toml. Extra args go to `ruff check`
+# (e.g. `bash infra/dev.sh lint --statistics`).
+lint() {
+    local failed=() out n
+    echo "== ruff check"
+    "$VENV/bin/ruff" check --output-format concise --no-fix "$@" . || failed+=("ruff check")
+    echo "== ruff format --check"
+    "$VENV/bin/ruff" format --check --output-format concise . || failed+=("ruff format")
+    echo "== mypy"
+    # notes (overload lists, hints) go to the full run: `.venv/bin/mypy`
+    out=$("$VENV/bin/mypy" --no-pretty --no-error-summary --hide-error-context 2>&1) || failed+=("mypy")
+    n=$(grep -c ': error:' <<<"$out" || true)
+    if [ -n "$out" ]; then grep -v ': note:' <<<"$out" || true; fi
+    echo "mypy: $n error(s)"
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "lint FAILED: ${failed[*]}" >&2
+        return 1
+    fi
+    echo "lint passed"
+}
+
 case "$cmd" in
     setup)
         setup_system; setup_python ;;
@@ -58,10 +82,13 @@ case "$cmd" in
         export DASHCAM_DATA_DIR=${DASHCAM_DATA_DIR:-$ROOT/.dashcam}
         "$VENV/bin/dashcam" ingest "$SHARED/data/plates-video/TrainingSet/Categorie I/Video10_2.avi" "${@:2}"
         "$VENV/bin/dashcam" plates ;;
+    lint)
+        setup_python
+        lint "${@:2}" ;;
     test)
         setup_system; setup_python
         export DASHCAM_SHARED_DIR=$SHARED
         exec "$VENV/bin/python" -m pytest "${@:2}" ;;
     *)
-        echo "usage: bash infra/dev.sh setup|demo|test [args]" >&2; exit 2 ;;
+        echo "usage: bash infra/dev.sh setup|demo|lint|test [args]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,9 @@ Database URLs, for tests that need a results database (pass them to ``dashcam.db
 * ``pg_server`` (session) - the running server, see :class:`PgServer` (``admin_url``, ``port``,
   ``create_database()``), for tests that need server-level access (e.g. terminating backends).
 
+Also ``small_disk``: a real 1 MiB tmpfs (root only, else the test is skipped) for full-disk faults,
+and ``prefect_session_server`` (below).
+
 The PostgreSQL server (session scope; infra/postgres.py, shared with infra/cluster.py) is started
 once from the binaries in
 ``$DASHCAM_TEST_PG_BIN`` (default: ``/usr/local/bin``, else ``pg_ctl`` on PATH, else
@@ -27,6 +30,7 @@ instead (the user must be allowed to CREATE/DROP DATABASE); then nothing is star
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +63,21 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
         yield pg_server.url(name)
     finally:
         pg_server.drop_database(name)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (mount(2) needs root; skipped without), unmounted at the end: a full
+    disk for the archive/work fault tests."""
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (root needed): {res.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,12 @@ def shared_dir() -> Path:
     """The shared models+data folder: ``$DASHCAM_SHARED_DIR`` or ``<repo>/../shared``."""
     env = os.environ.get("DASHCAM_SHARED_DIR")
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared"
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header line (UTF-8), as dicts; the file is closed again."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def model_dir() -> Path:
@@ -38,4 +45,4 @@ def copy_in_chunks(src: Path, dst: Path, chunks: int = 4, pause_s: float = 0.2) 
             f.write(data[i:i + step])
             f.flush()
             time.sleep(pause_s)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -6,12 +6,12 @@ Models come from ``$DASHCAM_MODEL_DIR`` (default ``<shared>/models``); data from
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import csv_rows, model_dir, shared_dir
 
 from dashcam.alpr import (
     ImageReadError,
@@ -26,8 +26,6 @@ from dashcam.alpr import (
 )
 from dashcam.models import ModelNotFoundError, resolve_model
 from dashcam.settings import Settings
-
-from helpers import model_dir, shared_dir
 
 IMAGES = shared_dir() / "data" / "plates-images"
 VIDEOS = shared_dir() / "data" / "plates-video"
@@ -70,8 +68,7 @@ def test_resolve_model(tmp_path, monkeypatch):
 
 
 def _labels() -> dict[str, dict]:
-    with open(IMAGES / "labels.csv", encoding="utf-8") as f:
-        return {r["file"]: r for r in csv.DictReader(f)}
+    return {r["file"]: r for r in csv_rows(IMAGES / "labels.csv")}
 
 
 @pytest.mark.parametrize(
@@ -180,7 +177,7 @@ def test_plate_detector_and_reader_on_video_frame(settings):
     """Frame 0 of a Dutch clip: plate found inside the vehicle, box matches boxes.csv, text read."""
     clip = "TrainingSet/Categorie I/Video10_2.avi"
     row = next(
-        r for r in csv.DictReader(open(VIDEOS / "boxes.csv", encoding="utf-8"))
+        r for r in csv_rows(VIDEOS / "boxes.csv")
         if r["file"] == clip and r["clip_frame"] == "0"
     )
     gt = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
@@ -210,7 +207,7 @@ def test_closeup_plate_without_vehicle_is_tracked_and_read(settings, tmp_path):
     from dashcam.video import probe
 
     clip = "TrainingSet/Categorie I/Video171_2.avi"
-    rows = [r for r in csv.DictReader(open(VIDEOS / "boxes.csv", encoding="utf-8")) if r["file"] == clip]
+    rows = [r for r in csv_rows(VIDEOS / "boxes.csv") if r["file"] == clip]
     gt = tuple(float(rows[0][k]) for k in ("x1", "y1", "x2", "y2"))
     frames = _frames(VIDEOS / clip, 3, 2)
     assert VehicleTracker(settings).detect(frames[0]) == []  # why the vehicle-crop path reads nothing

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import pytest
+from helpers import shared_dir
 
 from dashcam.archive import (
     ArchiveError,
@@ -21,7 +22,6 @@ from dashcam.archive import (
 )
 from dashcam.records import PlateEvent, TrackSummary, read_jsonl, write_jsonl
 from dashcam.video import iter_frames, probe
-from helpers import shared_dir
 
 DATA = shared_dir() / "data"
 ROAD = DATA / "road-video/udacity_vehdet_test_video.mp4"  # 1280x720 25 fps 1.52 s, with AAC audio
@@ -157,7 +157,7 @@ def _events(info, work: Path) -> list[PlateEvent]:
         cv2.imwrite(str(thumb), cv2.resize(f.image, (320, 180)))
         evs.append(PlateEvent(
             video_id=info.video_id, track_id=tid, frame_idx=f.frame_idx, pts_s=f.pts_s,
-            ts=datetime(2017, 2, 3, 17, 24, 8, tzinfo=timezone.utc), final_plate=f"AB{tid}CD",
+            ts=datetime(2017, 2, 3, 17, 24, 8, tzinfo=UTC), final_plate=f"AB{tid}CD",
             plate_confidence=0.9, car_bbox=(400.0, 250.0, 700.0, 450.0),
             plate_bbox=(500.0, 300.0, 620.0, 340.0), n_reads=3, first_frame_idx=0,
             last_frame_idx=f.frame_idx, crop_path=str(crop), thumb_path=str(thumb),
@@ -216,7 +216,7 @@ def test_archive_video_redoes_an_incomplete_copy(tmp_path):
 def test_archive_video_missing_crop_is_an_error(tmp_path):
     info = probe(AVI)
     ev = PlateEvent(
-        video_id=info.video_id, track_id=1, frame_idx=0, pts_s=0.0, ts=datetime.now(timezone.utc),
+        video_id=info.video_id, track_id=1, frame_idx=0, pts_s=0.0, ts=datetime.now(UTC),
         final_plate="XX11YY", plate_confidence=0.8, car_bbox=(0, 0, 1, 1), plate_bbox=(0, 0, 1, 1),
         n_reads=2, first_frame_idx=0, last_frame_idx=0, crop_path=str(tmp_path / "gone.jpg"),
     )
@@ -254,20 +254,6 @@ def test_verify_media_finds_truncation_wrong_size_and_short_duration(tmp_path):
         verify_media(half, "image")
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 1 MiB tmpfs (mount(2) needs root), unmounted at the end."""
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root needed): {res.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_transcode_onto_a_full_disk_fails_and_leaves_nothing(small_disk):
     """ffmpeg 5.1 exits 0 after "Error writing trailer: No space left on device"; transcode must not
     trust that: one-line error naming the file and the cause, no file under the final name."""
@@ -296,7 +282,7 @@ def test_archive_copy_of_a_broken_crop_is_refused(tmp_path):
     data = cv2.imencode(".jpg", frame)[1].tobytes()
     crop.write_bytes(data[: len(data) // 2])
     ev = PlateEvent(
-        video_id=info.video_id, track_id=1, frame_idx=0, pts_s=0.0, ts=datetime.now(timezone.utc),
+        video_id=info.video_id, track_id=1, frame_idx=0, pts_s=0.0, ts=datetime.now(UTC),
         final_plate="XX11YY", plate_confidence=0.8, car_bbox=(0, 0, 1, 1), plate_bbox=(0, 0, 1, 1),
         n_reads=2, first_frame_idx=0, last_frame_idx=0, crop_path=str(crop),
     )

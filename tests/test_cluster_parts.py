@@ -22,10 +22,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from dashcam.settings import Settings, resolve_database
 from helpers import REPO_ROOT
 from prefect_server import PrefectServer, fetch, free_port
+
+from dashcam.settings import Settings, resolve_database
 
 CHILD = textwrap.dedent("""
     import logging, sys
@@ -97,9 +97,8 @@ def test_kept_postgres_survives_a_restart():
 def test_postgres_folder_the_server_user_cannot_reach_is_refused(tmp_path):
     from postgres import local_postgres
 
-    with pytest.raises(RuntimeError, match="cannot enter"):
-        with local_postgres(tmp_path / "pg"):
-            pass
+    with pytest.raises(RuntimeError, match="cannot enter"), local_postgres(tmp_path / "pg"):
+        pass
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from dashcam.db import (
 )
 from dashcam.records import PlateEvent, VideoInfo
 
-T0 = datetime(2024, 5, 17, 8, 30, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 17, 8, 30, 0, tzinfo=UTC)
 CEST = timezone(timedelta(hours=2))
 
 
@@ -141,7 +141,7 @@ def test_save_then_query_returns_all_columns(engine):
     info = make_info(recording_start=datetime(2024, 5, 17, 10, 30, tzinfo=CEST))  # non-UTC input
     events = three_events()
     events[0] = events[0].model_copy(update={"ts": (T0 + timedelta(seconds=30)).astimezone(CEST)})
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     assert save_video(engine, info, events, "/archive/vid-a.mp4") == 3
 
     rows = query_events(engine)

@@ -3,7 +3,6 @@ oversized images, bad paths and corrupt GPS files. Real clips, models, ffmpeg, P
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -17,14 +16,13 @@ from pathlib import Path
 
 import httpx
 import psutil
-import psycopg
 import pytest
 
 try:  # after the cluster branch: the starter lives in infra/postgres.py, re-exported by conftest
     from conftest import local_postgres
 except ImportError:
     from conftest import _local_postgres as local_postgres
-from helpers import model_dir, shared_dir
+from helpers import csv_rows, model_dir, shared_dir
 from prefect_server import PrefectServer
 
 pytestmark = pytest.mark.slow
@@ -83,8 +81,8 @@ def _owned_by(run: dict, pid: int) -> bool:
 def test_sigkill_of_ingest_leaves_no_children_and_next_run_cleans_up(tmp_path):
     clip = shared_dir() / ROAD
     env = _env(tmp_path, DASHCAM_DETECT_FPS="1", DASHCAM_ARCHIVE_PRESET="veryslow")  # a long archive transcode
-    log = open(tmp_path / "killed.log", "wb")
-    proc = subprocess.Popen([DASHCAM, "ingest", str(clip)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "killed.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([DASHCAM, "ingest", str(clip)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         me = psutil.Process(proc.pid)
         tmp_file, children = None, []
@@ -109,7 +107,6 @@ def test_sigkill_of_ingest_leaves_no_children_and_next_run_cleans_up(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-        log.close()
 
     # within a minute, every child is gone (they die with their parent: PR_SET_PDEATHSIG)
     _gone, alive = psutil.wait_procs(children, timeout=60)
@@ -204,7 +201,7 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
 
 
 def test_read_json_stdout_is_json_lines_and_oversized_image_is_refused(tmp_path):
-    labels = {r["file"]: r["plate_text"] for r in csv.DictReader(open(shared_dir() / IMAGES / "labels.csv"))}
+    labels = {r["file"]: r["plate_text"] for r in csv_rows(shared_dir() / IMAGES / "labels.csv")}
     good = ["endtoend/us/0b86cecf-67d1-4fc0-87c9-b36b0ee228bb.jpg", "endtoend/eu/eu1.jpg"]
     huge = _png_header_only(tmp_path / "huge.png", 40_000, 30_000)  # 1.2e9 px > 2^30
     images = [str(shared_dir() / IMAGES / good[0]), str(huge), str(shared_dir() / IMAGES / good[1])]

@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import model_dir, shared_dir
 from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
 from dashcam.archive import verify_media
 from dashcam.db import get_video, make_engine, query_events
 from dashcam.settings import Settings
 from dashcam.video import compute_video_id
-from helpers import model_dir, shared_dir
-from prefect_server import PrefectServer
 
 pytestmark = pytest.mark.slow
 
@@ -111,20 +110,6 @@ class _Ticks:
 # --- point 1: a full archive disk ----------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 1 MiB tmpfs (needs root: mount(2)), unmounted at the end."""
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root needed): {res.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def _fill(mnt: Path, leave_bytes: int) -> Path:
     st = os.statvfs(mnt)
     filler = mnt / "filler.bin"
@@ -150,7 +135,7 @@ def test_full_archive_disk_fails_clearly_and_leaves_no_broken_archive(prefect_ap
     ids = [compute_video_id(c) for c in clips]
     env = _env(prefect_api, tmp_path, sqlite_url, DASHCAM_ARCHIVE_DIR=str(archive))
 
-    for clip, vid in zip(clips, ids):  # each alone, as the issue ran them
+    for clip, vid in zip(clips, ids, strict=True):  # each alone, as the issue ran them
         proc = _dashcam(["ingest", str(clip)], env)
         assert proc.returncode != 0, proc.stdout  # before the fix: the no-plate clip exited 0
         err = " ".join(proc.stderr.split())  # Rich wraps long lines

@@ -3,14 +3,15 @@ NMEA vs GPSBabel, source order, clock offset, corrupt boxes, route storage. No m
 
 from __future__ import annotations
 
-import csv
 import logging
 import shutil
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from helpers import csv_rows, shared_dir
 
 from dashcam.gps import (
     GpsTrack,
@@ -28,7 +29,6 @@ from dashcam.media.isobmff import find, read_moov, track_samples
 from dashcam.records import PlateEvent
 from dashcam.settings import Settings
 from dashcam.video import probe
-from helpers import shared_dir
 
 GPS = shared_dir() / "data/gps"
 KARMA = GPS / "gopro-gpmf/karma.mp4"
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(not KARMA.exists(), reason=f"shared GPS test dat
 
 
 def utc(*a) -> datetime:
-    return datetime(*a, tzinfo=timezone.utc)
+    return datetime(*a, tzinfo=UTC)
 
 
 def settings(tmp_path: Path, **kw) -> Settings:
@@ -65,16 +65,16 @@ def test_karma_mp4_matches_exiftool():
     """Every GPS row ExifTool reads from karma.mp4 is one of our fixes, to 1e-6 deg and 1 ms."""
     points, anchors = read_gpmf_mp4(KARMA)
     assert len(points) == 47  # SOURCES-embedded.md: karma.mp4 holds 47 GPS fixes
-    rows = list(csv.DictReader(KARMA_CSV.open()))
+    rows = csv_rows(KARMA_CSV)
     assert len(rows) == 12
     for row in rows:
-        t = datetime.strptime(row["gps_datetime_utc"], "%Y:%m:%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+        t = datetime.strptime(row["gps_datetime_utc"], "%Y:%m:%d %H:%M:%S.%f").replace(tzinfo=UTC)
         lat, lon = float(row["lat"]), float(row["lon"])
         p = min(points, key=lambda p: abs((p.time - t).total_seconds()))
         assert p.lat == pytest.approx(lat, abs=1e-6) and p.lon == pytest.approx(lon, abs=1e-6), row
         assert abs((p.time - t).total_seconds()) < 1e-3, row  # ExifTool rounds SYST-based times
         assert p.alt_m == pytest.approx(float(row["alt_m"]), abs=0.05)
-    assert all(a.time < b.time for a, b in zip(points, points[1:]))
+    assert all(a.time < b.time for a, b in pairwise(points))
     assert len(anchors) == 12 and anchors[0][0] == 0.0
 
 
@@ -91,7 +91,7 @@ def test_gopro2gpx_gps5_streams_match_their_gpx(name):
     points, _ = gpmf_points([(0.0, (STREAMS / f"{name}.bin").read_bytes())])
     ref = load_gpx(STREAMS / f"{name}.gpx").points  # gopro2gpx's output, one trkpt per GPS5 sample
     assert len(points) == len(ref) > 400
-    for p, r in zip(points, ref):
+    for p, r in zip(points, ref, strict=True):
         assert p.lat == pytest.approx(r.lat, abs=1e-7) and p.lon == pytest.approx(r.lon, abs=1e-7)
         assert abs((p.time - r.time).total_seconds()) < 1e-3
         assert p.speed_mps == pytest.approx(r.speed_mps, abs=1e-3)
@@ -106,16 +106,16 @@ def test_gopro2gpx_gps9_streams_match_their_csv(name, shift_s):
     fixture shows and its older hero11 fixture does not; on hero11 our GPS9 times equal the GPS5
     stream's GPSU times, which confirms ours."""
     points, _ = gpmf_points([(0.0, (STREAMS / f"{name}.bin").read_bytes())])
-    ref = [r for r in csv.DictReader((STREAMS / f"{name}.csv").open()) if r["name"] == "GPS9"]
+    ref = [r for r in csv_rows(STREAMS / f"{name}.csv") if r["name"] == "GPS9"]
     assert len(points) == len(ref) > 400
-    for p, r in zip(points, ref):
-        t = datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    for p, r in zip(points, ref, strict=True):
+        t = datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         assert p.lat == pytest.approx(float(r["latitude"]), abs=1e-7)
         assert p.lon == pytest.approx(float(r["longitude"]), abs=1e-7)
         assert abs((p.time - t).total_seconds() - shift_s) < 1e-3
         assert p.speed_mps == pytest.approx(float(r["speed"]), abs=1e-3)
     if name == "hero11":
-        gps5 = [r for r in csv.DictReader((STREAMS / f"{name}.csv").open()) if r["name"] == "GPS5"]
+        gps5 = [r for r in csv_rows(STREAMS / f"{name}.csv") if r["name"] == "GPS5"]
         assert gps5[0]["time"] == ref[0]["time"]
 
 
@@ -178,7 +178,7 @@ def test_nmea_log_matches_gpsbabel_reference():
     track = load_nmea(BABEL / "nmea")
     ref = load_gpx(BABEL / "nmea.gpx")
     assert len(track) == len(ref) == 154
-    for p, r in zip(track.points, ref.points):
+    for p, r in zip(track.points, ref.points, strict=True):
         assert p.time == r.time
         assert p.lat == pytest.approx(r.lat, abs=1e-8) and p.lon == pytest.approx(r.lon, abs=1e-8)
         assert p.heading_deg == pytest.approx(r.heading_deg, abs=1e-4)
@@ -194,7 +194,7 @@ def test_gpx_export_round_trip(tmp_path):
     out.write_text(track_to_gpx(track, name="nmea"))
     back = load_gpx(out)
     assert len(back) == len(track)
-    for a, b in zip(track.points, back.points):
+    for a, b in zip(track.points, back.points, strict=True):
         assert (a.time, a.fix) == (b.time, b.fix)
         assert a.lat == pytest.approx(b.lat, abs=1e-9) and a.lon == pytest.approx(b.lon, abs=1e-9)
         assert a.speed_mps == pytest.approx(b.speed_mps) and a.heading_deg == pytest.approx(b.heading_deg, abs=1e-3)

@@ -7,17 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import gpxpy
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from helpers import model_dir, shared_dir
+from prefect_server import PrefectServer
 
 from dashcam.db import make_engine, query_events
 from dashcam.settings import Settings
-from helpers import model_dir, shared_dir
-from prefect_server import PrefectServer
 
 pytestmark = pytest.mark.slow
 
@@ -118,12 +117,12 @@ def test_gps_aligned_from_viofo_named_clip(prefect_api, sqlite_url, tmp_path):
     [row] = _rows(sqlite_url)
     assert row["final_plate"] == "XSNB23"
     ts = row["ts"]
-    from datetime import datetime, timezone
+    from datetime import datetime
     ts = datetime.fromisoformat(ts)
-    start = datetime(2020, 12, 18, 6, 17, 9, tzinfo=timezone.utc)
+    start = datetime(2020, 12, 18, 6, 17, 9, tzinfo=UTC)
     assert start <= ts <= start + timedelta(seconds=4)
     # expected: linear interpolation between the bracketing track points, computed here from gpxpy
-    points = [p for t in gpxpy.parse(open(shared_dir() / TRACK)).tracks for s in t.segments for p in s.points]
+    points = [p for t in gpxpy.parse((shared_dir() / TRACK).read_text()).tracks for s in t.segments for p in s.points]
     before = max((p for p in points if p.time <= ts), key=lambda p: p.time)
     after = min((p for p in points if p.time > ts), key=lambda p: p.time)
     f = (ts - before.time).total_seconds() / (after.time - before.time).total_seconds()

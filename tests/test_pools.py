@@ -27,14 +27,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import model_dir, shared_dir
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, LogFilter, LogFilterFlowRunId
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_server import LocalCluster, fetch
 
 from dashcam.db import make_engine, query_events
-from helpers import model_dir, shared_dir
-from prefect_server import LocalCluster, fetch
 
 pytestmark = pytest.mark.slow
 

@@ -3,16 +3,14 @@ database, a real clip analysed by the real models and voted with each track."""
 
 from __future__ import annotations
 
-import csv
 from datetime import timedelta
 
 import pytest
+from helpers import csv_rows, model_dir, shared_dir
 
 from dashcam.gps import GpsTrack, load_gpx
 from dashcam.region import country_at, country_of_tz, formats_for_country, plate_priors
 from dashcam.settings import Settings
-
-from helpers import model_dir, shared_dir
 
 TRACKS = shared_dir() / "data/gps/tracks"
 NL_TRACK = TRACKS / "gpxpy/track_with_speed.gpx"  # a real GPX near Lelystad, NL (3 points, 13 s)
@@ -77,7 +75,7 @@ def test_gps_positioned_events_get_their_country_prior(analysed):
     from dashcam.records import PlateRead, read_jsonl
 
     s, info, result = analysed
-    label = next(r["plate_text"].replace("-", "") for r in csv.DictReader(open(VIDEOS / "labels.csv")) if r["file"] == CLIP)
+    label = next(r["plate_text"].replace("-", "") for r in csv_rows(VIDEOS / "labels.csv") if r["file"] == CLIP)
     reads = read_jsonl(result.reads_path, PlateRead)
     assert reads and all(r.slot_probs for r in reads)  # the plate recogniser's slot evidence travels
     nl_track, us_track = _time_matched(NL_TRACK, info), _time_matched(US_TRACK, info)

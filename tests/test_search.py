@@ -3,7 +3,7 @@ alternatives, filters, paging, hostile input, migration 0004 and save_video's se
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from dashcam.db import (
     query_events,
     save_video,
 )
-from dashcam.records import PlateAlternative, PlateEvent, VideoInfo
+from dashcam.records import PlateAlternative, PlateEvent, PlateRead, VideoInfo
 from dashcam.search import (
     SearchError,
     SearchPage,
@@ -29,7 +29,7 @@ from dashcam.search import (
     search_events,
 )
 
-T0 = datetime(2024, 5, 17, 8, 30, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 17, 8, 30, 0, tzinfo=UTC)
 
 
 def info(video_id: str = "vid-a", start: datetime = T0) -> VideoInfo:
@@ -440,9 +440,7 @@ def test_cli_plates_fuzzy_and_regex(filled, db_url):
     assert res.exit_code == 2 and "invalid regular expression" in res.output and "Traceback" not in res.output
 
 
-def _read(text: str, conf: float, frame: int = 0) -> "PlateRead":
-    from dashcam.records import PlateRead
-
+def _read(text: str, conf: float, frame: int = 0) -> PlateRead:
     return PlateRead(frame_idx=frame, pts_s=frame / 30, track_id=1, car_bbox=(0, 0, 10, 10), car_conf=0.9,
                      plate_bbox=(1, 1, 5, 3), plate_conf=0.8, text=text, raw_text=text, text_conf=conf,
                      plate_area=8.0, sharpness=1.0)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import shared_dir
+from test_ingest import _settings, prefect_api  # noqa: F401  (the session's Prefect API fixture)
 
 from dashcam.db import PLATE_READINGS, make_engine
 from dashcam.records import PlateRead, read_jsonl
 from dashcam.search import search_events
 from dashcam.vote import track_alternatives
-from helpers import shared_dir
-from test_ingest import _settings, prefect_api  # noqa: F401  (the session's Prefect API fixture)
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -26,11 +26,16 @@ from dashcam.archive import ArchiveError, MediaCheckError, archive_video, verify
 from dashcam.db import VIDEOS, make_engine, save_video
 from dashcam.records import PlateEvent
 from dashcam.settings import Settings
-from dashcam.storage import (apply_retention, plan_retention, protection, storage_report, verify_archive,
-                             watch_hit_videos)
+from dashcam.storage import (
+    apply_retention,
+    plan_retention,
+    protection,
+    storage_report,
+    verify_archive,
+)
 from dashcam.video import probe
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 OLD = 30  # days: older than raw_keep_days=7
 
 
@@ -113,7 +118,7 @@ class Tree:
                 upd[f] = str(dst)
             events.append(ev.model_copy(update=upd))
         shutil.copyfile(of["archive"], video)
-        check = {**of["check"], "archive_verified_at": datetime.now(timezone.utc)}
+        check = {**of["check"], "archive_verified_at": datetime.now(UTC)}
         save_video(self.engine, info, events, str(video), archive_check=check)
         self.age(vid, path, age_days)
         return {"id": vid, "path": path, "archive": video, "info": info, "events": events, "check": check}
@@ -220,7 +225,7 @@ def test_raw_deleted_only_when_finalized_verified_and_old(tree):
 
 
 def test_watch_hit_file_survives(tree):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from dashcam.db import WatchHit
     from dashcam.watch_lists import add_entry
@@ -230,7 +235,7 @@ def test_watch_hit_file_survives(tree):
     with tree.engine.begin() as conn:  # the row dashcam.watch_lists.match_video stores for a hit
         conn.execute(sa.insert(WatchHit.__table__).values(
             entry_id=entry["id"], event_id=f"{hit['id']}:1", video_id=hit["id"], score=1.0,
-            matched_text="XSNB23", created_at=datetime.now(timezone.utc)))
+            matched_text="XSNB23", created_at=datetime.now(UTC)))
     assert tree.run() == []
     assert hit["path"].exists()
 
@@ -414,9 +419,10 @@ def test_retention_flow_dry_run_then_apply_publishes_table(prefect_api, tmp_path
 def test_ingest_records_verified_archive_and_clip_of_it_plays(prefect_api, tmp_path, db_url):
     """End to end on a real clip with a readable plate: the archive stage's verification lands on
     the row, and the clip of the event (from the archive once the raw file is gone) plays."""
+    from helpers import model_dir, shared_dir
+
     from dashcam.clip import export_clip
     from flows.ingest import ingest
-    from helpers import model_dir, shared_dir
 
     raw = tmp_path / "raw" / "Movie"
     raw.mkdir(parents=True)

@@ -7,11 +7,12 @@ import hashlib
 import os
 import shutil
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import shared_dir
 
 from dashcam.video import (
     DecodeStats,
@@ -24,7 +25,6 @@ from dashcam.video import (
     probe,
     recording_start,
 )
-from helpers import shared_dir
 
 DATA = shared_dir() / "data"
 PLATES = DATA / "plates-video/TrainingSet/Categorie I"
@@ -71,7 +71,7 @@ def test_probe_road_video_creation_time():
     info = probe(ROAD_SHORT)
     assert (info.width, info.height, info.codec, info.frame_count) == (1280, 720, "h264", 38)
     assert info.fps == pytest.approx(25.0)
-    assert info.creation_time == datetime(2017, 2, 3, 17, 24, 8, tzinfo=timezone.utc)
+    assert info.creation_time == datetime(2017, 2, 3, 17, 24, 8, tzinfo=UTC)
     assert info.recording_start == info.creation_time
     assert info.recording_start_source == "creation_time"
 
@@ -131,15 +131,15 @@ def test_recording_start_from_viofo_name(tmp_path):
     clip = tmp_path / "2024_0315_143022_0001F.MP4"
     shutil.copy(MP4, clip)
     info = probe(clip, camera_tz="Europe/Amsterdam")  # CET (+01:00) on 15 March
-    assert info.recording_start == datetime(2024, 3, 15, 13, 30, 22, tzinfo=timezone.utc)
+    assert info.recording_start == datetime(2024, 3, 15, 13, 30, 22, tzinfo=UTC)
     assert info.recording_start_source == "filename"
     assert info.camera == "F"
-    assert probe(clip, camera_tz="UTC").recording_start == datetime(2024, 3, 15, 14, 30, 22, tzinfo=timezone.utc)
+    assert probe(clip, camera_tz="UTC").recording_start == datetime(2024, 3, 15, 14, 30, 22, tzinfo=UTC)
     # the name wins over a creation_time tag
-    ct = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    ct = datetime(2020, 1, 1, tzinfo=UTC)
     assert recording_start(clip, ct, "UTC")[1] == "filename"
     # "local": the machine's zone, whatever it is
-    local = datetime(2024, 3, 15, 14, 30, 22).astimezone().astimezone(timezone.utc)
+    local = datetime(2024, 3, 15, 14, 30, 22).astimezone().astimezone(UTC)
     assert recording_start(clip, None, "local") == (local, "filename")
     with pytest.raises(ValueError, match="Unknown camera timezone"):
         recording_start(clip, None, "Mars/Olympus_Mons")
@@ -148,14 +148,14 @@ def test_recording_start_from_viofo_name(tmp_path):
 def test_recording_start_fallbacks(tmp_path):
     clip = tmp_path / "clip.avi"
     shutil.copy(AVI, clip)
-    ct = datetime(2021, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
+    ct = datetime(2021, 6, 1, 8, 0, 0, tzinfo=UTC)
     assert recording_start(clip, ct, "UTC") == (ct, "creation_time")
-    assert recording_start(clip, datetime(1904, 1, 1, tzinfo=timezone.utc), "UTC")[1] == "mtime"
-    end = datetime(2022, 5, 1, 12, 0, 3, tzinfo=timezone.utc)
+    assert recording_start(clip, datetime(1904, 1, 1, tzinfo=UTC), "UTC")[1] == "mtime"
+    end = datetime(2022, 5, 1, 12, 0, 3, tzinfo=UTC)
     os.utime(clip, (end.timestamp(), end.timestamp()))
     assert recording_start(clip, None, "UTC") == (end, "mtime")
     info = probe(clip)  # mtime is the end of the recording: 3 s clip -> started 3 s earlier
-    assert info.recording_start == datetime(2022, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert info.recording_start == datetime(2022, 5, 1, 12, 0, 0, tzinfo=UTC)
     assert info.recording_start_source == "mtime"
 
 
@@ -245,7 +245,7 @@ def test_iter_frames_bounded_queue_with_slow_consumer():
     stats = DecodeStats()
     qsize = 2
     ahead = []
-    for f in iter_frames(info, detect_fps=info.fps, queue_size=qsize, stats=stats):
+    for _f in iter_frames(info, detect_fps=info.fps, queue_size=qsize, stats=stats):
         time.sleep(0.02)  # slow consumer: the decoder must block, not read ahead
         ahead.append(stats.frames_decoded - stats.frames_yielded)
     assert stats.frames_yielded == 37
@@ -280,10 +280,12 @@ def test_iter_frames_early_stop_cleans_up():
 def test_iter_frames_consumer_exception_cleans_up():
     info = probe(PARKING)
     stats = DecodeStats()
-    with pytest.raises(RuntimeError, match="detector crashed"):
-        with contextlib.closing(iter_frames(info, detect_fps=6, stats=stats)) as frames:
-            for _f in frames:
-                raise RuntimeError("detector crashed")
+    with (
+        pytest.raises(RuntimeError, match="detector crashed"),
+        contextlib.closing(iter_frames(info, detect_fps=6, stats=stats)) as frames,
+    ):
+        for _f in frames:
+            raise RuntimeError("detector crashed")
     assert _gone(stats)
 
 

@@ -6,18 +6,17 @@ plates-video clip at the default 6 fps and votes the main track's reads.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
+from datetime import UTC
 
 import cv2
 import pytest
+from helpers import csv_rows, model_dir, shared_dir
 
 from dashcam.alpr import normalize_plate
 from dashcam.records import PlateRead
 from dashcam.settings import Settings
 from dashcam.vote import apply_format_prior, plausible_plate, vote_track
-
-from helpers import model_dir, shared_dir
 
 
 def _read(text: str, conf: float = 0.9, frame: int = 0, area: float = 2000.0) -> PlateRead:
@@ -133,7 +132,7 @@ def test_vote_on_real_clip_reads():
 
     data = shared_dir() / "data" / "plates-video"
     clip = "TrainingSet/Categorie I/Video10_2.avi"
-    label = next(r["plate_text"] for r in csv.DictReader(open(data / "labels.csv")) if r["file"] == clip)
+    label = next(r["plate_text"] for r in csv_rows(data / "labels.csv") if r["file"] == clip)
     s = Settings(model_dir=model_dir())
     vt, pd, rd = VehicleTracker(s), PlateDetector(s), PlateReader(s)
     cap = cv2.VideoCapture(str(data / clip))
@@ -181,11 +180,11 @@ def test_similar_plates_rule():
 
 
 def _event(plate, first, last, box=(100, 100, 300, 250), conf=0.9, n=6, track=1):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from dashcam.records import PlateEvent
 
-    return PlateEvent(video_id="v", track_id=track, frame_idx=first, pts_s=first / 12, ts=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    return PlateEvent(video_id="v", track_id=track, frame_idx=first, pts_s=first / 12, ts=datetime(2026, 1, 1, tzinfo=UTC),
                       final_plate=plate, plate_confidence=conf, car_bbox=box, plate_bbox=box, n_reads=n,
                       first_frame_idx=first, last_frame_idx=last)
 
@@ -213,10 +212,11 @@ def test_truncated_duplicate_from_real_reads_is_merged(tmp_path):
     detector at 640 boxes only ``LKH-9`` (docs/performance.md, close-up plates), at 320 the whole
     plate. Replayed as two tracks through the vote, they give a full and a truncated reading of one
     plate, touching in time and place: build_events keeps one event, the full plate."""
-    from dashcam.alpr import PlateDetector, PlateReader, read_closeup_plates, TrackedVehicle
+    from datetime import datetime
+
+    from dashcam.alpr import PlateDetector, PlateReader, TrackedVehicle, read_closeup_plates
     from dashcam.pipeline import build_events
     from dashcam.records import AnalyzeResult, TrackSummary, VideoInfo, write_jsonl
-    from datetime import datetime, timezone
 
     data = shared_dir() / "data" / "plates-video"
     clip = "TrainingSet/Categorie I/Video171_2.avi"
@@ -247,7 +247,7 @@ def test_truncated_duplicate_from_real_reads_is_merged(tmp_path):
     write_jsonl(tmp_path / "tracks.jsonl", [TrackSummary(track_id=t, first_frame_idx=f[0], last_frame_idx=f[-1], n_frames=len(f),
                                                          best_car_bbox=(0, 0, 1, 1), best_frame_idx=f[0]) for t, f in tracks.items()])
     info = VideoInfo(path=str(data / clip), video_id="v171", size_bytes=1, duration_s=idx / 12, fps=12.0, frame_count=idx,
-                     width=640, height=480, codec="mjpeg", recording_start=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                     width=640, height=480, codec="mjpeg", recording_start=datetime(2026, 1, 1, tzinfo=UTC),
                      recording_start_source="mtime")
     result = AnalyzeResult(video_id="v171", work_dir=str(tmp_path), reads_path=str(tmp_path / "reads.jsonl"),
                            tracks_path=str(tmp_path / "tracks.jsonl"), frames_decoded=idx, frames_analyzed=idx // 2,

@@ -20,21 +20,21 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import copy_in_chunks, shared_dir
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_server import PrefectServer, free_port
 from watchdog.events import FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 
 from dashcam.video import compute_video_id
 from dashcam.watch import CompletionTracker, FileFilter, WatchConfig, Watcher, idempotency_key
-from helpers import copy_in_chunks, shared_dir
-from prefect_server import PrefectServer, free_port
 
 CLIPS = shared_dir() / "data/plates-video/TrainingSet/Categorie I"
 CLIP = CLIPS / "ZVideo44.mp4"  # 940 KB
@@ -165,7 +165,7 @@ def _insert_video_row(db_url: str, video_id: str, path: str, size: int) -> None:
     from dashcam.db import VIDEOS, make_engine
 
     engine = make_engine(db_url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(sa.insert(VIDEOS).values(
             id=video_id, path=path, size_bytes=size, duration_s=10.0, fps=25.0, width=640, height=480, codec="h264",
@@ -358,20 +358,19 @@ def test_prefect_api_unreachable_is_retried_until_it_is_up(nas, sqlite_url, logs
     port = free_port()
     server = PrefectServer(tmp_path / "late-prefect", port=port)
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            with running(_config(nas, "ingest/ingest", sqlite_url)) as w:
-                shutil.copyfile(CLIP, nas / "clip.mp4")
-                _wait(lambda: "failed to trigger" in _messages(logs), 20, "a failed trigger")
-                assert "will retry in" in _messages(logs)
-                server.start()  # the API comes back (without the deployment at first)
-                _ensure_pool()
-                with get_client(sync_client=True) as client:  # register ingest/ingest for it
-                    flow_id = client.create_flow_from_name("ingest")
-                    dep_id = client.create_deployment(flow_id=flow_id, name="ingest",
-                                                      entrypoint="flows/ingest.py:ingest", work_pool_name="server")
-                [run] = _wait_runs(dep_id, 1, timeout=30)
-                _settle(w)
-                assert len(_runs(dep_id)) == 1
+        with temporary_settings({PREFECT_API_URL: server.api_url}), running(_config(nas, "ingest/ingest", sqlite_url)) as w:
+            shutil.copyfile(CLIP, nas / "clip.mp4")
+            _wait(lambda: "failed to trigger" in _messages(logs), 20, "a failed trigger")
+            assert "will retry in" in _messages(logs)
+            server.start()  # the API comes back (without the deployment at first)
+            _ensure_pool()
+            with get_client(sync_client=True) as client:  # register ingest/ingest for it
+                flow_id = client.create_flow_from_name("ingest")
+                dep_id = client.create_deployment(flow_id=flow_id, name="ingest",
+                                                  entrypoint="flows/ingest.py:ingest", work_pool_name="server")
+            [run] = _wait_runs(dep_id, 1, timeout=30)
+            _settle(w)
+            assert len(_runs(dep_id)) == 1
     finally:
         server.stop()
     assert run.name == "clip.mp4"
@@ -401,10 +400,10 @@ def test_cli_two_service_instances_on_one_tree(prefect_api, deployment, nas, sql
     procs, outs = [], []
     try:
         for i in range(2):
-            out = open(tmp_path / f"watch{i}.log", "wb")
             outs.append(tmp_path / f"watch{i}.log")
-            procs.append(subprocess.Popen([str(BIN / "dashcam"), "watch", str(nas), "--retry-initial-s", "0.5"],
-                                          env=env, stdout=out, stderr=subprocess.STDOUT))
+            with open(outs[-1], "wb") as out:  # the child keeps its own copy of the descriptor
+                procs.append(subprocess.Popen([str(BIN / "dashcam"), "watch", str(nas), "--retry-initial-s", "0.5"],
+                                              env=env, stdout=out, stderr=subprocess.STDOUT))
         _wait(lambda: all("catch-up:" in p.read_text() for p in outs), 60, "both watchers started")
         for src in OTHERS[:2]:
             shutil.copyfile(src, nas / src.name)

@@ -16,12 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
+from helpers import shared_dir
+from test_ingest import CLIP, TRACK, _settings, prefect_api  # noqa: F401  (the session's Prefect server)
 from typer.testing import CliRunner
 
 from dashcam.db import WATCH_HITS, make_engine, query_events
 from dashcam.watch_lists import add_entry, correct_event, list_corrections, list_hits
-from helpers import shared_dir
-from test_ingest import CLIP, TRACK, _settings, prefect_api  # noqa: F401  (the session's Prefect server)
 
 pytestmark = pytest.mark.slow
 

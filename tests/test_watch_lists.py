@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from test_db import T0, make_event, make_info
 from typer.testing import CliRunner
 
 from dashcam.db import PLATE_READINGS, WATCH_HITS, make_engine, query_events, save_video
@@ -30,7 +31,6 @@ from dashcam.watch_lists import (
     parse_pattern,
     remove_entry,
 )
-from test_db import T0, make_event, make_info
 
 
 @pytest.fixture

@@ -19,19 +19,19 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gpxpy
 import httpx
 import pytest
 import sqlalchemy as sa
+import web_data
+from helpers import shared_dir
+from prefect_server import PrefectServer, free_port
 
 from dashcam.db import VEHICLES, VIDEOS, make_engine
 from dashcam.drives import group_drives
-from helpers import shared_dir
-from prefect_server import PrefectServer, free_port
-import web_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (shared_dir() / web_data.PLATES).is_dir(),
                                                     reason="shared test data not found")]
@@ -167,7 +167,7 @@ def _v(i, name, start, dur=60.0, folder="/card/DCIM/Movie"):
 
 
 def test_drive_grouping_rule():
-    t = lambda h, m, s=0: datetime(2024, 3, 15, h, m, s, tzinfo=timezone.utc)  # noqa: E731
+    t = lambda h, m, s=0: datetime(2024, 3, 15, h, m, s, tzinfo=UTC)  # noqa: E731
     vids = [
         _v("a", "2024_0315_140000_0001F.MP4", t(14, 0)), _v("ar", "2024_0315_140000_0001R.MP4", t(14, 0)),
         _v("b", "2024_0315_140100_0002F.MP4", t(14, 1)),
@@ -215,15 +215,14 @@ def test_web_database_connection_is_read_only(web_data_set):
 
 
 def test_web_pg_connection_is_read_only(web_data_set, web_pg_url):
-    from dashcam.web.app import Web
-
     from pydantic import SecretStr
+
+    from dashcam.web.app import Web
 
     web = Web(web_data_set.settings.model_copy(update={"database_url": SecretStr(web_pg_url)}), None, None)
     try:
-        with web.engine.connect() as conn:
-            with pytest.raises(sa.exc.DBAPIError, match="read-only"):
-                conn.execute(sa.delete(VEHICLES))
+        with web.engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="read-only"):
+            conn.execute(sa.delete(VEHICLES))
     finally:
         web.engine.dispose()
 
@@ -368,6 +367,7 @@ def test_search_page_fuzzy_and_exports(server: WebServer):
     ({"q": "AB", "min_conf": "high"}, 400, "is not a number"),
     ({"q": "AB", "min_conf": "2"}, 400, "out of range"),
     ({"q": "AB", "box": "1,2,3"}, 400, "min_lat,min_lon,max_lat,max_lon"),
+    ({"q": "AB", "box": "1,,3,4"}, 400, "min_lon is empty"),  # was a 500 (None compared with a float)
     ({"q": "AB", "drive": "no-such-drive"}, 404, "There is no drive"),
     ({"q": "AB", "page_no": "x"}, 400, "page_no"),
 ])
@@ -439,7 +439,7 @@ def test_media_outside_the_archive_is_refused(server: WebServer, tmp_path):
     rel_out = os.path.relpath(secret, archive)  # ../../.../secret.mp4
     cases = {"trav1": str(archive / rel_out), "trav2": str(secret), "trav3": str(link), "trav4": rel_out}
     eng = make_engine(server.db_url, migrate_schema=False)
-    now = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2001, 1, 1, tzinfo=UTC)
     try:
         with eng.begin() as c:
             for vid, p in cases.items():
@@ -487,6 +487,7 @@ def test_post_without_csrf_token_is_refused(server: WebServer):
         c.get("/")  # gets the CSRF cookie
         assert c.post("/logout", data={}).status_code == 403
         assert c.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+        assert c.post("/logout", files={"csrf_token": ("t.txt", b"x")}).status_code == 403  # a file is no token
         html = c.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
         assert c.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303

@@ -17,6 +17,7 @@ in ``gps_track_dir``, which covers 2020-12-18 06:17 UTC):
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -80,19 +81,17 @@ def build(root: Path, sqlite_url: str) -> WebData:
 
     settings = settings_for(root, sqlite_url)
     ingest([str(v) for v in videos], settings=settings)
-    try:
+    with contextlib.suppress(Exception):  # expected to fail: the failed run is what the dashboard shows
         ingest([str(broken)], settings=settings)
-    except Exception:  # noqa: BLE001 - expected: the failed run is what the dashboard shows
-        pass
     manifests = sorted(str(p) for p in Path(settings.work_dir).rglob("manifest.json"))
     return WebData(root, settings, videos, manifests, broken)
 
 
 def persist_into(data: WebData, db_url: str) -> None:
     """Store the already analysed and archived videos into ``db_url`` via the real finalize flow."""
+    from dashcam.archive import archive_video_path
     from dashcam.records import Manifest
     from flows.ingest import finalize_video
-    from dashcam.archive import archive_video_path
 
     settings = data.settings.model_copy(update={"database_url": type(data.settings.database_url)(db_url)})
     for m in data.manifests:

@@ -15,9 +15,10 @@ import os
 import re
 import threading
 from collections import Counter, defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import overload
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,13 @@ from dashcam.web.charts import speed_series, speed_svg
 from dashcam.web.media import archive_file, file_response, poster
 from dashcam.web.prefect_runs import FailureReader
 from dashcam.web.security import (
-    CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, Guard, check_csrf, csrf_token, security_headers,
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE_S,
+    Guard,
+    check_csrf,
+    csrf_token,
+    security_headers,
 )
 
 log = logging.getLogger(__name__)
@@ -98,13 +105,17 @@ def _parse_bbox(s: str | None) -> tuple[float, float, float, float] | None:
     parts = s.split(",")
     if len(parts) != 4:
         raise BadRequest(f"box={s[:60]!r}: give min_lat,min_lon,max_lat,max_lon (WGS84 degrees).")
-    vals = []
+    vals: list[float] = []
     for i, p in enumerate(parts):
         lim = 90 if i % 2 == 0 else 180
-        vals.append(_parse_float(p, ("min_lat", "min_lon", "max_lat", "max_lon")[i], -lim, lim))
+        name = ("min_lat", "min_lon", "max_lat", "max_lon")[i]
+        v = _parse_float(p, name, -lim, lim)
+        if v is None:  # "1,,3,4": was a TypeError (500) in the comparison below
+            raise BadRequest(f"box={s[:60]!r}: {name} is empty; give min_lat,min_lon,max_lat,max_lon (WGS84 degrees).")
+        vals.append(v)
     if vals[0] > vals[2] or vals[1] > vals[3]:
         raise BadRequest("box: min_lat must be <= max_lat and min_lon <= max_lon.")
-    return tuple(vals)  # type: ignore[return-value]
+    return vals[0], vals[1], vals[2], vals[3]
 
 
 def _plate(text: str) -> str:
@@ -123,6 +134,7 @@ class Web:
 
     def __init__(self, settings: Settings, prefect_api_url: str | None, prefect_ui_url: str | None):
         self.settings = settings
+        assert settings.archive_dir is not None  # Settings fills it in (<data_dir>/archive)
         self.archive_dir = Path(settings.archive_dir).resolve()
         self.poster_dir = Path(settings.data_dir) / "web-cache" / "posters"
         self.tz = None if settings.camera_tz in ("", "local") else ZoneInfo(settings.camera_tz)
@@ -146,7 +158,13 @@ class Web:
                                       connect_args={"options": "-c default_transaction_read_only=on"})
 
     # times ----------------------------------------------------------------------------------
-    def local(self, v) -> datetime | None:
+    @overload
+    def local(self, v: datetime | str) -> datetime: ...
+    @overload
+    def local(self, v: None) -> None: ...
+
+    def local(self, v: datetime | str | None) -> datetime | None:
+        """``v`` (a datetime or ISO 8601 text) in the display zone (camera_tz; "local": this machine's)."""
         if v is None:
             return None
         return _iso(v).astimezone(self.tz)
@@ -156,7 +174,7 @@ class Web:
         tz = self.tz or datetime.now().astimezone().tzinfo
 
         def at(d):
-            return datetime.combine(d, time(0), tz).astimezone(timezone.utc)
+            return datetime.combine(d, time(0), tz).astimezone(UTC)
 
         return (at(since) if since else None, at(until + timedelta(days=1)) if until else None)
 
@@ -236,8 +254,12 @@ def _fmt_dur(s: float | None) -> str:
     return f"{h} h {m:02d} min" if h else (f"{m} min {sec:02d} s" if m else f"{sec} s")
 
 
-def create_app(settings: Settings | None = None, *, prefect_api_url: str | None = None,
-               prefect_ui_url: str | None = None) -> FastAPI:
+def create_app(  # noqa: C901 - the routes are closures over web/guard/templates, each simple; their branches all count here
+    settings: Settings | None = None,
+    *,
+    prefect_api_url: str | None = None,
+    prefect_ui_url: str | None = None,
+) -> FastAPI:
     """Build the web UI for ``settings`` (database, archive folder, drive gap, tiles, token).
 
     ``prefect_api_url`` / ``prefect_ui_url`` (default: ``$PREFECT_API_URL`` / ``$PREFECT_UI_URL``)
@@ -436,13 +458,14 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
         if t is not None and (not math.isfinite(t) or t < 0):
             raise BadRequest("t must be a number of seconds >= 0.")
         if v is None:
-            video = d.segments[0].primary
+            seg = d.segments[0]
+            video = seg.primary
         else:
-            seg = d.segment_of(v)
-            if seg is None:
+            found = d.segment_of(v)
+            if found is None:
                 raise HTTPException(404, f"Video {v[:80]!r} is not part of drive {drive_id[:80]!r}.")
+            seg = found
             video = next(x for x in seg.channels.values() if x["id"] == v)
-        seg = d.segment_of(video["id"])
         data = _drive_data(conn, d, video)
         events = data.pop("_events")
         route = data.pop("_route")

@@ -98,7 +98,8 @@ async def check_csrf(request: Request) -> None:
     """Raise 403 unless the POSTed ``csrf_token`` field matches this browser's CSRF cookie."""
     form = await request.form()
     guard: Guard = request.app.state.guard
-    if not guard.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf_token")):
+    token = form.get("csrf_token")
+    if not isinstance(token, str) or not guard.csrf_matches(request.cookies.get(CSRF_COOKIE), token):  # a file upload is no token
         raise HTTPException(403, "The form expired or came from another site (CSRF check failed): reload the page and try again.")
 
 

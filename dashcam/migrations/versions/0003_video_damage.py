@@ -9,15 +9,15 @@ stopped and why (the events read before the damage are kept). Hand-written to ma
 dashcam/db.py ``Video`` (checked by tests/test_db.py::test_models_match_migrations).
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: Union[str, Sequence[str], None] = "0002"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 # plain ADD/DROP COLUMN (not batch mode, which would recreate ``videos`` on SQLite and trip the

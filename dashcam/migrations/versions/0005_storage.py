@@ -15,15 +15,15 @@ Create Date: 2026-12-01
 Hand-written to match dashcam/db.py ``Video`` (tests/test_db.py::test_models_match_migrations).
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: Union[str, Sequence[str], None] = "0004"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 # Plain ADD/DROP COLUMN, not batch mode: on SQLite batch mode recreates ``videos`` (DROP TABLE

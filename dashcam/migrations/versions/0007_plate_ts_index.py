@@ -9,14 +9,14 @@ The web dashboard's most-seen plates (``GROUP BY final_plate`` with ``max(ts)``)
 (docs/search.md, "Page render time"). Hand-written to match dashcam/db.py ``Vehicle``.
 """
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0007"
-down_revision: Union[str, Sequence[str], None] = "0006"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
