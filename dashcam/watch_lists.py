@@ -145,7 +145,7 @@ def _text(value: Any, name: str, max_len: int, *, required: bool = False, one_li
     return value
 
 
-def parse_pattern(text: str) -> tuple[str, str, bool]:
+def parse_pattern(text: Any) -> tuple[str, str, bool]:
     """``(kind, pattern, exact_only)`` of a watch-list entry text (dashcam.search query language).
 
     ``XS-NB-23`` -> ``("exact", "XSNB23", False)``; ``=XSNB23`` -> ``("exact", "XSNB23", True)``;
@@ -188,7 +188,7 @@ def _when(value: Any, name: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _entry_row(pattern: str, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,
+def _entry_row(pattern: Any, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,
                active_until: Any) -> dict:
     kind, pat, exact_only = parse_pattern(pattern)
     if isinstance(fuzzy, str):
@@ -525,11 +525,11 @@ def _match(engine: sa.Engine, *, video_id: str | None = None, entry_id: int | No
 
 
 def _insert_ignore(conn: sa.Connection, row: dict):
+    from sqlalchemy.dialects import postgresql, sqlite
+
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(WATCH_HITS).values(**row).on_conflict_do_nothing().returning(WATCH_HITS.c.id)
+        return postgresql.insert(WATCH_HITS).values(**row).on_conflict_do_nothing().returning(WATCH_HITS.c.id)
+    return sqlite.insert(WATCH_HITS).values(**row).on_conflict_do_nothing().returning(WATCH_HITS.c.id)
 
 
 def osm_url(lat: float | None, lon: float | None, zoom: int = 17) -> str | None:
@@ -777,7 +777,7 @@ def add_plate_note(engine: sa.Engine, plate: str, text: str, *, kind: str = "not
             row["id"] = conn.execute(sa.insert(n).values(**row).returning(n.c.id)).scalar_one()
     except SQLAlchemyError as exc:
         raise _db_error(engine, f"adding a {kind} to plate {p}", exc) from exc
-    return _jsonable(row)
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 def list_plate_notes(engine: sa.Engine, plate: str) -> list[dict]:
