@@ -791,11 +791,13 @@ def list_plate_notes(engine: sa.Engine, plate: str) -> list[dict]:
         raise _db_error(engine, f"reading the notes of plate {p}", exc) from exc
 
 
-def remove_plate_note(engine: sa.Engine, note_id: int) -> bool:
-    """Delete note or tag ``note_id``; False when there was none."""
+def remove_plate_note(engine: sa.Engine, note_id: int, *, plate: str | None = None) -> bool:
+    """Delete note or tag ``note_id`` (only if it is on ``plate``, when given); False when there
+    was no such note."""
     n = PLATE_NOTES
+    cond = [n.c.id == int(note_id)] + ([n.c.plate == _plate_text(plate)] if plate is not None else [])
     try:
         with _begin(engine) as conn, conn.begin():
-            return conn.execute(sa.delete(n).where(n.c.id == int(note_id))).rowcount > 0
+            return conn.execute(sa.delete(n).where(*cond)).rowcount > 0
     except SQLAlchemyError as exc:
         raise _db_error(engine, f"removing note {note_id}", exc) from exc

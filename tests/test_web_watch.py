@@ -252,6 +252,7 @@ def test_entry_hits_correction_and_notes_over_http(site: Site):
     html = site.client.get("/plates/XSNB28").text
     assert "neighbour&#39;s car,\nparks at no. 4" in html and html.count(">#neighbour ") == 1
     note_id = int(re.search(r'/plates/XSNB28/notes/(\d+)/delete', html).group(1))
+    assert site.client.post(f"/plates/ZDPB67/notes/{note_id}/delete", data={"csrf_token": t}).status_code == 404
     assert site.client.post(f"/plates/XSNB28/notes/{note_id}/delete", data={"csrf_token": t}).status_code == 303
     assert "parks at no. 4" not in site.client.get("/plates/XSNB28").text
 

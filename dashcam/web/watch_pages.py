@@ -350,6 +350,10 @@ def note_add(request: Request, plate: str, kind: str = Form("note"), text: str =
 
 @router.post("/plates/{plate}/notes/{note_id:int}/delete", dependencies=[Depends(check_csrf)])
 def note_delete(request: Request, plate: str, note_id: int):
-    if not wl.remove_plate_note(_web(request).writer(), note_id):
-        raise HTTPException(404, f"There is no note {note_id}.")
+    try:
+        removed = wl.remove_plate_note(_web(request).writer(), note_id, plate=plate)
+    except wl.WatchListError as exc:
+        raise HTTPException(400, _one_line(exc)) from None
+    if not removed:
+        raise HTTPException(404, f"Plate {plate[:20]} has no note {note_id}.")
     return RedirectResponse(f"/plates/{quote(plate.strip().upper(), safe='')}#notes", status_code=303)
