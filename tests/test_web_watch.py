@@ -6,8 +6,8 @@ same manifests persisted into PostgreSQL by the real ``finalize-video`` flow. Ev
 fresh copy of that database (a file copy; ``CREATE DATABASE ... TEMPLATE``) and its own
 ``dashcam web`` (uvicorn subprocess on 127.0.0.1, a free port). HTTP tests run on both backends;
 the browser test (Debian's chromium through Playwright, as tests/test_web.py) on SQLite, and it
-saves the screenshots docs/img/watchlists.png, watchlist.png, watch-entry.png, correct.png,
-plate-notes.png.
+saves the screenshots docs/img/watchlists.png, watchlist.png, watch-entry.png, drive-hit.png,
+correct.png, plate-notes.png.
 """
 
 from __future__ import annotations
@@ -365,6 +365,9 @@ def test_b_watch_list_hit_correction_note_in_the_browser(browser_page, site: Sit
     with pg.expect_navigation():
         pg.locator("a.drive-card").filter(has_text="XSNB23").first.click()
     assert pg.locator("li.event a.hit").filter(has_text=LABEL).count() == 1
+    pg.wait_for_selector("#map[data-ready='1']", timeout=15_000)
+    pg.locator("li.event").filter(has_text=LABEL).scroll_into_view_if_needed()
+    shot(pg, "drive-hit")
 
     # correct the plate from the plate page
     pg.goto(site.base + "/plates/XSNB23")
