@@ -76,6 +76,7 @@ __all__ = [
     "HIT_EVENT",
     "WatchListError",
     "add_entry",
+    "add_list",
     "add_plate_note",
     "alert_automation",
     "apply_corrections",
@@ -88,11 +89,16 @@ __all__ = [
     "list_corrections",
     "list_entries",
     "list_hits",
+    "list_lists",
     "list_plate_notes",
+    "match_entry",
     "match_video",
     "osm_url",
     "parse_pattern",
     "remove_entry",
+    "remove_list",
+    "remove_plate_note",
+    "update_entry",
 ]
 
 HIT_EVENT = "dashcam.watchlist.hit"
@@ -140,7 +146,7 @@ def _text(value: Any, name: str, max_len: int, *, required: bool = False, one_li
     return value
 
 
-def parse_pattern(text: str | None) -> tuple[str, str, bool]:
+def parse_pattern(text: Any) -> tuple[str, str, bool]:
     """``(kind, pattern, exact_only)`` of a watch-list entry text (dashcam.search query language).
 
     ``XS-NB-23`` -> ``("exact", "XSNB23", False)``; ``=XSNB23`` -> ``("exact", "XSNB23", True)``;
@@ -183,7 +189,7 @@ def _when(value: Any, name: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _entry_row(pattern: str | None, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,
+def _entry_row(pattern: Any, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,
                active_until: Any) -> dict:
     kind, pat, exact_only = parse_pattern(pattern)
     if isinstance(fuzzy, str):
@@ -230,8 +236,9 @@ def _begin(engine: sa.Engine) -> sa.Connection:
 
 def add_entry(engine: sa.Engine, pattern: str, *, watchlist: str = DEFAULT_LIST, label: str = "", notes: str = "",
               fuzzy: bool = True, min_score: float | None = None, active_from: datetime | str | None = None,
-              active_until: datetime | str | None = None) -> dict:
-    """Add one entry to ``watchlist`` (created if new); return it as :func:`list_entries` does.
+              active_until: datetime | str | None = None, create_list: bool = True) -> dict:
+    """Add one entry to ``watchlist`` (created if new, unless ``create_list`` is False: then an
+    unknown list raises :class:`WatchListError`); return it as :func:`list_entries` does.
 
     ``pattern``: see :func:`parse_pattern`; ``label`` <= 200 characters, one line; ``notes`` <= 2000;
     ``fuzzy`` applies to plain plates only; ``min_score`` in (0, 1] (None: :data:`DEFAULT_MIN_SCORE`);
@@ -239,12 +246,14 @@ def add_entry(engine: sa.Engine, pattern: str, *, watchlist: str = DEFAULT_LIST,
     events' ``ts``. Raises :class:`WatchListError` / :class:`DatabaseError`.
     """
     return import_rows(engine, [dict(watchlist=watchlist, pattern=pattern, label=label, notes=notes, fuzzy=fuzzy,
-                                     min_score=min_score, active_from=active_from, active_until=active_until)])[0]
+                                     min_score=min_score, active_from=active_from, active_until=active_until)],
+                       create_list=create_list)[0]
 
 
-def import_rows(engine: sa.Engine, rows: Iterable[dict], where: str = "entry") -> list[dict]:
+def import_rows(engine: sa.Engine, rows: Iterable[dict], where: str = "entry", *, create_list: bool = True) -> list[dict]:
     """Validate every row (keys of :data:`CSV_FIELDS`) first, then add them all in one
-    transaction; a bad row raises :class:`WatchListError` naming it and nothing is added."""
+    transaction; a bad row raises :class:`WatchListError` naming it and nothing is added. A list
+    named by a row is created when new, unless ``create_list`` is False (then it is an error)."""
     checked = []
     for i, r in enumerate(rows, start=1):
         try:
@@ -259,7 +268,9 @@ def import_rows(engine: sa.Engine, rows: Iterable[dict], where: str = "entry") -
         with _begin(engine) as conn, conn.begin():
             ids = []
             for name, row in checked:
-                lid = _list_id(conn, name, create=True)
+                lid = _list_id(conn, name, create=create_list)
+                if lid is None:
+                    raise WatchListError(f"there is no watch list named {name[:40]!r}")
                 ids.append(conn.execute(sa.insert(WATCH_ENTRIES).values(watchlist_id=lid, created_at=_now(), **row)
                                         .returning(WATCH_ENTRIES.c.id)).scalar_one())
     except SQLAlchemyError as exc:
@@ -287,9 +298,9 @@ def list_entries(engine: sa.Engine, watchlist: str | None = None) -> list[dict]:
         raise _db_error(engine, "listing watch-list entries", exc) from exc
 
 
-def remove_entry(engine: sa.Engine, entry_id: int) -> bool:
+def remove_entry(engine: sa.Engine, entry_id: int, *, keep_empty_list: bool = False) -> bool:
     """Delete entry ``entry_id`` and its hits; False when there was none. A watch list left empty
-    is deleted too."""
+    is deleted too, unless ``keep_empty_list`` (the web UI, where lists are made on their own)."""
     try:
         with _begin(engine) as conn, conn.begin():
             lid = conn.execute(sa.select(WATCH_ENTRIES.c.watchlist_id).where(WATCH_ENTRIES.c.id == int(entry_id))).scalar()
@@ -297,28 +308,96 @@ def remove_entry(engine: sa.Engine, entry_id: int) -> bool:
                 return False
             conn.execute(sa.delete(WATCH_HITS).where(WATCH_HITS.c.entry_id == int(entry_id)))
             conn.execute(sa.delete(WATCH_ENTRIES).where(WATCH_ENTRIES.c.id == int(entry_id)))
-            if not conn.execute(sa.select(sa.func.count()).where(WATCH_ENTRIES.c.watchlist_id == lid)).scalar_one():
+            if not keep_empty_list and not conn.execute(
+                    sa.select(sa.func.count()).where(WATCH_ENTRIES.c.watchlist_id == lid)).scalar_one():
                 conn.execute(sa.delete(WATCHLISTS).where(WATCHLISTS.c.id == lid))
             return True
     except SQLAlchemyError as exc:
         raise _db_error(engine, f"removing watch-list entry {entry_id}", exc) from exc
 
 
+def add_list(engine: sa.Engine, name: str) -> dict:
+    """Create an empty watch list ``name`` (<= 100 characters, one line); return it as
+    :func:`list_lists` does. A name already taken raises :class:`WatchListError`."""
+    name = _text(name, "watch list name", MAX_NAME, required=True)
+    try:
+        with _begin(engine) as conn, conn.begin():
+            if _list_id(conn, name, create=False) is not None:
+                raise WatchListError(f"a watch list named {name[:40]!r} exists already")
+            lid = _list_id(conn, name, create=True)
+    except SQLAlchemyError as exc:
+        raise _db_error(engine, f"adding watch list {name[:40]!r}", exc) from exc
+    return next(w for w in list_lists(engine) if w["id"] == lid)
+
+
+def list_lists(engine: sa.Engine) -> list[dict]:
+    """Watch lists as JSON-ready dicts ``id, name, created_at, n_entries, n_hits``, by name."""
+    e, w, h = WATCH_ENTRIES, WATCHLISTS, WATCH_HITS
+    n_e = sa.select(sa.func.count()).where(e.c.watchlist_id == w.c.id).scalar_subquery()
+    n_h = sa.select(sa.func.count()).select_from(h.join(e, e.c.id == h.c.entry_id)).where(
+        e.c.watchlist_id == w.c.id).scalar_subquery()
+    stmt = sa.select(w.c.id, w.c.name, w.c.created_at, n_e.label("n_entries"), n_h.label("n_hits")).order_by(w.c.name)
+    try:
+        with engine.connect() as conn:
+            return [_jsonable(m) for m in conn.execute(stmt).mappings()]
+    except SQLAlchemyError as exc:
+        raise _db_error(engine, "listing watch lists", exc) from exc
+
+
+def remove_list(engine: sa.Engine, list_id: int) -> bool:
+    """Delete watch list ``list_id`` with its entries and their hits; False when there was none."""
+    e, w, h = WATCH_ENTRIES, WATCHLISTS, WATCH_HITS
+    try:
+        with _begin(engine) as conn, conn.begin():
+            if conn.execute(sa.select(w.c.id).where(w.c.id == int(list_id))).scalar() is None:
+                return False
+            conn.execute(sa.delete(h).where(h.c.entry_id.in_(sa.select(e.c.id).where(e.c.watchlist_id == int(list_id)))))
+            conn.execute(sa.delete(e).where(e.c.watchlist_id == int(list_id)))
+            conn.execute(sa.delete(w).where(w.c.id == int(list_id)))
+            return True
+    except SQLAlchemyError as exc:
+        raise _db_error(engine, f"removing watch list {list_id}", exc) from exc
+
+
+def update_entry(engine: sa.Engine, entry_id: int, pattern: str, *, label: str = "", notes: str = "",
+                 fuzzy: bool = True, min_score: float | None = None, active_from: datetime | str | None = None,
+                 active_until: datetime | str | None = None) -> dict:
+    """Replace every field of entry ``entry_id`` (validated as :func:`add_entry` does; its list
+    stays). Its stored hits are dropped, for the old pattern may not match them; run
+    :func:`match_entry` to find them again. Returns the entry as :func:`list_entries` does.
+    Raises :class:`WatchListError` for bad input or an unknown entry."""
+    row = _entry_row(pattern, label, notes, fuzzy, min_score, active_from, active_until)
+    e = WATCH_ENTRIES
+    try:
+        with _begin(engine) as conn, conn.begin():
+            lid = conn.execute(sa.select(e.c.watchlist_id).where(e.c.id == int(entry_id))).scalar()
+            if lid is None:
+                raise WatchListError(f"there is no watch-list entry {entry_id}")
+            conn.execute(sa.delete(WATCH_HITS).where(WATCH_HITS.c.entry_id == int(entry_id)))
+            conn.execute(sa.update(e).where(e.c.id == int(entry_id)).values(**row))
+    except SQLAlchemyError as exc:
+        raise _db_error(engine, f"updating watch-list entry {entry_id}", exc) from exc
+    return next(x for x in list_entries(engine) if x["id"] == int(entry_id))
+
+
 def list_hits(engine: sa.Engine, *, watchlist: str | None = None, event_ids: list[str] | None = None,
-              limit: int = 100) -> list[dict]:
+              entry_id: int | None = None, limit: int = 100) -> list[dict]:
     """Stored hits, newest event first, as JSON-ready dicts: ``id, entry_id, watchlist, label, kind,
     pattern, event_id, video_id, score, matched_text, created_at`` and, while the event exists,
-    ``plate, ts, lat, lon, crop_path`` (else None)."""
+    ``plate, ts, lat, lon, crop_path, pts_s`` (else None). ``entry_id`` / ``event_ids`` /
+    ``watchlist`` narrow them."""
     h, e, w, v = WATCH_HITS, WATCH_ENTRIES, WATCHLISTS, VEHICLES
     stmt = (sa.select(h.c.id, h.c.entry_id, w.c.name.label("watchlist"), e.c.label, e.c.kind, e.c.pattern, h.c.event_id,
                       h.c.video_id, h.c.score, h.c.matched_text, h.c.created_at, v.c.final_plate.label("plate"), v.c.ts,
-                      v.c.lat, v.c.lon, v.c.crop_path)
+                      v.c.lat, v.c.lon, v.c.crop_path, v.c.pts_s)
             .join(e, e.c.id == h.c.entry_id).join(w, w.c.id == e.c.watchlist_id).outerjoin(v, v.c.id == h.c.event_id)
             .order_by(v.c.ts.desc(), h.c.id.desc()).limit(max(1, min(int(limit), 10000))))
     if watchlist is not None:
         stmt = stmt.where(w.c.name == watchlist)
     if event_ids is not None:
         stmt = stmt.where(h.c.event_id.in_(list(event_ids)))
+    if entry_id is not None:
+        stmt = stmt.where(h.c.entry_id == int(entry_id))
     try:
         with engine.connect() as conn:
             return [_jsonable(m) for m in conn.execute(stmt).mappings()]
@@ -393,40 +472,56 @@ def match_video(engine: sa.Engine, video_id: str, *, default_min_score: float = 
     ``hit_id, entry_id, watchlist, label, kind, pattern, event_id, video_id, track_id, plate,
     matched_text, score, ts, lat, lon, crop_path, thumb_path, video_path``.
     """
-    e, w = WATCH_ENTRIES, WATCHLISTS
-    new: list[dict] = []
     try:
-        with _begin(engine) as conn, conn.begin():
-            entries = conn.execute(sa.select(e, w.c.name.label("watchlist")).join(w, w.c.id == e.c.watchlist_id)
-                                   .order_by(e.c.id)).mappings().all()
-            for ent in entries:
-                q = entry_query(ent["kind"], ent["pattern"], ent["fuzzy"])
-                threshold = (ent["min_score"] or default_min_score) if ent["fuzzy"] else 0.0
-                offset = 0
-                while True:
-                    page = search_events(conn, q, video_ids=[video_id], since=ent["active_from"],
-                                         until=ent["active_until"], limit=1000, offset=offset)
-                    for row in page.rows:
-                        if row["score"] < threshold:
-                            continue
-                        hit_id = conn.execute(_insert_ignore(conn, {
-                            "entry_id": ent["id"], "event_id": row["id"], "video_id": video_id,
-                            "score": row["score"], "matched_text": row["matched_text"], "created_at": _now(),
-                        })).scalar()
-                        if hit_id is not None:
-                            new.append({
-                                "hit_id": hit_id, "entry_id": ent["id"], "watchlist": ent["watchlist"],
-                                "label": ent["label"], "kind": ent["kind"], "pattern": ent["pattern"],
-                                "event_id": row["id"], "video_id": video_id, "track_id": row["track_id"],
-                                "plate": row["final_plate"], "matched_text": row["matched_text"], "score": row["score"],
-                                "ts": row["ts"], "lat": row["lat"], "lon": row["lon"], "crop_path": row["crop_path"],
-                                "thumb_path": row["thumb_path"], "video_path": row["video_path"],
-                            })
-                    offset += len(page.rows)
-                    if not page.rows or offset >= page.total:
-                        break
+        return _match(engine, video_id=video_id, default_min_score=default_min_score)
     except SQLAlchemyError as exc:
         raise _db_error(engine, f"matching video {video_id} against the watch lists", exc) from exc
+
+
+def match_entry(engine: sa.Engine, entry_id: int, *, default_min_score: float = DEFAULT_MIN_SCORE) -> list[dict]:
+    """Match entry ``entry_id`` against every stored event (not one video) and store the hits;
+    return the new ones as :func:`match_video` does. The web UI runs it after adding or editing an
+    entry, so the entry's page shows what it would have caught (no alert is sent for these)."""
+    try:
+        return _match(engine, entry_id=int(entry_id), default_min_score=default_min_score)
+    except SQLAlchemyError as exc:
+        raise _db_error(engine, f"matching watch-list entry {entry_id}", exc) from exc
+
+
+def _match(engine: sa.Engine, *, video_id: str | None = None, entry_id: int | None = None,
+           default_min_score: float = DEFAULT_MIN_SCORE) -> list[dict]:
+    e, w = WATCH_ENTRIES, WATCHLISTS
+    new: list[dict] = []
+    with _begin(engine) as conn, conn.begin():
+        stmt = sa.select(e, w.c.name.label("watchlist")).join(w, w.c.id == e.c.watchlist_id).order_by(e.c.id)
+        if entry_id is not None:
+            stmt = stmt.where(e.c.id == entry_id)
+        for ent in conn.execute(stmt).mappings().all():
+            q = entry_query(ent["kind"], ent["pattern"], ent["fuzzy"])
+            threshold = (ent["min_score"] or default_min_score) if ent["fuzzy"] else 0.0
+            offset = 0
+            while True:
+                page = search_events(conn, q, video_ids=None if video_id is None else [video_id],
+                                     since=ent["active_from"], until=ent["active_until"], limit=1000, offset=offset)
+                for row in page.rows:
+                    if row["score"] < threshold:
+                        continue
+                    hit_id = conn.execute(_insert_ignore(conn, {
+                        "entry_id": ent["id"], "event_id": row["id"], "video_id": row["video_id"],
+                        "score": row["score"], "matched_text": row["matched_text"], "created_at": _now(),
+                    })).scalar()
+                    if hit_id is not None:
+                        new.append({
+                            "hit_id": hit_id, "entry_id": ent["id"], "watchlist": ent["watchlist"],
+                            "label": ent["label"], "kind": ent["kind"], "pattern": ent["pattern"],
+                            "event_id": row["id"], "video_id": row["video_id"], "track_id": row["track_id"],
+                            "plate": row["final_plate"], "matched_text": row["matched_text"], "score": row["score"],
+                            "ts": row["ts"], "lat": row["lat"], "lon": row["lon"], "crop_path": row["crop_path"],
+                            "thumb_path": row["thumb_path"], "video_path": row["video_path"],
+                        })
+                offset += len(page.rows)
+                if not page.rows or offset >= page.total:
+                    break
     return new
 
 
@@ -631,7 +726,8 @@ def apply_corrections(conn: sa.Connection, video_id: str) -> int:
     return changed
 
 
-def list_corrections(engine: sa.Engine, *, video_id: str | None = None, plate: str | None = None) -> list[dict]:
+def list_corrections(engine: sa.Engine, *, video_id: str | None = None, plate: str | None = None,
+                     event_ids: list[str] | None = None) -> list[dict]:
     """Corrections as JSON-ready dicts (all ``corrections`` columns plus ``attached``: whether
     the event exists now), by time."""
     c, v = CORRECTIONS, VEHICLES
@@ -641,6 +737,8 @@ def list_corrections(engine: sa.Engine, *, video_id: str | None = None, plate: s
     if plate is not None:
         p = _plate_text(plate)
         stmt = stmt.where(sa.or_(c.c.text == p, c.c.ocr_text == p))
+    if event_ids is not None:
+        stmt = stmt.where(c.c.event_id.in_(list(event_ids)))
     try:
         with engine.connect() as conn:
             return [_jsonable(m) for m in conn.execute(stmt).mappings()]
@@ -676,7 +774,7 @@ def add_plate_note(engine: sa.Engine, plate: str, text: str, *, kind: str = "not
             row["id"] = conn.execute(sa.insert(n).values(**row).returning(n.c.id)).scalar_one()
     except SQLAlchemyError as exc:
         raise _db_error(engine, f"adding a {kind} to plate {p}", exc) from exc
-    return _jsonable(row)
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 def list_plate_notes(engine: sa.Engine, plate: str) -> list[dict]:
@@ -688,3 +786,15 @@ def list_plate_notes(engine: sa.Engine, plate: str) -> list[dict]:
             return [_jsonable(m) for m in conn.execute(sa.select(n).where(n.c.plate == p).order_by(n.c.id)).mappings()]
     except SQLAlchemyError as exc:
         raise _db_error(engine, f"reading the notes of plate {p}", exc) from exc
+
+
+def remove_plate_note(engine: sa.Engine, note_id: int, *, plate: str | None = None) -> bool:
+    """Delete note or tag ``note_id`` (only if it is on ``plate``, when given); False when there
+    was no such note."""
+    n = PLATE_NOTES
+    cond = [n.c.id == int(note_id)] + ([n.c.plate == _plate_text(plate)] if plate is not None else [])
+    try:
+        with _begin(engine) as conn, conn.begin():
+            return conn.execute(sa.delete(n).where(*cond)).rowcount > 0
+    except SQLAlchemyError as exc:
+        raise _db_error(engine, f"removing note {note_id}", exc) from exc

@@ -3,7 +3,8 @@
 Server-rendered Jinja2 pages; JavaScript only for the maps (Leaflet) and the player sync
 (``static/app.js``). Each request gets one read-only database connection (SQLite
 ``PRAGMA query_only``; PostgreSQL ``default_transaction_read_only``); every statement is a
-parameterised SQLAlchemy Core query.
+parameterised SQLAlchemy Core query. Only the POST routes of :mod:`dashcam.web.watch_pages`
+(watch lists, corrections, notes) write, through :meth:`Web.writer`.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from markupsafe import Markup
 from sqlalchemy import event
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dashcam import watch_lists as wl
 from dashcam.db import ROUTES, VEHICLES, VIDEOS, make_engine
 from dashcam.drives import Drive, load_drives, route_length_m
 from dashcam.settings import Settings
-from dashcam.web import exports
+from dashcam.web import exports, watch_pages
 from dashcam.web.charts import speed_series, speed_svg
 from dashcam.web.media import archive_file, file_response, poster
 from dashcam.web.prefect_runs import FailureReader
@@ -145,6 +147,8 @@ class Web:
         self._drives: tuple[tuple, list[Drive]] | None = None  # (videos fingerprint, drives), see drives()
         self._drives_lock = threading.Lock()
         url = settings.db_url
+        self._writer: sa.Engine | None = None
+        self._writer_lock = threading.Lock()
         if url.startswith("sqlite"):
             self.engine = make_engine(url, migrate_schema=False)
 
@@ -156,6 +160,14 @@ class Web:
         else:
             self.engine = make_engine(url, migrate_schema=False,
                                       connect_args={"options": "-c default_transaction_read_only=on"})
+
+    def writer(self) -> sa.Engine:
+        """The writable engine, made on first use: only the write routes of
+        :mod:`dashcam.web.watch_pages` (POST + CSRF) use it; every page reads through ``engine``."""
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = make_engine(self.settings.db_url, migrate_schema=False)
+            return self._writer
 
     # times ----------------------------------------------------------------------------------
     @overload
@@ -264,7 +276,8 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
 
     ``prefect_api_url`` / ``prefect_ui_url`` (default: ``$PREFECT_API_URL`` / ``$PREFECT_UI_URL``)
     let the dashboard list failed ingest runs and link to them. The database must already be
-    migrated (any ``dashcam`` ingest does it); the web UI never writes to it.
+    migrated (any ``dashcam`` ingest does it); the web UI writes to it only from the watch-list,
+    correction and note forms (:mod:`dashcam.web.watch_pages`).
     """
     settings = settings or Settings()
     web = Web(settings, prefect_api_url or os.environ.get("PREFECT_API_URL"),
@@ -366,7 +379,7 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
             "drives": len(drives), "hours": float(video_s) / 3600, "km": sum(km.values()),
             "events": n_events, "plates": n_plates,
         }, drives=recent, km=km, drive_cards=_drive_cards(conn, recent), latest=latest, top=top,
-            failures=failures, failures_why=why, prefect_ui=web.prefect_ui_url)
+            failures=failures, failures_why=why, prefect_ui=web.prefect_ui_url, watch_hits=watch_pages.recent_hits(web))
 
     def _drive_cards(conn, drives: list[Drive]) -> dict[str, dict]:
         """Per drive: distinct plates in order, a thumbnail URL."""
@@ -476,7 +489,9 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         idx = drives.index(d)
         newer = drives[idx - 1] if idx > 0 else None
         older = drives[idx + 1] if idx + 1 < len(drives) else None
+        ev_ids = [e["id"] for e in events]
         return page(request, "drive.html", title=f"Drive {web.local(d.start).strftime('%Y-%m-%d %H:%M')}", d=d, video=video,
+                    hits=watch_pages.hits_of(web, ev_ids), corrections=watch_pages.corrections_by_event(web, ev_ids),
                     seg=seg, channels=channels, events=events, data=data, km=km, chart=chart, t=t or 0.0,
                     plates=list(dict.fromkeys(e["final_plate"] for e in events)), newer=newer, older=older,
                     seg_ids=[x["id"] for x in seg.channels.values()], rear_ids=[x["id"] for c, x in seg.channels.items() if c == "R"])
@@ -499,10 +514,16 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
 
     @app.get("/plates/{plate}", response_class=HTMLResponse)
     def plate_page(request: Request, plate: str, conn=Depends(db)):
+        return plate_view(request, conn, plate)
+
+    def plate_view(request: Request, conn, plate: str, status: int = 200, **extra) -> Response:
+        """The plate page; ``extra``: the note form's ``note_error`` / ``note_kind`` / ``note_text``."""
         p = _plate(plate)
         rows = conn.execute(sa.select(VEHICLES).where(VEHICLES.c.final_plate == p).order_by(VEHICLES.c.ts, VEHICLES.c.id)).mappings()
         sightings = [web.decorate(_jsonable(r)) for r in rows]
-        if not sightings:
+        notes = wl.list_plate_notes(web.engine, p)
+        renamed = [c for c in wl.list_corrections(web.engine, plate=p) if c["text"] != p]
+        if not sightings and not notes and not renamed:
             return page(request, "error.html", status=404, title=f"Plate {p}", code=404,
                         message=f"No sightings of plate {p}.", search_link=f"/search?{urlencode({'q': p})}")
         drives = web.drives(conn)
@@ -514,9 +535,16 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         tl = sorted(timeline.items())
         points = [{"lat": s["lat"], "lon": s["lon"], "plate": s["final_plate"], "url": s["moment_url"],
                    "when": web.local(s["ts"]).strftime("%Y-%m-%d %H:%M:%S")} for s in sightings if s["lat"] is not None]
-        return page(request, "plate.html", title=f"Plate {p}", plate=p, sightings=sightings, timeline=tl,
-                    tl_max=max(timeline.values()), n_drives=len(seen_drives), points=points,
-                    drives={d.id: d for d in drives if d.id in seen_drives})
+        ev_ids = [s["id"] for s in sightings]
+        ctx = {"note_error": None, "note_kind": "note", "note_text": "", **extra}
+        return page(request, "plate.html", status=status, title=f"Plate {p}", plate=p, sightings=sightings, timeline=tl,
+                    tl_max=max(timeline.values(), default=1), n_drives=len(seen_drives), points=points,
+                    drives={d.id: d for d in drives if d.id in seen_drives},
+                    hits=watch_pages.hits_of(web, ev_ids), corrections=watch_pages.corrections_by_event(web, ev_ids),
+                    renamed=renamed,
+                    notes=[n for n in notes if n["kind"] == "note"], tags=[n for n in notes if n["kind"] == "tag"], **ctx)
+
+    watch_pages.register(app, page, plate_view)
 
     def _sightings(conn, since: str | None, until: str | None) -> list[dict]:
         lo, hi = web.day_bounds(_parse_day(since, "since"), _parse_day(until, "until"))
