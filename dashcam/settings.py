@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     archive_height: int = 720  # 720 or 540
     archive_crf: int = 28
     archive_preset: str = "veryfast"
+    archive_blur: Literal["none", "plates"] = Field(
+        default="none", description="Privacy blur in the archive copy and `dashcam clip --blur` (dashcam.blur): "
+        "'plates' blurs every tracked plate in every frame (interpolated between analysed frames); 'none' keeps "
+        "the plain transcode. Faces: not available (no offline face model; docs/storage.md).")
 
     # Storage and retention (dashcam.storage, docs/storage.md)
     raw_dir: Path | None = Field(default=None, description="Folder tree the dashcam files land in (DASHCAM_RAW_DIR); "
