@@ -320,9 +320,11 @@ def archive_plan(manifest: Any, settings: Any) -> BlurPlan | None:
     return load_plan(src, info.width, info.height, info.fps, settings.detect_fps, n_frames=info.frame_count)
 
 
-def clip_plan(archive_dir: str | os.PathLike, work_dir: str | os.PathLike, video: dict, detect_fps: float) -> BlurPlan:
+def clip_plan(archive_dir: str | os.PathLike, work_dir: str | os.PathLike, video: dict, detect_fps: float, *,
+              skip_tracks: Iterable[int] = ()) -> BlurPlan:
     """The blur of a clip of ``video`` (a ``videos`` row: ``id``, ``width``, ``height``, ``fps``):
-    the plate boxes kept beside its archive copy, else in its heavy output folder.
+    the plate boxes kept beside its archive copy, else in its heavy output folder; ``skip_tracks``
+    left unblurred (:func:`watched_tracks` for the owner's copy).
 
     Raises:
         BlurError: neither file exists.
@@ -330,4 +332,18 @@ def clip_plan(archive_dir: str | os.PathLike, work_dir: str | os.PathLike, video
     p = Path(archive_dir) / video["id"] / BOXES_FILE
     if not p.is_file():
         p = Path(work_dir) / video["id"] / "boxes.jsonl"
-    return load_plan(p, int(video["width"]), int(video["height"]), float(video["fps"]), detect_fps)
+    return load_plan(p, int(video["width"]), int(video["height"]), float(video["fps"]), detect_fps,
+                     skip_tracks=skip_tracks)
+
+
+def watched_tracks(engine: Any, video_id: str) -> set[int]:
+    """Track ids of ``video_id``'s plate events that have a watch-list hit (table ``watch_hits``,
+    :mod:`dashcam.watch_lists`): the plates an owner's copy may leave readable."""
+    import sqlalchemy as sa
+
+    from dashcam.db import VEHICLES, WATCH_HITS
+
+    stmt = (sa.select(VEHICLES.c.track_id).join(WATCH_HITS, WATCH_HITS.c.event_id == VEHICLES.c.id)
+            .where(VEHICLES.c.video_id == video_id).distinct())
+    with engine.connect() as conn:
+        return {int(t) for (t,) in conn.execute(stmt)}

@@ -119,28 +119,48 @@ def test_blurred_archive_has_no_readable_plate_and_the_same_duration(analysed):
     assert archive_plan(manifest, settings.model_copy(update={"archive_blur": "none"})) is None
 
 
-def test_clip_blur_from_the_archive_copy(analysed, tmp_path):
+def test_clip_blur_from_the_archive_copy_and_keep_watched(analysed, tmp_path):
+    import collections
+    import os
+    import subprocess
+    import sys
+
+    from dashcam import watch_lists as wl
     from dashcam.archive import archive_video
     from dashcam.blur import archive_plan, clip_plan
     from dashcam.clip import export_clip
     from dashcam.db import make_engine, save_video
-    from dashcam.records import PlateEvent
+    from dashcam.records import PlateEvent, read_jsonl
 
     settings, info, manifest = analysed
     archive_plan(manifest, settings)  # keeps plate_boxes.jsonl beside the archive copy
     plain, _ = archive_video(info, [], tmp_path / "plain-archive", height=720)
-    ev = PlateEvent(video_id=info.video_id, track_id=1, frame_idx=18, pts_s=1.5, ts=info.recording_start,
+    boxes = read_jsonl(Path(manifest.analyze.boxes_path), TrackBox)
+    track = collections.Counter(b.track_id for b in boxes if b.plate_bbox is not None).most_common(1)[0][0]
+    ev = PlateEvent(video_id=info.video_id, track_id=track, frame_idx=18, pts_s=1.5, ts=info.recording_start,
                     final_plate="XSNB23", plate_confidence=0.9, car_bbox=(0, 0, 640, 480), plate_bbox=(0, 0, 10, 10),
                     n_reads=3, first_frame_idx=0, last_frame_idx=35)
-    engine = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    db_url = f"sqlite:///{tmp_path / 'd.db'}"
+    engine = make_engine(db_url)
     raw = tmp_path / "gone.avi"  # the raw file is gone: the clip is cut from the (unblurred) archive copy
     save_video(engine, info.model_copy(update={"path": str(raw)}), [ev], str(plain))
     out = tmp_path / "clip.mp4"
-    res = export_clip(engine, f"{info.video_id}:1", before_s=0.5, after_s=1.0, out=out,
+    res = export_clip(engine, f"{info.video_id}:{track}", before_s=0.5, after_s=1.0, out=out,
                       blur=lambda v: clip_plan(settings.archive_dir, settings.work_dir, v, settings.detect_fps))
     assert res["sources"] == [str(plain)] and abs(res["duration_s"] - 1.5) < 0.2
     read = _Reader(settings)
     frames = list(_frames(out))
     assert len(frames) >= 16 and not any(read(f) for f in frames[::2])
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # blurred cuts removed
+    # the owner's copy: a watch-list plate stays readable with --keep-watched (the real CLI)
+    wl.add_entry(engine, "XSNB23", label="ours")
+    assert [h["plate"] for h in wl.match_video(engine, info.video_id)] == ["XSNB23"]
     engine.dispose()
+    env = dict(os.environ, DASHCAM_DATABASE_URL=db_url, DASHCAM_DATA_DIR=str(settings.data_dir),
+               DASHCAM_ARCHIVE_DIR=str(settings.archive_dir), DASHCAM_WORK_DIR=str(settings.work_dir))
+    owner = tmp_path / "owner.mp4"
+    r = subprocess.run([sys.executable, "-m", "dashcam.cli", "clip", f"{info.video_id}:{track}", "--before", "0.5",
+                        "--after", "1.0", "--blur", "--keep-watched", "--out", str(owner)],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sum("XSNB23" in read(f) for f in list(_frames(owner))[::4]) >= 3
