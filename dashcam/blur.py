@@ -20,8 +20,8 @@ frame:
    frames is not linear) and clipped to the frame.
 
 Tracks without any plate box (never read: a plate too small or absent) are not blurred: there is
-nothing known to follow. The blur (:func:`blur_boxes`) is a mosaic then a Gaussian blur of each
-box: 16 x 6 cells per plate leave 2 px of a character at most.
+nothing known to follow. The blur (:func:`blur_boxes`): each box averaged down to 16 x 6 cells (at
+most 2 cells across a character), smoothed, and scaled back up bilinearly.
 
 Frames travel decode -> OpenCV -> encode through pipes (:func:`run_blurred`): ``ffmpeg`` decodes
 ``rawvideo bgr24`` at the output size, this process blurs, a second ``ffmpeg`` encodes H.264
@@ -186,8 +186,9 @@ def load_plan(boxes_path: str | os.PathLike, src_w: int, src_h: int, fps: float,
 
 def blur_boxes(frame: np.ndarray, boxes: Iterable[BBox], scale_x: float = 1.0, scale_y: float = 1.0) -> np.ndarray:
     """Blur ``boxes`` (source pixels, times ``scale_x``/``scale_y`` = frame pixels) in ``frame``
-    (``(H, W, 3)`` uint8, modified in place and returned): mosaic of ``MOSAIC`` cells, then a
-    Gaussian blur of half the box height."""
+    (``(H, W, 3)`` uint8, modified in place and returned): the box averaged down to ``MOSAIC``
+    cells (16 x 6: at most 2 cells across a character), a 3x3 Gaussian over the cells, then scaled
+    back up bilinearly (smooth, no block edges). Costs about 1-3 ms for a box, whatever its size."""
     import cv2
 
     h, w = frame.shape[:2]
@@ -198,9 +199,8 @@ def blur_boxes(frame: np.ndarray, boxes: Iterable[BBox], scale_x: float = 1.0, s
             continue
         roi = frame[y1:y2, x1:x2]
         small = cv2.resize(roi, (min(MOSAIC[0], x2 - x1), min(MOSAIC[1], y2 - y1)), interpolation=cv2.INTER_AREA)
-        big = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
-        k = max(3, (y2 - y1) // 2 | 1)
-        frame[y1:y2, x1:x2] = cv2.GaussianBlur(big, (k, k), 0)
+        small = cv2.GaussianBlur(small, (3, 3), 0)  # on the cells: cheap, whatever the box size
+        frame[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
     return frame
 
 
