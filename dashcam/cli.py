@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,14 +15,23 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dashcam.settings_cli import setting_option
+
+
 class _App(typer.Typer):
     """Typer app whose commands end with a one-line error (exit 1) on a database failure,
-    whichever command hit it, instead of a traceback."""
+    whichever command hit it, instead of a traceback; likewise (exit 2) on invalid settings
+    (e.g. ``dashcam deploy`` with a bad ``DASHCAM_*`` value)."""
 
     def __call__(self, *args, **kwargs):
         try:
             return super().__call__(*args, **kwargs)
         except Exception as exc:
+            from dashcam.settings import SettingsError
+
+            if isinstance(exc, SettingsError):
+                console.print("[red]error:[/] " + escape(str(exc)), soft_wrap=True, highlight=False)
+                sys.exit(2)
             db = sys.modules.get("dashcam.db")
             if db is None or not isinstance(exc, db.DatabaseError):
                 raise
@@ -38,15 +47,24 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="DASHCAM_DATA_DIR", help="Where the default SQLite DB, work and archive folders live.")]
-DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", envvar="DASHCAM_DATABASE_URL", help="SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://USER:PW@HOST/DB.")]
-ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", envvar="DASHCAM_MODEL_DIR", help="Folder with the model files.")]
+
+# Options that set a Settings field: setting_option() writes the help from the schema
+# (dashcam/settings.py; tests/test_settings.py fails on help written here by hand)
+DataDir = Annotated[Path | None, setting_option("data_dir")]
+DatabaseUrl = Annotated[str | None, setting_option("database_url")]
+ModelDir = Annotated[Path | None, setting_option("model_dir")]
 
 
 def _settings(**overrides):
-    from dashcam.settings import Settings
+    """Settings from the given options (None: not given) over the environment; an invalid value
+    ends the command with one line (exit 2)."""
+    from dashcam.settings import Settings, SettingsError
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        console.print("[red]error:[/] " + escape(str(exc)), soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -62,15 +80,15 @@ def _quiet_prefect(verbose: bool) -> None:
 @app.command()
 def ingest(
     videos: Annotated[list[Path], typer.Argument(help="Dashcam video files (MP4, MOV, AVI, TS).")],
-    gpx: Annotated[Optional[Path], typer.Option(help="GPX track for these videos (default: same-stem .gpx beside each video).")] = None,
+    gpx: Annotated[Path | None, setting_option("gpx", note="Used for every video given.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="Where archive copies, plate crops and thumbnails go.")] = None,
-    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", envvar="DASHCAM_WORK_DIR", help="Heavy output (records, crops) per video.")] = None,
+    archive_dir: Annotated[Path | None, setting_option("archive_dir")] = None,
+    work_dir: Annotated[Path | None, setting_option("work_dir")] = None,
     model_dir: ModelDir = None,
-    detect_fps: Annotated[Optional[float], typer.Option("--detect-fps", envvar="DASHCAM_DETECT_FPS", help="Frames per second of video to analyse.")] = None,
-    archive_height: Annotated[Optional[int], typer.Option("--archive-height", envvar="DASHCAM_ARCHIVE_HEIGHT", help="720 or 540.")] = None,
-    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", envvar="DASHCAM_CAMERA_TZ", help="Timezone of the camera clock in file names ('local' or e.g. Europe/Amsterdam).")] = None,
+    detect_fps: Annotated[float | None, setting_option("detect_fps")] = None,
+    archive_height: Annotated[int | None, setting_option("archive_height")] = None,
+    camera_tz: Annotated[str | None, setting_option("camera_tz")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
 ) -> None:
     """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found.
@@ -104,7 +122,7 @@ def ingest(
         from datetime import date
 
         from dashcam.gps import GpsError
-        from dashcam.gps_sources import load_track_file
+        from dashcam.gps import load_track_file
 
         try:  # before any analysis (the date hint only stands in for date-less NMEA here)
             load_track_file(gpx, settings.gps_max_gap_s, date_hint=date.today())
@@ -208,10 +226,10 @@ def _print_summary(summaries, wall: float) -> None:
 
 @app.command()
 def plates(
-    video: Annotated[Optional[str], typer.Option("--video", help="Only this video_id.")] = None,
-    plate: Annotated[Optional[str], typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
-    fuzzy: Annotated[Optional[str], typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
-    regex: Annotated[Optional[str], typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
+    video: Annotated[str | None, typer.Option("--video", help="Only this video_id.")] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
+    fuzzy: Annotated[str | None, typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
+    regex: Annotated[str | None, typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many results for --fuzzy/--regex.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (all columns).")] = False,
     data_dir: DataDir = None,
@@ -334,9 +352,50 @@ def read(
         raise typer.Exit(1)
 
 
+@app.command("config")
+def config_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="The settings in effect as one JSON object (secrets masked).")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings table of docs/configuration.md instead.")] = False,
+    write_doc: Annotated[Path | None, typer.Option("--write-doc", help="Rewrite the generated settings table in this Markdown file (docs/configuration.md).")] = None,
+) -> None:
+    """Show the settings in effect (schema defaults < DASHCAM_* environment), with env var and meaning."""
+    from dashcam.settings import env_var, redact_url, secret_fields
+    from dashcam.settings_cli import description, settings_markdown
+    from dashcam.settings_cli import write_doc as write_settings_doc
+
+    if markdown:
+        sys.stdout.write(settings_markdown(app))
+        return
+    if write_doc is not None:
+        try:
+            changed = write_settings_doc(write_doc, app)
+        except (OSError, ValueError) as exc:
+            console.print("[red]error:[/] " + escape(f"{write_doc}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from None
+        console.print(f"{write_doc}: settings table {'rewritten' if changed else 'already up to date'}", highlight=False)
+        return
+    settings = _settings()
+    values = settings.model_dump(mode="json")
+    values["database_url"] = redact_url(settings.db_url)  # password hidden, the rest is useful
+    if as_json:
+        sys.stdout.write(json.dumps(values, indent=1) + "\n")
+        return
+    table = Table(title="settings (dashcam.settings.Settings; docs/configuration.md)")
+    for col in ("setting", "value", "from", "meaning"):
+        table.add_column(col)
+    secrets = secret_fields()
+    for name, value in values.items():
+        if name in secrets and name != "database_url":
+            shown = "***" if value is not None else ""
+        else:
+            shown = "" if value is None else json.dumps(value) if isinstance(value, bool | list) else str(value)
+        table.add_row(name, shown, env_var(name) if env_var(name) in os.environ else "default", description(name))
+    Console().print(table)
+
+
 @app.command()
 def deploy(
-    raw_dir: Annotated[str, typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="NAS folder the dashcam files land in.")],
+    raw_dir: Annotated[str, setting_option("raw_dir", note="Saved in the NasLayout block.")],
     gpu_concurrency: Annotated[int, typer.Option("--gpu-concurrency", help="Flow runs at once on pool gpu.")] = 1,
     zombie_after_s: Annotated[int, typer.Option("--zombie-after-s", help="Mark a run Crashed after this long without heartbeats.")] = 90,
 ) -> None:
@@ -358,16 +417,16 @@ def deploy(
 @app.command("gps")
 def gps_cmd(
     video: Annotated[Path, typer.Argument(help="A dashcam video (MP4/MOV) or any video with a GPS sidecar.")],
-    gpx_out: Annotated[Optional[Path], typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
-    track: Annotated[Optional[Path], typer.Option("--track", help="Use this GPX/NMEA track instead of searching.")] = None,
-    camera_tz: Annotated[Optional[str], typer.Option("--camera-tz", help="Timezone of the camera clock (file names), e.g. Europe/Amsterdam.")] = None,
-    track_dir: Annotated[Optional[Path], typer.Option("--track-dir", help="Folder of GPX/NMEA logs searched by recording time.")] = None,
+    gpx_out: Annotated[Path | None, typer.Option("--gpx", help="Write the video's GPS track to this GPX file.")] = None,
+    track: Annotated[Path | None, setting_option("gpx", "--track")] = None,
+    camera_tz: Annotated[str | None, setting_option("camera_tz")] = None,
+    track_dir: Annotated[Path | None, setting_option("gps_track_dir", "--track-dir")] = None,
 ) -> None:
     """Show where a video's GPS track comes from (embedded, sidecar, track folder) and export it as GPX."""
     import logging
 
     from dashcam.gps import GpsError, track_to_gpx
-    from dashcam.gps_sources import find_track
+    from dashcam.gps import find_track
     from dashcam.video import VideoError, probe
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -394,8 +453,9 @@ def gps_cmd(
     trk, source = found
     for p in problems:  # e.g. a corrupt sidecar skipped for the track directory's log
         console.print(f"warning: {p}", soft_wrap=True, highlight=False)
-    from dashcam.pipeline import route_points
     from datetime import timedelta
+
+    from dashcam.gps import route_points
 
     route = route_points(trk, info.recording_start, info.recording_start + timedelta(seconds=info.duration_s))
     out.print(f"{video.name}: {len(trk)} GPS points from {source}, {trk.start.isoformat()} .. {trk.end.isoformat()} UTC")
@@ -409,9 +469,9 @@ def gps_cmd(
 
 @app.command("watch")
 def watch_cmd(
-    dirs: Annotated[Optional[list[Path]], typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
-    pattern: Annotated[Optional[list[str]], typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
+    dirs: Annotated[list[Path] | None, typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
+    pattern: Annotated[list[str] | None, typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
     quiet_s: Annotated[float, typer.Option("--quiet-s", envvar="DASHCAM_WATCH_QUIET_S", help="Seconds a file must stay unchanged (after the writer closed it) before it is ingested.")] = 30.0,
     polling: Annotated[bool, typer.Option("--polling", envvar="DASHCAM_WATCH_POLLING", help="Poll the tree instead of inotify: for NFS/SMB mounts written by other machines.")] = False,
     poll_interval_s: Annotated[float, typer.Option("--poll-interval-s", envvar="DASHCAM_WATCH_POLL_INTERVAL_S", help="Seconds between polls (--polling).")] = 10.0,
@@ -490,10 +550,10 @@ def keep_cmd(
 @app.command("retention")
 def retention_cmd(
     apply: Annotated[bool, typer.Option("--apply/--dry-run", help="Delete (--apply) or only list what would go (--dry-run, the default).")] = False,
-    raw_keep_days: Annotated[Optional[float], typer.Option("--raw-keep-days", envvar="DASHCAM_RAW_KEEP_DAYS", help="Days a finalized, archived raw file is kept.")] = None,
-    raw_max_gb: Annotated[Optional[float], typer.Option("--raw-max-gb", envvar="DASHCAM_RAW_MAX_GB", help="Disk budget of the raw tier in GB (1e9 bytes).")] = None,
-    archive_keep_days: Annotated[Optional[float], typer.Option("--archive-keep-days", envvar="DASHCAM_ARCHIVE_KEEP_DAYS", help="Days an archive video copy is kept (default: forever).")] = None,
-    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier measured for the budget.")] = None,
+    raw_keep_days: Annotated[float | None, setting_option("raw_keep_days")] = None,
+    raw_max_gb: Annotated[float | None, setting_option("raw_max_gb")] = None,
+    archive_keep_days: Annotated[float | None, setting_option("archive_keep_days")] = None,
+    raw_dir: Annotated[Path | None, setting_option("raw_dir")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the files kept and why.")] = False,
@@ -535,7 +595,7 @@ def retention_cmd(
 @app.command("storage")
 def storage_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", envvar="DASHCAM_RAW_DIR", help="The raw tier (the folder the camera files land in).")] = None,
+    raw_dir: Annotated[Path | None, setting_option("raw_dir")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -574,7 +634,7 @@ def clip_cmd(
     event_id: Annotated[str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, as `dashcam events --json` shows).")],
     before: Annotated[float, typer.Option("--before", help="Seconds before the event.")] = 10.0,
     after: Annotated[float, typer.Option("--after", help="Seconds after the event.")] = 10.0,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
     blur: Annotated[bool, typer.Option("--blur", help="Blur every tracked plate (docs/storage.md, privacy blur).")] = False,
     keep_watched: Annotated[bool, typer.Option("--keep-watched", help="With --blur: leave plates with a watch-list hit readable (owner's copy).")] = False,
     data_dir: DataDir = None,
@@ -655,9 +715,9 @@ def watchlist_add(
     label: Annotated[str, typer.Option("--label", help="Shown in hits and alerts, e.g. 'hit and run 2026-11-02' (<= 200 characters).")] = "",
     notes: Annotated[str, typer.Option("--notes", help="Free text (<= 2000 characters).")] = "",
     fuzzy: Annotated[bool, typer.Option("--fuzzy/--no-fuzzy", help="Plain plates also match OCR look-alikes (docs/search.md).")] = True,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75).")] = None,
-    active_from: Annotated[Optional[str], typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")] = None,
-    active_until: Annotated[Optional[str], typer.Option("--until", help="Only events up to this time.")] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75).")] = None,
+    active_from: Annotated[str | None, typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")] = None,
+    active_until: Annotated[str | None, typer.Option("--until", help="Only events up to this time.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -678,7 +738,7 @@ def watchlist_add(
 
 @watchlist_app.command("list")
 def watchlist_list(
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the entries.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -717,7 +777,7 @@ def watchlist_remove(
 
 @watchlist_app.command("hits")
 def watchlist_hits(
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the hits.")] = False,
     data_dir: DataDir = None,
@@ -757,7 +817,7 @@ def watchlist_import(
 @watchlist_app.command("export")
 def watchlist_export(
     csv_path: Annotated[Path, typer.Argument(help="CSV file to write (dashcam watchlist import reads it back).")],
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only this watch list.")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only this watch list.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -779,7 +839,7 @@ def correct_cmd(
     event_id: Annotated[str, typer.Argument(help="Event id <video_id>:<track_id> (dashcam plates --json: id).")],
     text: Annotated[str, typer.Argument(help="The right plate text.")],
     note: Annotated[str, typer.Option("--note", help="Why / what (kept with the correction).")] = "",
-    by: Annotated[Optional[str], typer.Option("--by", help="Who corrects (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who corrects (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -813,7 +873,7 @@ def _plate_note(plate: str, text: str, kind: str, by, data_dir, database_url) ->
 def note_cmd(
     plate: Annotated[str, typer.Argument(help="Plate text.")],
     text: Annotated[str, typer.Argument(help="The note (<= 2000 characters).")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -825,7 +885,7 @@ def note_cmd(
 def tag_cmd(
     plate: Annotated[str, typer.Argument(help="Plate text.")],
     tag: Annotated[str, typer.Argument(help="One word: letters, digits, - and _.")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who (default $USER).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who (default $USER).")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -858,9 +918,9 @@ def _prefect_call(what: str, fn):
 @alerts_app.command("add")
 def alerts_add(
     block: Annotated[str, typer.Option("--block", help="Notification block TYPE/NAME, e.g. slack-webhook/family, custom-webhook/ntfy (prefect block ls).")],
-    name: Annotated[Optional[str], typer.Option("--name", help="Automation name (default: the block).")] = None,
-    watchlist: Annotated[Optional[str], typer.Option("--list", help="Only hits of this watch list.")] = None,
-    plate: Annotated[Optional[str], typer.Option("--plate", help="Only hits of this (final) plate.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Automation name (default: the block).")] = None,
+    watchlist: Annotated[str | None, typer.Option("--list", help="Only hits of this watch list.")] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Only hits of this (final) plate.")] = None,
 ) -> None:
     """Create a Prefect automation: on each dashcam.watchlist.hit event, send a message (plate,
     label, time, OpenStreetMap link, crop) through the notification block."""
@@ -947,7 +1007,7 @@ def web_cmd(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Optional[Path], typer.Option("--archive-dir", envvar="DASHCAM_ARCHIVE_DIR", help="The archive folder (the only folder media is served from).")] = None,
+    archive_dir: Annotated[Path | None, setting_option("archive_dir", note="The only folder media is served from.")] = None,
 ) -> None:
     """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
     from dashcam.web.security import is_loopback

@@ -239,7 +239,7 @@ class Route(DashcamTable, table=True):
     """The simplified GPS route of one video (table ``routes``): one point per second.
 
     ``points``: ``[[t_iso_utc, lat, lon, speed_mps|null, heading_deg|null], ...]`` in time order,
-    ``t`` in GPS UTC (see :func:`dashcam.pipeline.route_points`); ``source`` says where the
+    ``t`` in GPS UTC (see :func:`dashcam.gps.route_points`); ``source`` says where the
     track came from (``embedded:gpmf``, ``embedded:freegps``, ``sidecar:<path>``, ...).
     """
 
@@ -664,7 +664,7 @@ def save_video(
     ``plate_readings`` rows of the video's events; the lookup variants of their confusion keys
     and their texts are added to ``plate_key_variants`` and ``plate_texts`` (see
     :mod:`dashcam.search`). ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
-    heading], ...]}``, see :func:`dashcam.pipeline.route_points`) replaces the video's ``routes``
+    heading], ...]}``, see :func:`dashcam.gps.route_points`) replaces the video's ``routes``
     row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is.
     ``damage``: one line when the video decoded only in part (``AnalyzeResult.damage``), stored in
     ``videos.damage``; None (clean) stores NULL, also over an older value. ``archive_check``: the

@@ -11,12 +11,17 @@ travel through Prefect as small parameters/results.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
+from dashcam.media.files import atomic_write_text
+
 BBox = tuple[float, float, float, float]
+M = TypeVar("M", bound=BaseModel)
 
 
 class VideoInfo(BaseModel):
@@ -143,15 +148,22 @@ class AnalyzeResult(BaseModel):
     boxes_path: str | None = None
 
 
-def write_jsonl(path: Path, records: list[BaseModel]) -> None:
-    """Write records as JSON lines atomically (temp file + rename)."""
-    from dashcam.archive import atomic_write_text
+def write_jsonl(path: Path, records: Sequence[BaseModel]) -> None:
+    """Write records as JSON lines (one ``model_dump_json()`` per line, UTF-8) atomically
+    (:func:`dashcam.media.files.atomic_write_text`: temp file + fsync + rename).
 
+    Raises:
+        OSError: the write failed (e.g. a full disk); no partial file is left.
+    """
     atomic_write_text(path, "".join(r.model_dump_json() + "\n" for r in records))
 
 
-def read_jsonl(path: Path, model: type[BaseModel]) -> list:
-    """Read JSON lines written by :func:`write_jsonl` into ``model`` instances."""
+def read_jsonl(path: Path, model: type[M]) -> list[M]:
+    """Read JSON lines written by :func:`write_jsonl` into ``model`` instances (blank lines skipped).
+
+    Raises:
+        FileNotFoundError: ``path`` is missing; ``pydantic.ValidationError``: a line is not a ``model``.
+    """
     with open(path, encoding="utf-8") as f:
         return [model.model_validate_json(line) for line in f if line.strip()]
 
@@ -170,6 +182,19 @@ class Manifest(BaseModel):
     # one line each: problems that did not fail the video (e.g. an unreadable GPS sidecar)
     warnings: list[str] = []
 
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        """Read ``manifest.json`` at ``path``.
+
+        Raises:
+            FileNotFoundError: it is missing (one line: the heavy_output folder was cleaned?).
+            pydantic.ValidationError: it is not a manifest.
+        """
+        try:
+            return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"handover manifest {path} is missing: was the heavy_output folder cleaned?") from exc
+
     @property
     def dir(self) -> Path:
         return Path(self.analyze.work_dir)
@@ -178,3 +203,47 @@ class Manifest(BaseModel):
     def archived_events_path(self) -> Path:
         """Events re-pointed at the archive copies of crops/thumbnails (written by archive)."""
         return self.dir / "events.archived.jsonl"
+
+    @property
+    def route_path(self) -> Path:
+        """The simplified GPS route of the video (written by the ``gps`` stage, absent without GPS;
+        :func:`dashcam.gps.write_route`)."""
+        return self.dir / "route.json"
+
+    @property
+    def archive_check_path(self) -> Path:
+        """The archive stage's verification result (written after ``verify_archive`` passed)."""
+        return self.dir / "archive_check.json"
+
+    @property
+    def archive_min_duration_s(self) -> float | None:
+        """For a damaged video, the span analyze decoded (s): the archive copy must be at least
+        that long (it transcodes only as far as the source decodes); None for a clean video."""
+        return self.analyze.frames_decoded / self.info.fps if self.analyze.damage else None
+
+    def read_archive_check(self, archive_path: str | None) -> dict | None:
+        """The archive check of ``archive_path`` (``archive_verified_at`` as an aware datetime),
+        or None when there is none or it is of another archive copy (stored unverified then).
+
+        Raises:
+            ValueError: the check file is not JSON.
+        """
+        import json
+
+        p = self.archive_check_path
+        check = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+        if not (check and archive_path and check.get("archive_path") == archive_path):
+            return None
+        check["archive_verified_at"] = datetime.fromisoformat(check["archive_verified_at"])
+        return check
+
+    def read_events(self) -> list[PlateEvent]:
+        """The video's events as the server stages store them: re-pointed at the archive copies
+        (:attr:`archived_events_path`) when the archive stage has run, else the work-dir events
+        (:attr:`events_path`).
+
+        Raises:
+            FileNotFoundError: neither file exists (the work dir was cleaned).
+        """
+        path = self.archived_events_path if self.archived_events_path.exists() else Path(self.events_path)
+        return read_jsonl(path, PlateEvent)

@@ -1,19 +1,60 @@
-"""Settings for local runs: defaults < environment (``DASHCAM_*``) < CLI flags.
+"""Settings for local runs: defaults < environment (``DASHCAM_*``) < CLI flags; one schema.
 
 Deployed runs (issue 3) read the same :class:`Settings` from Prefect blocks; locally, everything
 has an embedded default so that ``dashcam ingest VIDEO`` works on a laptop: a SQLite results
 database and archive/work folders under ``data_dir`` (default ``~/.local/share/dashcam`` or
 ``$XDG_DATA_HOME/dashcam``).
+
+:class:`Settings` is the one description of every setting (issue 13; Frigate's config models are
+the pattern: a description and bounds per field). Everything else is generated from it:
+
+* the environment variable ``DASHCAM_<FIELD>`` (pydantic-settings);
+* the CLI option help: :func:`dashcam.settings_cli.setting_option` builds a ``typer.Option``
+  from the field (description, allowed values, default, env var);
+* the settings table of docs/configuration.md: ``dashcam config --write-doc docs/configuration.md``
+  (tests/test_settings.py fails when the committed table or the CLI help drifts from the schema);
+* the Prefect block :class:`blocks.config.PipelineConfig` (every field outside paths and the DB).
+
+How to add a setting
+--------------------
+1. Add one field to :class:`Settings`, in the group it belongs to::
+
+       archive_blur: bool = Field(default=False, description="Blur plates and faces in the archive copy.")
+
+   A number gets bounds (``ge``/``gt``/``le``/``lt``, also ``multiple_of``), a fixed set of
+   values a ``Literal[...]``, a free string at least ``min_length=1`` or a ``pattern`` where an
+   empty value makes no sense. The description is a sentence or two that a user reads in
+   ``--help`` and in docs/configuration.md: unit, meaning, what 0/None means. Backticks mark
+   code (stripped in ``--help``). A default computed at run time (a path under ``data_dir``) is
+   ``None`` in the field plus ``json_schema_extra={"shown_default": "DATA/…"}`` for the docs.
+2. Read it as ``settings.archive_blur``. To give it a flag, declare the option with
+   ``Annotated[bool | None, setting_option("archive_blur")] = None`` in dashcam/cli.py and pass
+   it to ``_settings(...)`` (``None`` = not given: environment / default).
+3. Run ``dashcam config --write-doc docs/configuration.md`` and commit the table it rewrites; add
+   the default to ``DEFAULTS`` in tests/test_settings.py (defaults are pinned there, so a change
+   of one shows in review). A field that should not go into the deployed ``PipelineConfig`` block
+   (a path the NAS blocks give) goes into ``blocks.config._PATH_FIELDS``.
+
+Invalid values raise :class:`SettingsError` (a ``ValueError``) with one line naming the setting,
+its env var, the value and the rule, e.g. ``invalid setting archive_crf = 60 (DASHCAM_ARCHIVE_CRF):
+Input should be less than or equal to 51``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "DASHCAM_"
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+]
 
 
 def _default_data_dir() -> Path:
@@ -21,109 +62,302 @@ def _default_data_dir() -> Path:
     return Path(base) / "dashcam"
 
 
+def env_var(field: str) -> str:
+    """The environment variable of a :class:`Settings` field: ``DASHCAM_<FIELD>``."""
+    return ENV_PREFIX + field.upper()
+
+
+class SettingsError(ValueError):
+    """Invalid settings: one line naming each bad setting, its env var, the value and the rule.
+
+    ``errors`` holds pydantic's error dicts (``loc``, ``msg``, ``type``, ``input``)."""
+
+    def __init__(self, message: str, errors: list[ErrorDetails] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+def secret_fields() -> set[str]:
+    """Names of the :class:`Settings` fields holding a secret (``SecretStr``): never shown."""
+    return {
+        n for n, f in Settings.model_fields.items() if f.annotation is SecretStr or SecretStr in get_args(f.annotation)
+    }
+
+
+def validation_message(exc: ValidationError) -> str:
+    """``invalid setting NAME = VALUE (DASHCAM_NAME): rule; ...``: one line for a ValidationError of
+    :class:`Settings` (or of a model with its fields); secret values are shown as ``***``."""
+    secret = secret_fields()
+    parts = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else ""
+        msg = " ".join(str(err["msg"]).split()).removeprefix("Value error, ")
+        if not name:
+            parts.append(msg)
+            continue
+        value = "***" if name in secret else repr(err.get("input"))
+        parts.append(f"{name} = {value} ({env_var(name)}): {msg}")
+    return "invalid setting " + "; ".join(parts)
+
+
 class Settings(BaseSettings):
-    """Everything a run needs to know. Env vars are ``DASHCAM_<FIELD>`` (upper case)."""
+    """Everything a run needs to know. Env vars are ``DASHCAM_<FIELD>`` (upper case).
 
-    model_config = SettingsConfigDict(env_prefix="DASHCAM_", extra="ignore")
+    Raises:
+        SettingsError: a value (argument or environment) outside its field's rule.
+    """
 
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # --- Folders and the results database ---
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Base folder of the defaults: the SQLite results DB, the archive and work folders.",
+        json_schema_extra={"shown_default": "`$XDG_DATA_HOME/dashcam` or `~/.local/share/dashcam`"},
+    )
     # SecretStr: the URL may hold a password; Prefect shows parameters in its UI and masks these.
-    # Use ``settings.db_url`` for the plain string. Default: sqlite:///<data_dir>/dashcam.db
-    database_url: SecretStr | None = None
-    archive_dir: Path | None = None  # default: <data_dir>/archive
-    work_dir: Path | None = None  # heavy output per video; default: <data_dir>/work
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the results DB: `sqlite:///FILE` or "
+        "`postgresql+psycopg://USER:PW@HOST:5432/DB` (a secret: masked in Prefect's UI; "
+        "`settings.db_url` is the plain string). Read commands (`dashcam plates`) without it and "
+        "with `PREFECT_API_URL` set use the deployed DB of the block "
+        "`dashcam-results-database/dashcam` (`dashcam.settings.resolve_database`).",
+        json_schema_extra={"shown_default": "`sqlite:///DATA/dashcam.db`"},
+    )
+    archive_dir: Path | None = Field(
+        default=None,
+        description="Archive copies, plate crops and thumbnails.",
+        json_schema_extra={"shown_default": "`DATA/archive`"},
+    )
+    work_dir: Path | None = Field(
+        default=None,
+        description="Heavy output (records, crops) per video; deployed: the handover folder.",
+        json_schema_extra={"shown_default": "`DATA/work`"},
+    )
 
-    # Models: an explicit path wins; else a file of the default name in model_dir; else the
-    # ultralytics/user cache; else download by name (machines with internet only).
-    model_dir: Path | None = None
-    vehicle_model: str = "yolov8n-coco-int8-320.onnx"
-    plate_model: str = "platedet-yolov8s-seg-640.onnx"
-    # run a dynamic-int8 ONNX vehicle model as an fp32 copy of the same weights (~3x faster on CPU)
-    vehicle_fp32: bool = True
-    ocr_engine: Literal["plate", "rapidocr", "paddleocr"] = "plate"  # see the plate-OCR block below
-    device: str = "cpu"  # ultralytics device string: "cpu", "0", "cuda:0"
+    # --- Models: an explicit path wins; else a file of the default name in model_dir; else the
+    # ultralytics/user cache; else download by name (machines with internet only) ---
+    model_dir: Path | None = Field(default=None, description="Folder with the model files (docs/models.md).")
+    vehicle_model: str = Field(
+        default="yolov8n-coco-int8-320.onnx",
+        min_length=1,
+        description="Ultralytics vehicle detector: a file name in `model_dir`, a path, or a hub name.",
+    )
+    plate_model: str = Field(
+        default="platedet-yolov8s-seg-640.onnx",
+        min_length=1,
+        description="Ultralytics plate detector: a file name in `model_dir`, a path, or a hub name.",
+    )
+    vehicle_fp32: bool = Field(
+        default=True,
+        description="Run a dynamic-int8 ONNX vehicle model as an fp32 copy of the same weights "
+        "(~3x faster on CPU; docs/models.md).",
+    )
+    ocr_engine: Literal["plate", "rapidocr", "paddleocr"] = Field(
+        default="plate",
+        description="Plate reader: `plate` (fast-plate-ocr plate recogniser, `plate_ocr_model`), `rapidocr` "
+        "(PP-OCRv6 general text recogniser, offline, 4 crop variants) or `paddleocr`.",
+    )
+    device: str = Field(default="cpu", description="Ultralytics device string: `cpu`, `0`, `cuda:0`.")
 
-    # Detection
-    detect_fps: float = 6.0  # analysed frames per second of video (<= source fps)
-    vehicle_conf: float = 0.25
-    plate_conf: float = 0.35
-    # plate-detector input size (px, multiple of 32) for vehicle crops; whole images use 640.
+    # --- Detection ---
+    detect_fps: float = Field(
+        default=6.0,
+        gt=0,
+        le=240,
+        description="Frames per second of video analysed (every K-th frame, K = round(fps / detect_fps); "
+        "at most the source fps).",
+    )
+    vehicle_conf: float = Field(default=0.25, ge=0, le=1, description="Vehicle detector confidence threshold.")
+    plate_conf: float = Field(default=0.35, ge=0, le=1, description="Plate detector confidence threshold.")
     # 320 finds 156 of the 157 plates 640 finds in plates-images vehicle crops at ~1/4 the cost
     # (docs/performance.md); raise it for vehicles far larger than 320 px only if plates are missed
-    plate_crop_imgsz: int = 320
+    plate_crop_imgsz: int = Field(
+        default=320,
+        ge=32,
+        le=1280,
+        multiple_of=32,
+        description="Plate-detector input (px) for vehicle crops up to 1.25x this size; larger crops and whole "
+        "images use 640.",
+    )
     # which vehicles get plate detection + OCR in an analysed frame (dashcam.pipeline.PlateReadScheduler)
-    plate_min_vehicle_px: float = 96.0  # vehicles narrower than this (source px) are never read
-    plate_retry_s: float = 1.0  # re-try a vehicle without a plate / with a settled plate after this
-    plate_settle_reads: int = 4  # agreeing confident reads that settle a track; 0 = read every frame
-    # frames with no tracked vehicle: look for a plate filling the frame (car right in front,
-    # vehicle not detected; dashcam.alpr.CloseupPlateTracker), scheduled like a vehicle
-    closeup_plates: bool = True
-    tracker: str = "bytetrack.yaml"  # an ultralytics tracker config
+    plate_min_vehicle_px: float = Field(
+        default=96.0,
+        ge=0,
+        le=8192,
+        description="Vehicles narrower than this (source px) never get plate detection (their plate is too "
+        "small to read).",
+    )
+    plate_retry_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Re-try interval (s) for a settled vehicle or one where the last try found no plate "
+        "(sooner if it grew 1.25x).",
+    )
+    plate_settle_reads: int = Field(
+        default=4,
+        ge=0,
+        le=1000,
+        description="Agreeing confident reads after which a vehicle is re-read only every `plate_retry_s`; "
+        "0 = read every vehicle in every analysed frame.",
+    )
+    closeup_plates: bool = Field(
+        default=True,
+        description="Frames with no tracked vehicle get a whole-frame plate pass at the small detector input, "
+        "scheduled like a vehicle (a car right in front whose plate fills the frame and whose body "
+        "the vehicle model misses; `dashcam.alpr.CloseupPlateTracker`).",
+    )
+    tracker: str = Field(
+        default="bytetrack.yaml",
+        pattern=r"\.ya?ml$",
+        description="Ultralytics tracker config (`bytetrack.yaml`, `botsort.yaml` or a path to a YAML file).",
+    )
 
     # --- Plate OCR and region (issue 14) ---
-    # ocr_engine "plate" (default): a fast-plate-ocr plate recogniser from local files
-    # (dashcam.platerec): the ONNX model (a path, or a file name in model_dir) and its plate-config
-    # YAML (default: <model stem>_plate_config.yaml beside the model). Any fast-plate-ocr model +
-    # YAML works. "rapidocr": PaddleOCR PP-OCRv6 (general text recogniser, 4 crop variants).
-    plate_ocr_model: str = "cct_xs_v1_global.onnx"
-    plate_ocr_config: str | None = None
-    # Regions whose plate formats resolve look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in
-    # voted and single-photo reads. "auto" (default): per event, the country at its GPS position,
-    # else the country of camera_tz (else of this machine's timezone), else no prior
-    # (dashcam.region; docs/configuration.md has the country -> formats table). Or keys of
-    # dashcam.vote.PLATE_FORMATS ("NL", "EU", "US", "FR", ...), env DASHCAM_PLATE_FORMATS=NL,EU;
-    # empty = no prior.
-    plate_formats: Annotated[tuple[str, ...], NoDecode] = ("auto",)
+    plate_ocr_model: str = Field(
+        default="cct_xs_v1_global.onnx",
+        min_length=1,
+        description="fast-plate-ocr ONNX model of `ocr_engine` `plate` (`dashcam.platerec`): a path, or a file "
+        "name in `model_dir`; any fast-plate-ocr model works (docs/models.md).",
+    )
+    plate_ocr_config: str | None = Field(
+        default=None,
+        description="The plate-config YAML of `plate_ocr_model`.",
+        json_schema_extra={"shown_default": "`<model stem>_plate_config.yaml` beside the model"},
+    )
+    plate_formats: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("auto",),
+        description="Regions whose plate formats settle look-alike characters (O/0, I/1, B/8, S/5, Z/2, G/6) in "
+        "voted and photo reads. `auto`: per event, the country at its GPS position, else the country "
+        "of `camera_tz` (`local`: this machine's zone), else none (country table in docs/configuration.md). Or explicit keys, "
+        "comma-separated (an explicit value always wins): `NL` (sidecodes 1-14), `FR` `IT` `SK` `GB` "
+        "`ES` `BE` `CZ` `PL` `SE` (national formats), `EU` (all of those), `US` (O written 0); "
+        "empty = none.",
+        json_schema_extra={"allowed": "`auto`, or keys of `dashcam.vote.PLATE_FORMATS`"},
+    )
 
-    # Voting: events below this confidence are not stored (see dashcam.vote)
-    min_plate_confidence: float = 0.6
-    min_reads: int = 2
+    # --- Voting: events below this confidence are not stored (see dashcam.vote) ---
+    min_plate_confidence: float = Field(default=0.6, ge=0, le=1, description="Voted confidence below this: no event.")
+    min_reads: int = Field(default=2, ge=1, le=1000, description="Plausible reads of one vehicle needed for an event.")
 
-    # Time: Viofo-style file names carry the camera's local clock time. "local" = this machine's
-    # timezone; else an IANA name such as "Europe/Amsterdam" or "UTC".
-    camera_tz: str = "local"
+    # --- Time ---
+    camera_tz: str = Field(
+        default="local",
+        description="Timezone of the camera clock in file names (Viofo style): `local` (this machine's) or an "
+        "IANA name such as `Europe/Amsterdam` or `UTC`.",
+    )
 
-    # GPS
-    gpx: Path | None = None  # default: same-stem .gpx beside the video
-    gps_max_gap_s: float = 10.0  # no interpolation across a gap longer than this
-    gps_track_dir: Path | None = None  # GPX/NMEA logs searched by recording time when a video has no embedded GPS or sidecar
+    # --- GPS ---
+    gpx: Path | None = Field(
+        default=None,
+        description="GPX/NMEA track of the video, instead of searching for one.",
+        json_schema_extra={"shown_default": "embedded track, else a same-stem `.gpx`/`.nmea`/`.log` beside the video"},
+    )
+    gps_max_gap_s: float = Field(
+        default=10.0, ge=0, le=86400, description="Never interpolate across a longer gap (s) between fixes."
+    )
+    gps_track_dir: Path | None = Field(
+        default=None,
+        description="Folder of GPX/NMEA logs searched by recording time when a video has no embedded GPS and no "
+        "sidecar (docs/gps.md).",
+    )
 
-    # Archive
-    archive_height: int = 720  # 720 or 540
-    archive_crf: int = 28
-    archive_preset: str = "veryfast"
+    # --- Archive ---
+    # any height works (the transcode keeps the aspect and never upscales); 720 and 540 are the
+    # profiles of docs/storage.md, the tests use 240 for speed
+    archive_height: int = Field(
+        default=720, ge=144, le=2160, description="Archive copy height in px (usually 720 or 540; never upscaled)."
+    )
+    archive_crf: int = Field(
+        default=28, ge=0, le=51, description="libx264 quality of the archive copy (CRF; lower is better)."
+    )
+    archive_preset: X264Preset = Field(default="veryfast", description="libx264 speed preset of the archive copy.")
     archive_blur: Literal["none", "plates"] = Field(
-        default="none", description="Privacy blur in the archive copy and `dashcam clip --blur` (dashcam.blur): "
-        "'plates' blurs every tracked plate in every frame (interpolated between analysed frames); 'none' keeps "
-        "the plain transcode. Faces: not available (no offline face model; docs/storage.md).")
+        default="none",
+        description="Privacy blur in the archive copy and `dashcam clip --blur` (dashcam.blur): 'plates' blurs "
+        "every tracked plate in every frame (interpolated between analysed frames); 'none' keeps the plain "
+        "transcode. Faces: not available (no offline face model; docs/storage.md).",
+    )
 
-    # Storage and retention (dashcam.storage, docs/storage.md)
-    raw_dir: Path | None = Field(default=None, description="Folder tree the dashcam files land in (DASHCAM_RAW_DIR); "
-                                 "measured as the raw tier by `dashcam storage` and the disk budget.")
-    raw_keep_days: float = Field(default=7.0, ge=0, le=3650, description="Raw files of finalized videos with a "
-                                 "verified archive copy are deleted this many days after recording and ingest.")
-    raw_max_gb: float | None = Field(default=None, gt=0, description="Disk budget of the raw tier (GB = 1e9 bytes): "
-                                     "when exceeded, eligible raw files younger than raw_keep_days go, oldest first. "
-                                     "None: no budget.")
-    archive_keep_days: float | None = Field(default=None, gt=0, le=36500, description="Archive video copies older "
-                                            "than this are deleted (crops, thumbnails and rows stay). None: keep forever.")
-    # Watch lists and alerts (dashcam.watch_lists, docs/alerts.md): the default score a fuzzy
-    # entry needs (0..1, dashcam.search.plate_score); the URL under which the archive folder is
-    # served (crop links in alerts; unset: file:// links)
-    watch_min_score: float = Field(default=0.75, gt=0.0, le=1.0)
-    media_base_url: str | None = None
+    # --- Storage and retention (dashcam.storage, docs/storage.md) ---
+    raw_dir: Path | None = Field(
+        default=None,
+        description="Folder tree the dashcam files land in: measured as the raw tier by `dashcam storage` and "
+        "the disk budget (deployed: the `NasLayout` block's `raw`).",
+    )
+    raw_keep_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=3650,
+        description="Raw files of finalized videos with a verified archive copy are deleted this many days after "
+        "recording and ingest.",
+    )
+    raw_max_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Disk budget of the raw tier (GB = 1e9 bytes): when exceeded, eligible raw files younger than "
+        "`raw_keep_days` go, oldest first.",
+        json_schema_extra={"shown_default": "no budget"},
+    )
+    archive_keep_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description="Archive video copies older than this many days are deleted (crops, thumbnails and rows stay).",
+        json_schema_extra={"shown_default": "forever"},
+    )
 
-    queue_size: int = 8  # decoded frames buffered between the decode thread and the detector
+    # --- Watch lists and alerts (dashcam.watch_lists, docs/alerts.md) ---
+    watch_min_score: float = Field(
+        default=0.75,
+        gt=0.0,
+        le=1.0,
+        description="Score a fuzzy watch-list entry needs (`dashcam.search.plate_score`; per entry: "
+        "`dashcam watchlist add --min-score`).",
+    )
+    media_base_url: str | None = Field(
+        default=None,
+        description="URL under which `archive_dir` is served: crop links in alerts become "
+        "`<url>/<path under archive_dir>` (unset: `file://` links).",
+    )
 
-    # Web UI (dashcam web, docs/webui.md)
-    drive_gap_min: float = 10.0  # a gap longer than this between videos of one camera starts a new drive
-    # map tiles ({s}, {z}, {x}, {y} as in Leaflet); its host is the only external origin the CSP allows
-    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-    tile_attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
-    # access token: required to start on a non-loopback address; when set, every page needs a login
-    web_token: SecretStr | None = None
+    queue_size: int = Field(
+        default=8, ge=1, le=1024, description="Decoded frames buffered between the decode thread and the detector."
+    )
+
+    # --- Web UI (dashcam web, docs/webui.md) ---
+    drive_gap_min: float = Field(
+        default=10.0,
+        ge=0,
+        le=10080,
+        description="A gap of more than this many minutes between videos of one camera starts a new drive.",
+    )
+    tile_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        min_length=1,
+        description="Map tiles (Leaflet URL template with {s}, {z}, {x}, {y}); its host is the only external "
+        "origin the CSP allows.",
+    )
+    tile_attribution: str = Field(
+        default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        description="Attribution shown on the maps (HTML).",
+        json_schema_extra={"shown_default": "OpenStreetMap contributors"},
+    )
+    web_token: SecretStr | None = Field(
+        default=None,
+        description="Web UI access token: required for `dashcam web --host` other than loopback; when set, every "
+        "page needs a login.",
+    )
 
     _database_url_given: bool = PrivateAttr(default=True)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(validation_message(exc), exc.errors()) from None
 
     @field_validator("plate_formats", mode="before")
     @classmethod
@@ -145,8 +379,18 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown plate format region(s) {bad} (known: auto, {', '.join(PLATE_FORMATS)})")
         return tuple(v)
 
+    @field_validator("camera_tz")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        if v not in ("", "local"):  # as dashcam.media.identity._camera_zone reads it
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not 'local' or an IANA timezone name such as 'Europe/Amsterdam' or 'UTC'") from None
+        return v
+
     @model_validator(mode="after")
-    def _fill_defaults(self) -> "Settings":
+    def _fill_defaults(self) -> Settings:
         self.data_dir = Path(self.data_dir).expanduser()
         if self.database_url is None:
             self._database_url_given = False
@@ -165,6 +409,7 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         """The results database URL as a plain string (for :func:`dashcam.db.make_engine`)."""
+        assert self.database_url is not None  # filled in by _fill_defaults
         return self.database_url.get_secret_value()
 
 
@@ -237,7 +482,7 @@ def resolve_database(settings: Settings, block_name: str = "dashcam", timeout_s:
     from blocks.config import ResultsDatabase
 
     try:
-        block = ResultsDatabase.load(block_name)
+        block = cast(ResultsDatabase, ResultsDatabase.load(block_name))  # sync context: not a coroutine
     except ValueError:  # no such block document: nothing deployed on that server
         return settings.db_url, f"{default}; no block dashcam-results-database/{block_name} on {api}"
     except Exception as exc:  # noqa: BLE001 - an HTTP/API error: one line, not a traceback

@@ -175,7 +175,7 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
         RuntimeError: when a crashed run has been rescheduled more than ``MAX_PARENT_RUNS`` times.
     """
     from dashcam.db import check_database
-    from dashcam.gps_sources import load_track_file
+    from dashcam.gps import load_track_file
 
     logger = get_run_logger()
     if deployment.id and (flow_run.run_count or 1) > MAX_PARENT_RUNS:

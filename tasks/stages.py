@@ -8,18 +8,23 @@ is the only one that decodes video; it leaves its records in the work folder.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
 
 from dashcam import pipeline
-from dashcam.archive import atomic_write_text
+from dashcam.media.files import atomic_write_text
 from dashcam.records import AnalyzeResult, Manifest, PlateEvent, VideoInfo, read_jsonl, write_jsonl
 from dashcam.settings import Settings
+
+
+def _dir(p: Path | None) -> Path:
+    """A folder setting that ``Settings`` always fills in (``work_dir``, ``archive_dir``)."""
+    if p is None:
+        raise ValueError("Settings.work_dir/archive_dir is not set (Settings() fills in the defaults)")
+    return Path(p)
 
 
 def _file_state(context, parameters) -> str:
@@ -57,7 +62,7 @@ def _analysis_key(context, parameters) -> str:
 
 def analysis_on_disk(info: VideoInfo, settings: Settings) -> bool:
     """True while the records a cached ``analyze`` result points to are still in the work dir."""
-    d = Path(settings.work_dir) / info.video_id
+    d = _dir(settings.work_dir) / info.video_id
     return (d / "reads.jsonl").is_file() and (d / "tracks.jsonl").is_file()
 
 
@@ -104,7 +109,7 @@ def analyze_task(info: VideoInfo, settings: Settings) -> AnalyzeResult:
     A damaged video is analysed up to the damage and completes with ``result.damage`` set: no
     retry. A video with no decodable frame fails without a retry.
     """
-    result = pipeline.analyze(info, settings, Path(settings.work_dir))
+    result = pipeline.analyze(info, settings, _dir(settings.work_dir))
     logger = get_run_logger()
     logger.info(
         "analyzed %d of %d frames in %.1f s (%.2fx real time): %d vehicle detections, %d plate reads",
@@ -143,7 +148,7 @@ def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[Pla
 @task(name="gps")
 def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings,
         result: AnalyzeResult | None = None) -> tuple[list[PlateEvent], str | None, list[str]]:
-    """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps_sources),
+    """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps.sources),
     interpolate WGS84 lat/lon, speed and heading at each event's ts, and write the simplified
     route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events,
     the track's source label (None without GPS) and one-line warnings (a corrupt sidecar: logged
@@ -153,7 +158,7 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
     voted again with the plate formats of the country where each vehicle was seen
     (:func:`dashcam.pipeline.build_events` with the track): the region-aware final reading.
     """
-    from dashcam.gps_sources import find_track
+    from dashcam.gps import align_gps, find_track, write_route
 
     logger = get_run_logger()
     if gpx:
@@ -162,18 +167,16 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
     found = find_track(Path(info.path), info, settings, problems=problems)
     for p in problems:
         logger.warning("%s: %s", Path(info.path).name, p)
-    route_path = Path(settings.work_dir) / info.video_id / "route.json"
+    route_path = _dir(settings.work_dir) / info.video_id / "route.json"  # Manifest.route_path
     if found is None:
         logger.info("no GPS track for %s: positions stay empty", Path(info.path).name)
-        route_path.unlink(missing_ok=True)
+        write_route(route_path, None, None, info.recording_start, info.duration_s)
         return events, None, problems
     track, source = found
     if result is not None and tuple(settings.plate_formats) == ("auto",):
         events = pipeline.build_events(info, result, settings, track=track)
-    aligned = pipeline.align_gps(events, track, settings)
-    end = info.recording_start + timedelta(seconds=info.duration_s)
-    points = pipeline.route_points(track, info.recording_start, end, step_s=1.0)
-    atomic_write_text(route_path, json.dumps({"source": source, "points": points}))
+    aligned = align_gps(events, track, settings)
+    points = write_route(route_path, track, source, info.recording_start, info.duration_s, step_s=1.0)
     logger.info("GPS from %s (%d points, clock offset %.1f s): %d of %d events positioned, route %d points",
                 source, len(track), track.clock_offset_s, sum(e.lat is not None for e in aligned), len(aligned), len(points))
     return aligned, source, problems
@@ -194,10 +197,7 @@ def handover(info: VideoInfo, result: AnalyzeResult, events: list[PlateEvent], g
 
 
 def _manifest(path: str) -> Manifest:
-    try:
-        return Manifest.model_validate_json(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"handover manifest {path} is missing: was the heavy_output folder cleaned?") from exc
+    return Manifest.load(path)
 
 
 def _retry_unless_disk_full(task, task_run, state) -> bool:
@@ -228,15 +228,16 @@ def archive(manifest_path: str, settings: Settings) -> str:
     from dashcam.archive import ArchiveError, archive_video, sweep_stale_tmp
 
     m = _manifest(manifest_path)
-    for p in sweep_stale_tmp(Path(settings.archive_dir) / m.info.video_id):  # left by a killed attempt (any machine)
+    archive_dir = _dir(settings.archive_dir)
+    for p in sweep_stale_tmp(archive_dir / m.info.video_id):  # left by a killed attempt (any machine)
         get_run_logger().info("removed stale temp file %s", p)
     events = read_jsonl(Path(m.events_path), PlateEvent)
     # a damaged source transcodes only as far as it decodes: at least the span analyze decoded
-    min_duration = m.analyze.frames_decoded / m.info.fps if m.analyze.damage else None
+    min_duration = m.archive_min_duration_s
     from dashcam.blur import archive_plan  # issue 16: privacy blur (None: archive_blur="none")
 
     video_path, archived = archive_video(
-        m.info, events, Path(settings.archive_dir), height=settings.archive_height,
+        m.info, events, archive_dir, height=settings.archive_height,
         crf=settings.archive_crf, preset=settings.archive_preset, min_duration_s=min_duration,
         blur=archive_plan(m, settings),
     )
@@ -245,7 +246,7 @@ def archive(manifest_path: str, settings: Settings) -> str:
     # hand the result to persist, which records it on the video (retention needs it)
     from dashcam.storage import verify_archive
 
-    check_path = m.dir / "archive_check.json"
+    check_path = m.archive_check_path
     check_path.unlink(missing_ok=True)
     try:
         check = verify_archive(m.info, video_path, archived, height=settings.archive_height, min_duration_s=min_duration)
@@ -261,20 +262,13 @@ def archive(manifest_path: str, settings: Settings) -> str:
 def persist(manifest_path: str, archive_path: str | None, settings: Settings) -> int:
     """Replace this video's rows in ``videos``/``vehicles`` in one transaction (idempotent)."""
     from dashcam.db import make_engine, save_video
+    from dashcam.gps import read_route
 
     m = _manifest(manifest_path)
-    events_path = m.archived_events_path if m.archived_events_path.exists() else Path(m.events_path)
-    events = read_jsonl(events_path, PlateEvent)
-    route_path = m.dir / "route.json"  # written by the gps task (absent: no GPS)
-    route = json.loads(route_path.read_text(encoding="utf-8")) if route_path.is_file() else {}  # {}: drop a stale route
-    check_path = m.dir / "archive_check.json"  # written by archive after verify_archive passed
-    check = json.loads(check_path.read_text(encoding="utf-8")) if check_path.is_file() else None
-    if check and archive_path and check.get("archive_path") == archive_path:
-        from datetime import datetime
-
-        check["archive_verified_at"] = datetime.fromisoformat(check["archive_verified_at"])
-    else:
-        check = None  # no (or another) archive copy verified: stored unverified, the raw file stays
+    events = m.read_events()
+    route = read_route(m.route_path)  # written by the gps task ({}: no GPS, drops a stale route)
+    # written by archive after verify_archive passed; None: stored unverified, the raw file stays
+    check = m.read_archive_check(archive_path)
     engine = make_engine(settings.db_url)
     try:
         n = save_video(engine, m.info, events, archive_path, route=route, damage=m.analyze.damage, archive_check=check)
@@ -315,31 +309,9 @@ def report(manifest_path: str, archive_path: str | None) -> str:
     """Publish a per-video Prefect artifact (key ``video-<video_id>``): plates, counts, timings, links."""
     from prefect.artifacts import create_markdown_artifact
 
+    from dashcam.report import video_report_markdown
+
     m = _manifest(manifest_path)
-    events_path = m.archived_events_path if m.archived_events_path.exists() else Path(m.events_path)
-    events = read_jsonl(events_path, PlateEvent)
-    a, i = m.analyze, m.info
-    rtf = i.duration_s / a.wall_s if a.wall_s else 0.0
-    lines = [
-        f"# {Path(i.path).name}",
-        f"video_id `{i.video_id}` · {i.duration_s:.1f} s · {i.width}x{i.height} @ {i.fps:.2f} fps {i.codec} · "
-        f"recorded {i.recording_start.isoformat()} ({i.recording_start_source})",
-        "",
-        f"analysed {a.frames_analyzed} of {a.frames_decoded} frames in {a.wall_s:.1f} s "
-        f"(real-time factor {rtf:.2f}x): {a.n_vehicle_detections} vehicle detections, "
-        f"{a.n_plate_reads} plate reads",
-        "",
-        *([f"**damaged video**: {a.damage}; the plates read in the frames that decoded are kept", ""] if a.damage else []),
-        f"archive: `{archive_path}`" if archive_path else "archive: -",
-        "",
-        "| plate | confidence | reads | ts | frame | lat, lon | crop |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for e in events:
-        pos = f"{e.lat:.6f}, {e.lon:.6f}" if e.lat is not None else "-"
-        lines.append(f"| **{e.final_plate}** | {e.plate_confidence:.2f} | {e.n_reads} | {e.ts.isoformat()} | "
-                     f"{e.frame_idx} | {pos} | `{e.crop_path or '-'}` |")
-    if not events:
-        lines.append("| (no confident plate) | | | | | | |")
-    return str(create_markdown_artifact(key=f"video-{i.video_id}", markdown="\n".join(lines),
-                                        description=f"plates of {Path(i.path).name}"))
+    markdown = video_report_markdown(m, m.read_events(), archive_path)
+    return str(create_markdown_artifact(key=f"video-{m.info.video_id}", markdown=markdown,
+                                        description=f"plates of {Path(m.info.path).name}"))

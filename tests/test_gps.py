@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import gpxpy.geo
 import pytest
-
-from dashcam.gps import GpsError, GpsTrack, find_gpx, load_gpx
 from helpers import shared_dir
+
+from dashcam.gps import GpsError, GpsTrack, find_sidecar, find_track, load_gpx, load_track_file
 
 TRACKS = shared_dir() / "data/gps/tracks"
 SPEED = TRACKS / "gpxpy/track_with_speed.gpx"  # GPX 1.0, 3 points with <speed>, no course
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not SPEED.exists(), reason=f"shared test data no
 
 
 def utc(*a) -> datetime:
-    return datetime(*a, tzinfo=timezone.utc)
+    return datetime(*a, tzinfo=UTC)
 
 
 def _haversine(lat1, lon1, lat2, lon2):
@@ -141,13 +141,18 @@ def test_garbage_empty_and_timeless_gpx(tmp_path):
         load_gpx(tmp_path / "missing.gpx", 10)
 
 
-def test_find_gpx(tmp_path):
+def test_sidecar_and_explicit_track(tmp_path):
+    """The same-stem sidecar is found in any case; an explicit track wins; a missing one is an error
+    (what the removed ``dashcam.gps.find_gpx`` did, now through the source discovery in use)."""
+    from dashcam.settings import Settings
+
     video = tmp_path / "2024_0315_143022_0001F.MP4"
     video.write_bytes(b"")
-    assert find_gpx(video, None) is None
+    assert find_sidecar(video) is None
     sidecar = tmp_path / "2024_0315_143022_0001F.GPX"
     shutil.copy(SPEED, sidecar)
-    assert find_gpx(video, None) == sidecar
-    assert find_gpx(video, CAR) == CAR
+    assert find_sidecar(video) == sidecar
+    found = find_track(video, None, Settings(data_dir=tmp_path / "data", gpx=CAR))
+    assert found is not None and found[1] == f"explicit:{CAR}" and len(found[0]) > 0
     with pytest.raises(GpsError, match="not found"):
-        find_gpx(video, tmp_path / "other.gpx")
+        load_track_file(tmp_path / "other.gpx")

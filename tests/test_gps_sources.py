@@ -12,18 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from dashcam.gps import GpsTrack, load_gpx, track_to_gpx
-from dashcam.gps_sources import (
-    _find,
-    _read_moov,
-    _track_samples,
+from dashcam.gps import (
+    GpsTrack,
+    align_gps,
     decode_freegps,
     find_track,
     gpmf_points,
+    load_gpx,
     load_nmea,
     read_gpmf_mp4,
+    route_points,
+    track_to_gpx,
 )
-from dashcam.pipeline import align_gps, route_points
+from dashcam.media.isobmff import find, read_moov, track_samples
 from dashcam.records import PlateEvent
 from dashcam.settings import Settings
 from dashcam.video import probe
@@ -298,9 +299,9 @@ def test_video_without_gps_gives_nulls(tmp_path):
 
 def _gpmd_samples(path: Path):
     with open(path, "rb") as f:
-        moov = _read_moov(f, path.stat().st_size)
-    for trak in _find(moov, [b"trak"]):
-        fmt, samples = _track_samples(moov, trak)
+        moov = read_moov(f, path.stat().st_size)
+    for trak in find(moov, [b"trak"]):
+        fmt, samples = track_samples(moov, trak)
         if fmt == b"gpmd":
             return samples
     raise AssertionError("no gpmd track")

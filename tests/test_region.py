@@ -72,7 +72,8 @@ def analysed(tmp_path_factory):
 
 
 def test_gps_positioned_events_get_their_country_prior(analysed):
-    from dashcam.pipeline import align_gps, build_events, track_priors
+    from dashcam.gps import align_gps
+    from dashcam.pipeline import build_events, track_priors
     from dashcam.records import PlateRead, read_jsonl
 
     s, info, result = analysed

@@ -1,39 +1,47 @@
-"""GPS tracks: load GPX with gpxpy and look up a position at a given UTC time.
+"""The GPS track model: timed points, and the position at any instant by interpolation.
+
+Every format reader of this package (:mod:`~dashcam.gps.gpx`, :mod:`~dashcam.gps.nmea`,
+:mod:`~dashcam.gps.freegps`, :mod:`~dashcam.gps.gpmf`) produces :class:`GpsPoint` lists that a
+:class:`GpsTrack` holds; :meth:`GpsTrack.at` interpolates a :class:`GpsFix` at a UTC time.
 
 Units and frames: latitude/longitude WGS84 decimal degrees; speed metres per second; heading
 (course over ground) degrees clockwise from true north in ``[0, 360)``; times timezone-aware UTC.
-
-Sources of speed/heading, per point: the GPX 1.0 ``<speed>``/``<course>`` elements (as gpxpy
-parses them), else a ``speed``/``course`` child in the point's ``<extensions>`` (e.g. Garmin
-``gpxtpx:speed``/``gpxtpx:course`` in GPX 1.1); when neither bracketing point has a value it is
-derived from the two bracketing points (great-circle distance / time, initial bearing).
+Speed/heading of a point are those recorded in the source; where neither bracketing point has one
+they are derived from the two bracketing points (great-circle distance / time, initial bearing).
 
 Fix quality (``fix``) uses GPX's ``<fix>`` vocabulary: ``"none"`` (no lock), ``"2d"``, ``"3d"``,
 ``"dgps"``, ``"pps"``; None where the source does not say (e.g. an NMEA RMC sentence only says
-"valid"). Points whose source marks them invalid are dropped by the parsers
-(:mod:`dashcam.gps_sources`), except GoPro's "no lock" (kept as ``"none"``, like ExifTool does).
+"valid"). Points whose source marks them invalid are dropped by the parsers, except GoPro's
+"no lock" (kept as ``"none"``, like ExifTool does).
 
 Embedded tracks know when each GPS sample was taken in video time; ``GpsTrack.clock_offset_s``
-carries the difference "GPS UTC minus video clock" (see :func:`GpsTrack.at` and docs/gps.md).
+carries the difference "GPS UTC minus video clock" (see :meth:`GpsTrack.at_video` and docs/gps.md).
 """
 
 from __future__ import annotations
 
 import bisect
-import logging
 import math
-import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 
-import gpxpy
 import gpxpy.geo
-import gpxpy.gpx
 
-log = logging.getLogger(__name__)
+from dashcam.media.isobmff import BoxError
 
-__all__ = ["GpsError", "GpsPoint", "GpsFix", "GpsTrack", "load_gpx", "find_gpx", "track_to_gpx", "FIX_RANK"]
+__all__ = [
+    "GpsError",
+    "EmbeddedGpsError",
+    "GpsPoint",
+    "GpsFix",
+    "GpsTrack",
+    "FIX_RANK",
+    "KNOTS",
+    "MIN_HEADING_DISTANCE_M",
+    "checked_point",
+]
+
+KNOTS = 1852.0 / 3600.0  # m/s per knot (NMEA and freeGPS speeds)
 
 #: Fix qualities, worst first (GPX ``<fix>`` values); None (unknown) ranks below "none" for min().
 FIX_RANK = {"none": 0, "2d": 1, "3d": 2, "dgps": 3, "pps": 4}
@@ -44,6 +52,12 @@ MIN_HEADING_DISTANCE_M = 1.0
 
 class GpsError(Exception):
     """A GPS file cannot be used. The message names the file, what is wrong and what to do."""
+
+
+class EmbeddedGpsError(BoxError):
+    """An embedded GPS structure is damaged (caught by :func:`dashcam.gps.sources.read_embedded`:
+    it becomes a warning, never a failure of the video)."""
+
 
 
 @dataclass(frozen=True)
@@ -133,8 +147,6 @@ class GpsTrack:
 
     def at_video(self, ts: datetime) -> GpsFix | None:
         """Position at video-clock time ``ts`` (``recording_start + pts``): ``at(ts + clock_offset_s)``."""
-        from datetime import timedelta
-
         return self.at(ts + timedelta(seconds=self.clock_offset_s))
 
     def _derived(self, i: int, j: int) -> tuple[float | None, float | None]:
@@ -209,137 +221,19 @@ class GpsTrack:
         return GpsFix(lat, lon, speed, heading, _worse_fix(a.fix, b.fix))
 
 
-def _ext_value(point, names: tuple[str, ...]) -> float | None:
-    """First numeric value of an extension element whose local tag name is in ``names``."""
-    stack = list(getattr(point, "extensions", None) or [])
-    while stack:
-        el = stack.pop(0)
-        tag = el.tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1].lower() if isinstance(el.tag, str) else ""
-        if tag in names and el.text:
-            try:
-                return float(el.text)
-            except ValueError:
-                pass
-        stack.extend(list(el))
-    return None
+def checked_point(t: datetime | None, lat: float, lon: float, spd: float | None, trk: float | None,
+                  fix: str | None = None, alt: float | None = None) -> GpsPoint | None:
+    """A :class:`GpsPoint` from a parser's raw values, or None when it is not a usable fix.
 
-
-def _to_utc(dt: datetime) -> datetime:
-    # GPX times are UTC by specification; a time without zone is taken as UTC.
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
-
-
-def load_gpx(path: str | os.PathLike, max_gap_s: float = 10.0) -> GpsTrack:
-    """Load all timed points of all tracks (all segments) and routes of a GPX file.
-
-    Waypoints are ignored (they are places, not a trajectory); points without ``<time>`` are
-    ignored. Times become aware UTC. Speed/heading come from the file where present (see the
-    module docstring).
-
-    Raises:
-        GpsError: file missing/unreadable, not valid GPX XML (corrupt, truncated, garbage),
-            or no timed track/route point in it.
+    ``t`` aware UTC (None: no point); ``lat``/``lon`` WGS84 degrees (outside [-90, 90] x [-180, 180]
+    or exactly (0, 0), a receiver without lock: no point); ``spd`` m/s (outside [0, 1000): dropped
+    to None); ``trk`` course degrees (outside [-360, 720]: None; else taken modulo 360); ``fix``
+    and ``alt`` (metres) as given.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise GpsError(f"GPX file not found: {p}. Check the path.") from None
-    except OSError as e:
-        raise GpsError(f"Cannot read GPX file {p}: {e.strerror or e}.") from e
-    if not text.strip():
-        raise GpsError(f"GPX file {p} is empty. Re-export the track from the camera/logger.")
-    points, n_raw = _gpx_points(text, p)
-    if not points:
-        raise GpsError(
-            f"GPX file {p} has no track points with a time ({n_raw} points without time): it "
-            "cannot be matched to video. Export the track with timestamps."
-        )
-    track = GpsTrack(points, max_gap_s=max_gap_s, source=str(p))
-    log.debug("loaded %d GPS points from %s (%s .. %s)", len(track), p, track.start, track.end)
-    return track
-
-
-def _gpx_points(text: str, p: Path) -> tuple[list[GpsPoint], int]:
-    """Timed points of all tracks/segments/routes of GPX ``text`` and the number of raw points."""
-    try:
-        gpx = gpxpy.parse(text)
-    except Exception as e:  # gpxpy raises GPXXMLSyntaxException, GPXException, ValueError...
-        raise GpsError(
-            f"GPX file {p} is corrupt or not GPX ({type(e).__name__}: {str(e)[:200]}). It may be "
-            "truncated (interrupted copy) or another format: re-export it as GPX."
-        ) from e
-
-    raw = []
-    for trk in gpx.tracks:
-        for seg in trk.segments:
-            raw.extend(seg.points)
-    for rte in gpx.routes:
-        raw.extend(rte.points)
-    points: list[GpsPoint] = []
-    for pt in raw:
-        if pt.time is None or pt.latitude is None or pt.longitude is None:
-            continue
-        speed = pt.speed if pt.speed is not None else _ext_value(pt, ("speed",))
-        course = getattr(pt, "course", None)
-        if course is None:
-            course = _ext_value(pt, ("course", "heading", "bearing"))
-        fix = getattr(pt, "type_of_gpx_fix", None)
-        points.append(
-            GpsPoint(
-                time=_to_utc(pt.time),
-                lat=float(pt.latitude),
-                lon=float(pt.longitude),
-                speed_mps=float(speed) if speed is not None else None,
-                heading_deg=float(course) % 360.0 if course is not None else None,
-                fix=fix if fix in FIX_RANK else None,
-                alt_m=float(pt.elevation) if pt.elevation is not None else None,
-            )
-        )
-    return points, len(raw)
-
-
-def track_to_gpx(track: GpsTrack, name: str | None = None) -> str:
-    """The track as GPX 1.0 text (one track, one segment), times UTC with milliseconds.
-
-    GPX 1.0 because it has ``<speed>`` (m/s) and ``<course>`` (degrees) elements, so speed and
-    heading survive a round trip through :func:`load_gpx`; ``<fix>`` carries the fix quality.
-    """
-    gpx = gpxpy.gpx.GPX()
-    gpx.creator = "dashcam-pipeline"
-    trk = gpxpy.gpx.GPXTrack(name=name)
-    seg = gpxpy.gpx.GPXTrackSegment()
-    for p in track.points:
-        pt = gpxpy.gpx.GPXTrackPoint(p.lat, p.lon, elevation=p.alt_m, time=p.time, speed=p.speed_mps)
-        if p.heading_deg is not None:
-            pt.course = round(p.heading_deg, 3)
-        if p.fix is not None:
-            pt.type_of_gpx_fix = p.fix
-        seg.points.append(pt)
-    trk.segments.append(seg)
-    gpx.tracks.append(trk)
-    return gpx.to_xml(version="1.0")
-
-
-def find_gpx(video_path: str | os.PathLike, explicit: str | os.PathLike | None = None) -> Path | None:
-    """The GPX file to use for ``video_path``.
-
-    ``explicit`` wins when given (it must exist); else ``<stem>.gpx`` or ``<stem>.GPX`` beside
-    the video; else None.
-
-    Raises:
-        GpsError: ``explicit`` is given but does not exist.
-    """
-    if explicit is not None:
-        e = Path(explicit)
-        if not e.is_file():
-            raise GpsError(f"GPX file not found: {e} (given explicitly). Check the path.")
-        return e
-    v = Path(video_path)
-    for suffix in (".gpx", ".GPX", ".Gpx"):
-        cand = v.with_suffix(suffix)
-        if cand.is_file():
-            return cand
-    return None
+    if t is None or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or (lat == 0.0 and lon == 0.0):
+        return None
+    if spd is not None and not (0.0 <= spd < 1000.0):
+        spd = None
+    if trk is not None and not (-360.0 <= trk <= 720.0):
+        trk = None
+    return GpsPoint(t, lat, lon, spd, trk % 360.0 if trk is not None else None, fix, alt)
