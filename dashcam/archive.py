@@ -91,6 +91,7 @@ def transcode(
     audio: bool = False,
     threads: int | None = None,
     min_duration_s: float | None = None,
+    blur: Any = None,
 ) -> Path:
     """Transcode ``src`` to a small H.264 MP4 at ``dst``; return ``dst``.
 
@@ -106,6 +107,10 @@ def transcode(
     AAC 96 kb/s.
 
     ``threads``: x264/decoder threads (None: ffmpeg decides; set 1-2 on shared machines).
+
+    ``blur``: a :class:`dashcam.blur.BlurPlan` (issue 16 privacy blur): frames go decode ->
+    OpenCV blur of its plate boxes -> encode (:func:`dashcam.blur.run_blurred`), same output
+    format and the same verification. None (default): the plain one-ffmpeg transcode.
 
     Written to a temporary name in ``dst``'s folder, fsynced, verified with :func:`verify_media`
     (complete MP4 with its ``moov`` index, H.264 of the target size, duration within
@@ -158,7 +163,13 @@ def transcode(
         # -y: ffmpeg writes into the temp file atomic_output created (and flock'd, see sweep_stale_tmp)
         cmd = ffmpeg_cmd(out, overwrite=True)
         log.debug("transcode: %s", " ".join(cmd))
-        res = procs.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+        if blur is None:
+            res = procs.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+        else:  # issue 16 privacy blur (dashcam.blur): decode -> OpenCV -> encode, verified below as usual
+            from dashcam.blur import run_blurred
+
+            res = run_blurred(s, tmp, blur, width=w, height=h, fps=vs.get("avg_frame_rate") or fps, crf=crf,
+                              preset=preset, threads=threads, audio=audio)
         said = ffmpeg_said(res.stderr, tmp, d)
         if res.returncode != 0:
             raise ArchiveError(
@@ -252,6 +263,7 @@ def archive_video(
     *,
     threads: int | None = None,
     min_duration_s: float | None = None,
+    blur: Any = None,
 ) -> tuple[Path, list[PlateEvent]]:
     """Archive one video and its events' images under ``archive_dir/<info.video_id>/``.
 
@@ -267,6 +279,7 @@ def archive_video(
     Every file is verified (:func:`verify_media`) before it takes its final name.
     ``min_duration_s``: for a damaged source, the span that decoded: the archive copy may be
     anything from that to ``info.duration_s`` long (default: it must match ``info.duration_s``).
+    ``blur``: a :class:`dashcam.blur.BlurPlan` passed to :func:`transcode` (None: no blur).
 
     Returns ``(archive video path, events)`` where the events are copies (inputs untouched) with
     ``crop_path``/``thumb_path`` pointing at the archive files (None stays None). Idempotent:
@@ -293,7 +306,7 @@ def archive_video(
             if video_dst.exists():
                 log.warning("archive copy %s incomplete or unreadable; redoing it", video_dst)
             transcode(info.path, video_dst, height=height, crf=crf, preset=preset, threads=threads,
-                      min_duration_s=min_duration_s)
+                      min_duration_s=min_duration_s, blur=blur)
         done.append(video_dst.name)
 
         out: list[PlateEvent] = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,15 @@ def _footage(video: dict) -> str | None:
 
 
 def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_s: float = 10.0,
-                out: str | os.PathLike | None = None, crf: int = 23, preset: str = "veryfast") -> dict[str, Any]:
+                out: str | os.PathLike | None = None, crf: int = 23, preset: str = "veryfast",
+                blur: Callable[[dict], Any] | None = None) -> dict[str, Any]:
     """Write the clip of plate event ``event_id`` (``vehicles.id``) to ``out``; return its facts.
 
     The cut is ``[pts_s - before_s, pts_s + after_s]`` seconds of the event's video, clamped to
-    the recording. With a front/rear partner (:func:`partner_stem`) still on disk, the two are
+    the recording. ``blur`` (``dashcam clip --blur``): a function from a ``videos`` row to its
+    :class:`dashcam.blur.BlurPlan` (e.g. :func:`dashcam.blur.clip_plan`); each input's cut then
+    goes decode -> plate blur -> encode first (:func:`dashcam.blur.run_blurred`, a temporary file
+    beside ``out``), and the clip is made from those cuts. With a front/rear partner (:func:`partner_stem`) still on disk, the two are
     scaled to the smaller height and put side by side (ffmpeg ``hstack``, front left), audio from
     the front. H.264 MP4, ``crf``/``preset`` of libx264. Default ``out``:
     ``./<plate>_<video_id>_<track_id>.mp4``.
@@ -76,6 +81,7 @@ def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_
 
     Raises:
         ClipError: unknown event, no footage of it left on disk, or ffmpeg failed.
+        dashcam.blur.BlurError: ``blur`` given and a video's plate boxes are missing.
         MediaCheckError: the written clip does not play or has the wrong duration (nothing is
             left at ``out``).
         ValueError: negative ``before_s``/``after_s``.
@@ -116,6 +122,38 @@ def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_
     dst = Path(out) if out is not None else Path.cwd() / f"{ev['final_plate']}_{video['id']}_{ev['track_id']}.mp4"
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(dst)
+    cuts: list[Path] = []
+    sources = [p for p, _s, _v in inputs]
+    try:
+        if blur is not None:  # issue 16: blurred cuts first (dashcam.blur), the clip is made of them
+            inputs = [(str(_blurred_cut(p, ss, dur, v, blur(v), dst, cuts)), 0.0, v) for p, ss, v in inputs]
+        facts = _cut(inputs, dur, dst, tmp, event_id, float(video["fps"]), crf, preset)
+    finally:
+        for c in cuts:
+            c.unlink(missing_ok=True)
+    return {"path": str(dst), "duration_s": facts["duration_s"], "width": facts["width"], "height": facts["height"],
+            "sources": sources, "start_s": start}
+
+
+def _blurred_cut(path: str, ss: float, dur: float, video: dict, plan: Any, dst: Path, cuts: list[Path]) -> Path:
+    """``[ss, ss + dur]`` of ``path`` with ``plan``'s plates blurred, near-lossless (CRF 12), as a
+    temporary file beside ``dst`` (appended to ``cuts`` for the caller to remove)."""
+    from dashcam.blur import run_blurred
+
+    cut = _tmp_name(dst.with_name(dst.stem + "-blur.mp4"))
+    cuts.append(cut)
+    facts = verify_media(path, "video")
+    w, h = int(facts["width"]) // 2 * 2, int(facts["height"]) // 2 * 2
+    res = run_blurred(path, cut, plan, width=w, height=h, fps=float(video["fps"]), crf=12, preset="veryfast",
+                      start_frame=round(ss * float(video["fps"])), ss=ss, duration=dur, audio=True)
+    if res.returncode != 0:
+        raise ClipError(f"ffmpeg could not blur the cut of {path}: {_ffmpeg_said(res.stderr, cut, dst) or res.returncode}")
+    return cut
+
+
+def _cut(inputs: list, dur: float, dst: Path, tmp: Path, event_id: str, fps: float, crf: int,
+         preset: str) -> dict[str, Any]:
+    """ffmpeg the clip of ``inputs`` (``[(path, start s, videos row)]``) into ``tmp``, verify it, rename to ``dst``."""
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     for path, ss, _v in inputs:
         cmd += ["-ss", f"{ss:.3f}", "-t", f"{dur:.3f}", "-i", "file:" + str(Path(path).resolve())]
@@ -131,10 +169,9 @@ def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_
         res = procs.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
         if res.returncode != 0:
             raise ClipError(f"ffmpeg could not cut {event_id}: {_ffmpeg_said(res.stderr, tmp, dst) or f'exit {res.returncode}'}")
-        facts = verify_media(tmp, "video", codec="h264", duration_s=dur, fps=float(video["fps"]))
+        facts = verify_media(tmp, "video", codec="h264", duration_s=dur, fps=fps)
         os.replace(tmp, dst)
         _fsync_dir(dst.parent)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"path": str(dst), "duration_s": facts["duration_s"], "width": facts["width"], "height": facts["height"],
-            "sources": [p for p, _s, _v in inputs], "start_s": start}
+    return facts

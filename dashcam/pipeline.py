@@ -24,7 +24,16 @@ import cv2
 import numpy as np
 
 from dashcam.archive import atomic_write_bytes, verify_media
-from dashcam.records import AnalyzeResult, PlateEvent, PlateRead, TrackSummary, VideoInfo, read_jsonl, write_jsonl
+from dashcam.records import (
+    AnalyzeResult,
+    PlateEvent,
+    PlateRead,
+    TrackBox,
+    TrackSummary,
+    VideoInfo,
+    read_jsonl,
+    write_jsonl,
+)
 from dashcam.settings import Settings
 
 THUMB_MAX_SIDE = 320  # px, longest side of the best-frame vehicle thumbnail
@@ -184,7 +193,9 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         work_dir: folder for heavy output; this video's records go to ``work_dir/<video_id>/``:
             ``reads.jsonl`` (:class:`PlateRead`), ``tracks.jsonl`` (:class:`TrackSummary`),
             ``crops/<track_id>_<text>.jpg`` (the sharpest, most confident full-resolution plate
-            crop per track and text) and ``thumbs/<track_id>.jpg`` (vehicle at its best read).
+            crop per track and text), ``thumbs/<track_id>.jpg`` (vehicle at its best read) and
+            ``boxes.jsonl`` (:class:`TrackBox`: every track's box in every analysed frame, with its
+            plate box where one was read; what the privacy blur follows, :mod:`dashcam.blur`).
 
     Memory is bounded by the decode queue (``settings.queue_size`` frames) plus one JPEG per
     (track, text): nothing grows with video length except the small records.
@@ -227,6 +238,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     best_thumb: dict[int, tuple[tuple[int, float], bytes]] = {}
     n_frames = n_vehicles = n_plate_tries = 0
     last_idx = -1
+    boxes: list[TrackBox] = []  # every track in every analysed frame (privacy blur, dashcam.blur)
 
     def seen(objs, frame) -> None:  # track summaries + largest-view thumbnails
         for v in objs:
@@ -239,12 +251,15 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
             t.last_frame_idx = frame.frame_idx
             t.n_frames += 1
             area = (v.bbox[2] - v.bbox[0]) * (v.bbox[3] - v.bbox[1])
+            boxes.append(TrackBox(frame_idx=frame.frame_idx, track_id=v.track_id, car_bbox=v.bbox,
+                                  plate_bbox=v.bbox if v.cls == CloseupPlateTracker.CLS else None))
             _offer_thumb(best_thumb, t, (0, area), frame.image, v.bbox, frame.frame_idx)
 
     decode = DecodeStats()
     for frame in iter_frames(info, settings.detect_fps, settings.queue_size, stats=decode, damage_ok=True):
         n_frames += 1
         last_idx = frame.frame_idx
+        first_box = len(boxes)
         image = frame.image
         vehicles = tracker.update(image)
         n_vehicles += len(vehicles)
@@ -260,6 +275,9 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
             schedule.record(cu_reads, as_track=schedule.FRAME_TRACK)
             n_plate_tries += 1
             frame_reads += cu_reads
+        plate_at = {r.track_id: r.plate_bbox for r in frame_reads}
+        for b in boxes[first_box:]:
+            b.plate_bbox = plate_at.get(b.track_id, b.plate_bbox)
         for read in frame_reads:
             reads.append(read)
             quality = _crop_quality(read)
@@ -284,14 +302,15 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
             p = out / "thumbs" / f"{track_id}.jpg"
             atomic_write_bytes(p, entry[1], verify=_verify_jpeg)
             ts.thumb_path = str(p)
-    reads_path, tracks_path = out / "reads.jsonl", out / "tracks.jsonl"
+    reads_path, tracks_path, boxes_path = out / "reads.jsonl", out / "tracks.jsonl", out / "boxes.jsonl"
+    write_jsonl(boxes_path, boxes)
     write_jsonl(reads_path, reads)
     write_jsonl(tracks_path, sorted(tracks.values(), key=lambda t: t.track_id))
     return AnalyzeResult(
         video_id=info.video_id, work_dir=str(out), reads_path=str(reads_path), tracks_path=str(tracks_path),
         frames_decoded=last_idx + 1, frames_analyzed=n_frames, n_vehicle_detections=n_vehicles,
         n_plate_reads=len(reads), n_plate_tries=n_plate_tries, wall_s=time.perf_counter() - t0,
-        damage=decode.damage,
+        damage=decode.damage, boxes_path=str(boxes_path),
     )
 
 

@@ -77,6 +77,19 @@ class TrackSummary(BaseModel):
     thumb_path: str | None = None  # best-frame vehicle thumbnail written by analyze
 
 
+class TrackBox(BaseModel):
+    """Where one tracked object was in one analysed frame (issue 16: what the privacy blur follows).
+
+    ``car_bbox``: the tracked box (a vehicle, or for a close-up plate track, the plate itself);
+    ``plate_bbox``: the plate box read in this frame (a :class:`PlateRead`'s), or for a close-up
+    plate track the tracked box; None when no plate was read in this frame. Source-frame pixels."""
+
+    frame_idx: int
+    track_id: int
+    car_bbox: BBox
+    plate_bbox: BBox | None = None
+
+
 class PlateAlternative(BaseModel):
     """One distinct reading of a track other than its voted plate (for misread-tolerant search).
 
@@ -130,6 +143,9 @@ class AnalyzeResult(BaseModel):
     # None: decoded cleanly. Else one line: where decoding failed and why (dashcam.video
     # DecodeStats.damage); the reads/tracks of every frame that did decode are kept
     damage: str | None = None
+    # JSON lines of TrackBox, every track in every analysed frame (issue 16, dashcam.blur); None in
+    # results written before
+    boxes_path: str | None = None
 
 
 def write_jsonl(path: Path, records: Sequence[BaseModel]) -> None:

@@ -234,9 +234,12 @@ def archive(manifest_path: str, settings: Settings) -> str:
     events = read_jsonl(Path(m.events_path), PlateEvent)
     # a damaged source transcodes only as far as it decodes: at least the span analyze decoded
     min_duration = m.archive_min_duration_s
+    from dashcam.blur import archive_plan  # issue 16: privacy blur (None: archive_blur="none")
+
     video_path, archived = archive_video(
         m.info, events, archive_dir, height=settings.archive_height,
         crf=settings.archive_crf, preset=settings.archive_preset, min_duration_s=min_duration,
+        blur=archive_plan(m, settings),
     )
     write_jsonl(m.archived_events_path, archived)
     # issue 16: verify the finished copy (0.5 s duration, frame size, crops/thumbnails decode) and

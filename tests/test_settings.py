@@ -68,6 +68,7 @@ DEFAULTS = {
     "archive_height": 720,
     "archive_crf": 28,
     "archive_preset": "veryfast",
+    "archive_blur": "none",
     "raw_dir": None,
     "raw_keep_days": 7.0,
     "raw_max_gb": None,

@@ -661,9 +661,16 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
 
     # media -----------------------------------------------------------------------------------
     def _video_row(conn, video_id: str) -> dict:
-        r = conn.execute(sa.select(VIDEOS.c.id, VIDEOS.c.archive_path, VIDEOS.c.duration_s).where(VIDEOS.c.id == video_id)).mappings().first()
+        """The video's archive copy facts. Media is served from the archive copy only, never
+        ``videos.path``: the raw file may be gone (``raw_deleted_at``, retention) and lies outside
+        the archive folder; an archive copy deleted by retention is 410 Gone (issue 16)."""
+        r = conn.execute(sa.select(VIDEOS.c.id, VIDEOS.c.archive_path, VIDEOS.c.duration_s, VIDEOS.c.archive_deleted_at)
+                         .where(VIDEOS.c.id == video_id)).mappings().first()
         if r is None:
             raise HTTPException(404, f"There is no video {video_id[:80]!r}.")
+        if r["archive_deleted_at"] is not None:
+            raise HTTPException(410, f"The archive copy of video {video_id[:80]} was deleted by retention "
+                                f"(archive_keep_days) on {r['archive_deleted_at']:%Y-%m-%d}; its crops and thumbnails remain.")
         return dict(r)
 
     @app.get("/media/video/{video_id}")
@@ -719,4 +726,7 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         resp.delete_cookie(SESSION_COOKIE)
         return resp
 
+    from dashcam.web import storage_page  # issue 16: read-only storage page
+
+    storage_page.register(app, page, web)
     return app
