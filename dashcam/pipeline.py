@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
@@ -30,6 +30,9 @@ from pydantic import BaseModel
 from dashcam.archive import atomic_write_bytes, verify_media
 from dashcam.records import AnalyzeResult, BBox, PlateEvent, PlateRead, TrackSummary, VideoInfo, read_jsonl, write_jsonl
 from dashcam.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dashcam.alpr import Detections
 
 THUMB_MAX_SIDE = 320  # px, longest side of the best-frame vehicle thumbnail
 JPEG_QUALITY = 92
@@ -116,7 +119,7 @@ class _AnalyzeOutput:
     # after it the frame of the best plate read
     best_thumb: dict[int, tuple[tuple[int, float], bytes]] = field(default_factory=dict)
 
-    def seen(self, objs, image: np.ndarray, frame_idx: int) -> None:
+    def seen(self, objs: Detections, image: np.ndarray, frame_idx: int) -> None:
         """Tracked objects (:class:`dashcam.alpr.Detections`, frame pixels) of one frame: track
         summaries and largest-view thumbnails."""
         for i in range(len(objs)):
