@@ -28,7 +28,7 @@ Columns (one row per input):
   ``detect_fps`` x RTF);
 * ``veh/s``: vehicle detections (tracked boxes summed over analysed frames) per wall second;
 * ``plate det/s``: vehicle crops sent to the plate detector per wall second (the vehicles that
-  :class:`dashcam.pipeline.PlateReadScheduler` chose; each costs one plate-detector call);
+  :class:`dashcam.alpr.PlateReadScheduler` chose; each costs one plate-detector call);
 * ``reads/s``: plate reads (plates detected in tracked vehicles that OCR read as non-empty text)
   per wall second;
 * ``peak RSS MiB``: maximum resident set size of *this Python process* while that input was

@@ -121,7 +121,7 @@ def main(argv=None) -> int:
             for f in frames(p, args.fps):
                 n += 1
                 a = time.perf_counter()
-                b8 = [(b, c) for b, c, _ in v8.detect(f)]
+                b8 = list(v8.detect(f))  # (box, conf) per vehicle
                 t8 += time.perf_counter() - a
                 a = time.perf_counter()
                 bx = yx.detect(f)

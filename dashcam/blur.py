@@ -4,13 +4,14 @@ What is blurred: the plate of every track for which the analysis found a plate b
 source frame of the track, so that no frame between two analysed ones shows a readable plate.
 The analysis (:func:`dashcam.pipeline.analyze`) writes ``boxes.jsonl``
 (:class:`dashcam.records.TrackBox`): every track's box in every analysed frame (every K-th
-source frame, K = round(fps / detect_fps)) and the plate box where one was read in that frame.
+source frame, K = round(fps / detect_fps)) and the plate box where the plate detector found one
+in that frame (read or not: OCR may have rejected the crop).
 Plate boxes are sparse (the scheduler reads a settled track about once a second), so
 :func:`plan_plate_blur` builds one plate box per track and analysed frame and then per source
 frame:
 
-1. analysed frame with a read: the read's plate box;
-2. analysed frame without one: the track's nearest-in-time read, as a box *relative to its
+1. analysed frame with a detected plate: its plate box;
+2. analysed frame without one: the track's nearest-in-time plate box, as a box *relative to its
    vehicle box* (fractions of the vehicle box width/height), placed on this frame's vehicle box;
    close-up plate tracks (no vehicle) are the plate box itself;
 3. source frames between two analysed frames of the track, at most ``max_gap`` frames apart:
@@ -19,8 +20,8 @@ frame:
 4. every box padded by ``PAD_X`` / ``PAD_Y`` of its size on each side (motion between analysed
    frames is not linear) and clipped to the frame.
 
-Tracks without any plate box (never read: a plate too small or absent) are not blurred: there is
-nothing known to follow. The blur (:func:`blur_boxes`): each box averaged down to 16 x 6 cells (at
+Tracks without any plate box (the detector never found a plate on them: too small or absent) are
+not blurred: there is nothing known to follow. The blur (:func:`blur_boxes`): each box averaged down to 16 x 6 cells (at
 most 2 cells across a character), smoothed, and scaled back up bilinearly.
 
 Frames travel decode -> OpenCV -> encode through pipes (:func:`run_blurred`): ``ffmpeg`` decodes

@@ -147,7 +147,6 @@ def _load_yolo_cached(path: str, task: str, device: str):
     from ultralytics import YOLO
 
     model = YOLO(path, task=task)
-    model._dashcam_device = device  # predict() takes device per call; remembered for callers
     if path.lower().endswith(".onnx") and device == "cpu":
         # ultralytics builds its onnxruntime session on the first predict, with default options:
         # build it now on a small blank image (any size: only the session matters) and swap in a
@@ -382,7 +381,7 @@ def dequantize_dynamic_onnx(src: str | Path, dst: str | Path) -> Path:
         cast = nxt[0] if len(nxt) == 1 and nxt[0].op_type == "Cast" else None
         nxt = cons.get(cast.output[0], []) if cast is not None else []
         mul = nxt[0] if len(nxt) == 1 and nxt[0].op_type == "Mul" else None
-        if dql is None or dql.op_type != "DynamicQuantizeLinear" or mul is None:
+        if dql is None or dql.op_type != "DynamicQuantizeLinear" or mul is None or cast is None:
             raise ModelRetargetError(f"{src}: {n.name}: not a DynamicQuantizeLinear/ConvInteger/Cast/Mul chain")
         scale_out = next(i for i in mul.input if i != cast.output[0])
         smul = prod.get(scale_out)

@@ -5,10 +5,13 @@ Order (see docs/architecture.md)::
     probe -> analyze (decode -> vehicles+track -> plates -> OCR) -> vote -> GPS -> archive -> persist
 
 ``analyze`` is the only stage that touches pixels. Decode, detection, tracking and OCR run as one
-streaming loop because frames never leave the process: it writes small records (JSON lines) and
-plate crops / thumbnails to the video's work folder and returns paths. Every later stage reads
-those records, so it can run on another machine (issue 3: the heavy subflow on pool ``gpu``, the
-rest on pool ``server``) and can be retried without redoing the heavy stage.
+streaming loop because frames never leave the process: the loop feeds each decoded frame to a
+:class:`dashcam.alpr.FrameReader` (tracking, read scheduling, plate detection, OCR, close-ups) and
+hands what it found to an output collector (:class:`_AnalyzeOutput`: best plate crop per track and
+text, best vehicle thumbnail per track, track summaries), which writes small records (JSON lines)
+and the crops / thumbnails to the video's work folder. Every later stage reads those records, so it
+can run on another machine (issue 3: the heavy subflow on pool ``gpu``, the rest on pool
+``server``) and can be retried without redoing the heavy stage.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
+from pydantic import BaseModel
 
 from dashcam.archive import atomic_write_bytes, verify_media
 from dashcam.records import (
     AnalyzeResult,
+    BBox,
     PlateEvent,
     PlateRead,
     TrackBox,
@@ -35,6 +40,9 @@ from dashcam.records import (
     write_jsonl,
 )
 from dashcam.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dashcam.alpr import Detections
 
 THUMB_MAX_SIDE = 320  # px, longest side of the best-frame vehicle thumbnail
 JPEG_QUALITY = 92
@@ -79,109 +87,116 @@ def _jpeg(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _clip_box(b, w: int, h: int) -> tuple[int, int, int, int]:
-    x1, y1, x2, y2 = (int(round(v)) for v in b)
-    return max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+def _thumbnail(frame: np.ndarray, car_bbox: BBox) -> np.ndarray:
+    """The vehicle box (frame pixels) cut out of ``frame``, its longest side at most ``THUMB_MAX_SIDE``."""
+    from dashcam.alpr.geometry import pixel_bounds
 
-
-def _thumbnail(frame: np.ndarray, car_bbox) -> np.ndarray:
     h, w = frame.shape[:2]
-    x1, y1, x2, y2 = _clip_box(car_bbox, w, h)
+    x1, y1, x2, y2 = pixel_bounds(car_bbox, w, h)
     crop = frame[y1:y2, x1:x2]
     scale = THUMB_MAX_SIDE / max(crop.shape[:2])
     if scale < 1:
-        crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+        size = (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     return crop
 
 
+def _verify_jpeg(path: Path) -> None:
+    verify_media(path, "image")
+
+
+def _crop_quality(r: PlateRead) -> float:
+    """Rank plate crops of one track: OCR confidence x detector confidence x sqrt(area) x sharpness.
+
+    sqrt(area) and log-sharpness keep one huge or noisy crop from dominating; a bigger, sharper,
+    more confidently read crop is the one a person wants to look at.
+    """
+    return r.text_conf * r.plate_conf * float(np.sqrt(r.plate_area)) * float(np.log1p(r.sharpness))
+
+
 @dataclass
-class _TrackReads:
-    last_try_pts: float | None = None  # pts (s) of the last plate-detector try, None = never tried
-    last_try_area: float = 0.0  # vehicle bbox area (px^2) at that try
-    last_found: bool = False  # that try gave a read
-    agree: dict[str, int] = field(default_factory=dict)  # folded text -> confident reads of it
+class _AnalyzeOutput:
+    """What :func:`analyze` keeps of a video: reads, track summaries, the best plate crop per
+    (track, text) and the best vehicle thumbnail per track (as JPEG bytes until :meth:`write`).
 
-
-class _FrameTrack(NamedTuple):
-    track_id: int
-    bbox: tuple[float, float, float, float]
-
-
-class PlateReadScheduler:
-    """Decide, per analysed frame, which tracked vehicles get plate detection + OCR.
-
-    The plate detector costs ~60 ms per vehicle crop at 320 px on 2 CPU cores (more than the
-    vehicle detector per frame), so reading every vehicle in every analysed frame spends most of
-    the time on vehicles that cannot give a readable plate or are already read. Rule, per track
-    (``w`` = vehicle bbox width in source pixels, ``t`` = the frame's pts in seconds):
-
-    1. **Too small**: ``w < settings.plate_min_vehicle_px`` -> never read. A plate is 0.2-0.4 of
-       a vehicle's width (measured on plates-video/road-video), and OCR needs a plate >= ~35 px
-       wide (the smallest labelled plate in plates-images is 50 px), so below ~96 px the detector
-       finds nothing readable (road-video: 0 reads on 119 such crops).
-    2. **First sight** -> read.
-    3. **Last try found no plate** (rear plate hidden, side view, far): retry after
-       ``plate_retry_s`` or as soon as the vehicle's area has grown 1.25x (it came closer).
-    4. **Settled**: ``plate_settle_reads`` reads of the same text (O/0, I/1 folded) each at OCR
-       confidence >= ``SETTLE_CONF`` -> re-read only every ``plate_retry_s`` (a later, closer
-       view may still give a better crop); at 4 agreeing reads the vote
-       (:mod:`dashcam.vote`) already reports ~0.9 confidence.
-    5. Otherwise (a plate was found, text not settled yet) -> read at every analysed frame.
-
-    This is a detection-rate policy applied per object instead of per frame (cf. the seeds'
-    motion gating, which decides per frame); ``plate_settle_reads = 0`` turns it off (every
-    vehicle of at least the minimum width in every analysed frame, the issue-2 behaviour).
+    Memory: one JPEG per (track, text) and one per track; nothing else grows but the records.
     """
 
-    SETTLE_CONF = 0.85
-    GROWTH = 1.25
-    FRAME_TRACK = 0  # pseudo track id of close-up passes over a whole frame (ByteTrack ids are >= 1)
+    reads: list[PlateRead] = field(default_factory=list)
+    tracks: dict[int, TrackSummary] = field(default_factory=dict)
+    best_crop: dict[tuple[int, str], tuple[float, bytes]] = field(default_factory=dict)  # -> (quality, jpeg)
+    # track -> ((has_read, quality), jpeg): before any read the largest view of the vehicle wins,
+    # after it the frame of the best plate read
+    best_thumb: dict[int, tuple[tuple[int, float], bytes]] = field(default_factory=dict)
+    boxes: list[TrackBox] = field(default_factory=list)  # every track in every analysed frame (dashcam.blur)
 
-    def __init__(self, settings: Settings):
-        self.min_w = float(settings.plate_min_vehicle_px)
-        self.retry_s = float(settings.plate_retry_s)
-        self.settle = int(settings.plate_settle_reads)
-        self.state: dict[int, _TrackReads] = {}
+    def seen(self, objs: Detections, image: np.ndarray, frame_idx: int, *, plates: bool = False) -> None:
+        """Tracked objects (:class:`dashcam.alpr.Detections`, frame pixels) of one frame: track
+        summaries, largest-view thumbnails and one :class:`TrackBox` each (``plates``: the objects
+        are close-up plate tracks, so the tracked box is the plate box)."""
+        for i in range(len(objs)):
+            track_id, bbox = objs.track(i), objs.box(i)
+            self.boxes.append(TrackBox(frame_idx=frame_idx, track_id=track_id, car_bbox=bbox,
+                                       plate_bbox=bbox if plates else None))
+            t = self.tracks.get(track_id)
+            if t is None:
+                t = self.tracks[track_id] = TrackSummary(
+                    track_id=track_id, first_frame_idx=frame_idx, last_frame_idx=frame_idx,
+                    n_frames=0, best_car_bbox=bbox, best_frame_idx=frame_idx,
+                )
+            t.last_frame_idx = frame_idx
+            t.n_frames += 1
+            area = (bbox[2] - bbox[0]) * (bbox[3] - bbox[1])
+            self._offer_thumb(t, (0, area), image, bbox, frame_idx)
 
-    def due(self, vehicles: list, pts_s: float) -> list:
-        """The subset of ``vehicles`` (:class:`dashcam.alpr.TrackedVehicle`, bbox in source
-        pixels) to read in the frame at ``pts_s`` seconds, in input order; marks them tried."""
-        out = []
-        for v in vehicles:
-            w, h = v.bbox[2] - v.bbox[0], v.bbox[3] - v.bbox[1]
-            if w < self.min_w:
-                continue
-            st = self.state.setdefault(v.track_id, _TrackReads())
-            area = w * h
-            if self.settle > 0 and st.last_try_pts is not None:
-                waited = pts_s - st.last_try_pts >= self.retry_s
-                settled = max(st.agree.values(), default=0) >= self.settle
-                if settled and not waited:
-                    continue
-                if not settled and not st.last_found and not waited and area < self.GROWTH * st.last_try_area:
-                    continue
-            st.last_try_pts, st.last_try_area, st.last_found = pts_s, area, False
-            out.append(v)
-        return out
+    def add_plate_boxes(self, plate_boxes: dict[int, BBox], first_box: int) -> None:
+        """Set the plate box (``track_id -> box``, frame pixels; detected, read or not) on this
+        frame's :class:`TrackBox` entries, i.e. those from index ``first_box`` on."""
+        for b in self.boxes[first_box:]:
+            b.plate_bbox = plate_boxes.get(b.track_id, b.plate_bbox)
 
-    def frame_due(self, width: float, height: float, pts_s: float) -> bool:
-        """Should the frame at ``pts_s`` get a close-up plate pass
-        (:class:`dashcam.alpr.CloseupPlateTracker`)? The whole frame (``width`` x ``height``
-        source px) is scheduled as one pseudo track ``FRAME_TRACK`` by the same rule; feed its
-        reads back with ``record(reads, as_track=FRAME_TRACK)``."""
-        return bool(self.due([_FrameTrack(self.FRAME_TRACK, (0.0, 0.0, float(width), float(height)))], pts_s))
+    def add_reads(self, reads: list[PlateRead], image: np.ndarray, frame_idx: int) -> None:
+        """Plate reads of one frame: kept, and offered as best crop / best thumbnail."""
+        from dashcam.alpr.ocr import crop_plate
 
-    def record(self, reads: list[PlateRead], as_track: int | None = None) -> None:
-        """Feed back the reads of the vehicles returned by the last :meth:`due` call (or, with
-        ``as_track``, reads that all count for that one scheduled track)."""
-        from dashcam.vote import fold
+        for read in reads:
+            self.reads.append(read)
+            quality = _crop_quality(read)
+            key = (read.track_id, read.text)
+            if key not in self.best_crop or quality > self.best_crop[key][0]:
+                self.best_crop[key] = (quality, _jpeg(crop_plate(image, read.plate_bbox, CROP_MARGIN)))
+            self._offer_thumb(self.tracks[read.track_id], (1, quality), image, read.car_bbox, frame_idx)
 
-        for r in reads:
-            st = self.state.setdefault(r.track_id if as_track is None else as_track, _TrackReads())
-            st.last_found = True
-            if r.text_conf >= self.SETTLE_CONF:
-                k = fold(r.text)
-                st.agree[k] = st.agree.get(k, 0) + 1
+    def _offer_thumb(self, t: TrackSummary, quality: tuple[int, float], image: np.ndarray, car_bbox: BBox, frame_idx: int) -> None:
+        """Keep the vehicle thumbnail of the best frame so far for track ``t`` (encodes only on improvement)."""
+        cur = self.best_thumb.get(t.track_id)
+        if cur is None or quality > cur[0]:
+            self.best_thumb[t.track_id] = (quality, _jpeg(_thumbnail(image, car_bbox)))
+            t.best_car_bbox, t.best_frame_idx = car_bbox, frame_idx
+
+    def write(self, out: Path) -> tuple[Path, Path, Path]:
+        """Write crops and thumbnails first (each verified before it takes its name), the records
+        last (the records are the manifest): returns ``(reads.jsonl, tracks.jsonl, boxes.jsonl)``
+        under ``out``."""
+        crop_paths: dict[tuple[int, str], str] = {}
+        for (track_id, text), (_, data) in self.best_crop.items():
+            p = out / "crops" / f"{track_id}_{text}.jpg"
+            atomic_write_bytes(p, data, verify=_verify_jpeg)
+            crop_paths[(track_id, text)] = str(p)
+        for r in self.reads:
+            r.crop_path = crop_paths.get((r.track_id, r.text))
+        for track_id, ts in self.tracks.items():
+            entry = self.best_thumb.get(track_id)
+            if entry is not None:
+                p = out / "thumbs" / f"{track_id}.jpg"
+                atomic_write_bytes(p, entry[1], verify=_verify_jpeg)
+                ts.thumb_path = str(p)
+        reads_path, tracks_path, boxes_path = out / "reads.jsonl", out / "tracks.jsonl", out / "boxes.jsonl"
+        tracks = [self.tracks[k] for k in sorted(self.tracks)]
+        write_jsonl(boxes_path, cast("list[BaseModel]", self.boxes))
+        write_jsonl(reads_path, cast("list[BaseModel]", self.reads))
+        write_jsonl(tracks_path, cast("list[BaseModel]", tracks))
+        return reads_path, tracks_path, boxes_path
 
 
 def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResult:
@@ -195,7 +210,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
             ``crops/<track_id>_<text>.jpg`` (the sharpest, most confident full-resolution plate
             crop per track and text), ``thumbs/<track_id>.jpg`` (vehicle at its best read) and
             ``boxes.jsonl`` (:class:`TrackBox`: every track's box in every analysed frame, with its
-            plate box where one was read; what the privacy blur follows, :mod:`dashcam.blur`).
+            detected plate box; what the privacy blur follows, :mod:`dashcam.blur`).
 
     Memory is bounded by the decode queue (``settings.queue_size`` frames) plus one JPEG per
     (track, text): nothing grows with video length except the small records.
@@ -209,137 +224,43 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         dashcam.video.VideoError: no frame of the video can be decoded (truncated, corrupt).
         dashcam.models.ModelNotFoundError: a model file cannot be found offline.
     """
-    from dashcam.alpr import (
-        CloseupPlateTracker,
-        PlateDetector,
-        PlateReader,
-        VehicleTracker,
-        crop_plate,
-        read_closeup_plates,
-        read_tracked_frame,
-    )
+    from dashcam.alpr import FrameReader
     from dashcam.video import DecodeStats, iter_frames
 
     t0 = time.perf_counter()
-    out = Path(work_dir) / info.video_id
-    tracker = VehicleTracker(settings)
-    tracker.reset()
-    detector = PlateDetector(settings)
-    reader = PlateReader(settings)
-    schedule = PlateReadScheduler(settings)
-    # frames without any tracked vehicle get a close-up plate pass (a plate filling the frame)
-    closeups = CloseupPlateTracker(settings, detector) if settings.closeup_plates else None
-
-    reads: list[PlateRead] = []
-    tracks: dict[int, TrackSummary] = {}
-    best_crop: dict[tuple[int, str], tuple[float, bytes]] = {}  # (track, text) -> (quality, jpeg)
-    # track -> ((has_read, quality), jpeg): before any read the largest view of the vehicle wins,
-    # after it the frame of the best plate read
-    best_thumb: dict[int, tuple[tuple[int, float], bytes]] = {}
+    reader = FrameReader(settings)
+    output = _AnalyzeOutput()
     n_frames = n_vehicles = n_plate_tries = 0
     last_idx = -1
-    boxes: list[TrackBox] = []  # every track in every analysed frame (privacy blur, dashcam.blur)
-
-    def seen(objs, frame) -> None:  # track summaries + largest-view thumbnails
-        for v in objs:
-            t = tracks.get(v.track_id)
-            if t is None:
-                t = tracks[v.track_id] = TrackSummary(
-                    track_id=v.track_id, first_frame_idx=frame.frame_idx, last_frame_idx=frame.frame_idx,
-                    n_frames=0, best_car_bbox=v.bbox, best_frame_idx=frame.frame_idx,
-                )
-            t.last_frame_idx = frame.frame_idx
-            t.n_frames += 1
-            area = (v.bbox[2] - v.bbox[0]) * (v.bbox[3] - v.bbox[1])
-            boxes.append(TrackBox(frame_idx=frame.frame_idx, track_id=v.track_id, car_bbox=v.bbox,
-                                  plate_bbox=v.bbox if v.cls == CloseupPlateTracker.CLS else None))
-            _offer_thumb(best_thumb, t, (0, area), frame.image, v.bbox, frame.frame_idx)
-
     decode = DecodeStats()
     for frame in iter_frames(info, settings.detect_fps, settings.queue_size, stats=decode, damage_ok=True):
         n_frames += 1
         last_idx = frame.frame_idx
-        first_box = len(boxes)
-        image = frame.image
-        vehicles = tracker.update(image)
-        n_vehicles += len(vehicles)
-        seen(vehicles, frame)
-        due = schedule.due(vehicles, frame.pts_s)
-        frame_reads = read_tracked_frame(image, due, detector, reader, frame.frame_idx, frame.pts_s) if due else []
-        schedule.record(frame_reads)
-        n_plate_tries += len(due)
-        if closeups is not None and not vehicles and schedule.frame_due(image.shape[1], image.shape[0], frame.pts_s):
-            plates = closeups.update(image)
-            seen(plates, frame)
-            cu_reads = read_closeup_plates(image, plates, reader, frame.frame_idx, frame.pts_s)
-            schedule.record(cu_reads, as_track=schedule.FRAME_TRACK)
-            n_plate_tries += 1
-            frame_reads += cu_reads
-        plate_at = {r.track_id: r.plate_bbox for r in frame_reads}
-        for b in boxes[first_box:]:
-            b.plate_bbox = plate_at.get(b.track_id, b.plate_bbox)
-        for read in frame_reads:
-            reads.append(read)
-            quality = _crop_quality(read)
-            key = (read.track_id, read.text)
-            if key not in best_crop or quality > best_crop[key][0]:
-                best_crop[key] = (quality, _jpeg(crop_plate(image, read.plate_bbox, CROP_MARGIN)))
-            _offer_thumb(best_thumb, tracks[read.track_id], (1, quality), image, read.car_bbox, frame.frame_idx)
-        _emit(Progress(info.video_id, last_idx + 1, info.frame_count, n_frames, len(reads),
-                       len({r.track_id for r in reads})))
-
-    # write heavy output: crops and thumbnails first, records last (the records are the manifest)
-    crop_paths: dict[tuple[int, str], str] = {}
-    for (track_id, text), (_, data) in best_crop.items():
-        p = out / "crops" / f"{track_id}_{text}.jpg"
-        atomic_write_bytes(p, data, verify=_verify_jpeg)
-        crop_paths[(track_id, text)] = str(p)
-    for r in reads:
-        r.crop_path = crop_paths.get((r.track_id, r.text))
-    for track_id, ts in tracks.items():
-        entry = best_thumb.get(track_id)
-        if entry is not None:
-            p = out / "thumbs" / f"{track_id}.jpg"
-            atomic_write_bytes(p, entry[1], verify=_verify_jpeg)
-            ts.thumb_path = str(p)
-    reads_path, tracks_path, boxes_path = out / "reads.jsonl", out / "tracks.jsonl", out / "boxes.jsonl"
-    write_jsonl(boxes_path, boxes)
-    write_jsonl(reads_path, reads)
-    write_jsonl(tracks_path, sorted(tracks.values(), key=lambda t: t.track_id))
+        found = reader.read(frame.image, frame.frame_idx, frame.pts_s)
+        n_vehicles += len(found.vehicles)
+        n_plate_tries += found.tries
+        first_box = len(output.boxes)
+        output.seen(found.vehicles, frame.image, frame.frame_idx)
+        output.seen(found.plates, frame.image, frame.frame_idx, plates=True)
+        output.add_plate_boxes(found.plate_boxes | {r.track_id: r.plate_bbox for r in found.reads}, first_box)
+        output.add_reads(found.reads, frame.image, frame.frame_idx)
+        _emit(Progress(info.video_id, last_idx + 1, info.frame_count, n_frames, len(output.reads),
+                       len({r.track_id for r in output.reads})))
+    reads_path, tracks_path, boxes_path = output.write(Path(work_dir) / info.video_id)
     return AnalyzeResult(
-        video_id=info.video_id, work_dir=str(out), reads_path=str(reads_path), tracks_path=str(tracks_path),
-        frames_decoded=last_idx + 1, frames_analyzed=n_frames, n_vehicle_detections=n_vehicles,
-        n_plate_reads=len(reads), n_plate_tries=n_plate_tries, wall_s=time.perf_counter() - t0,
-        damage=decode.damage, boxes_path=str(boxes_path),
+        video_id=info.video_id, work_dir=str(Path(work_dir) / info.video_id), reads_path=str(reads_path),
+        tracks_path=str(tracks_path), frames_decoded=last_idx + 1, frames_analyzed=n_frames,
+        n_vehicle_detections=n_vehicles, n_plate_reads=len(output.reads), n_plate_tries=n_plate_tries,
+        wall_s=time.perf_counter() - t0, damage=decode.damage, boxes_path=str(boxes_path),
     )
 
-
-def _verify_jpeg(path: Path) -> None:
-    verify_media(path, "image")
-
-
-def _offer_thumb(best: dict, t: TrackSummary, quality: tuple[int, float], image: np.ndarray, car_bbox, frame_idx: int) -> None:
-    """Keep the vehicle thumbnail of the best frame so far for track ``t`` (encodes only on improvement)."""
-    cur = best.get(t.track_id)
-    if cur is None or quality > cur[0]:
-        best[t.track_id] = (quality, _jpeg(_thumbnail(image, car_bbox)))
-        t.best_car_bbox, t.best_frame_idx = tuple(car_bbox), frame_idx
-
-
-def _crop_quality(r: PlateRead) -> float:
-    """Rank plate crops of one track: OCR confidence x detector confidence x sqrt(area) x sharpness.
-
-    sqrt(area) and log-sharpness keep one huge or noisy crop from dominating; a bigger, sharper,
-    more confidently read crop is the one a person wants to look at.
-    """
-    return r.text_conf * r.plate_conf * float(np.sqrt(r.plate_area)) * float(np.log1p(r.sharpness))
 
 
 def track_priors(info: VideoInfo, reads: list[PlateRead], settings: Settings, track=None) -> tuple[str, ...]:
     """The plate-format regions for one track's ``reads`` (:func:`dashcam.region.plate_priors`):
     an explicit ``settings.plate_formats``; else (``auto``) the country at the GPS position of
     ``track`` (a :class:`dashcam.gps.GpsTrack` or None) at the reads' median pts (video clock,
-    corrected by the track's clock offset as :func:`dashcam.gps.align_gps` does); else the country of
+    corrected by the track's clock offset as :func:`align_gps` does); else the country of
     ``settings.camera_tz``; else ``()``."""
     from dashcam.region import plate_priors
 
@@ -494,3 +415,52 @@ def _merge_alternatives(a: list, b: list) -> list:
     out = [PlateAlternative(text=t, count=n, mean_conf=round(s / n, 4)) for t, (n, s) in acc.items()]
     out.sort(key=lambda x: (-x.count, -x.mean_conf, x.text))
     return out[:MAX_ALTERNATIVES]
+
+
+def align_gps(events: list[PlateEvent], track, settings: Settings | None = None) -> list[PlateEvent]:
+    """Set lat/lon/speed/heading on each event from ``track`` (a :class:`dashcam.gps.GpsTrack`)
+    at the event's ``ts``, or return the events unchanged when ``track`` is None.
+
+    ``ts`` comes in as video-clock time (recording start + pts); the position is looked up at
+    ``ts + track.clock_offset_s`` (:meth:`GpsTrack.at_video`), which corrects a camera clock or
+    ``camera_tz`` error when the track is embedded in the video, and the returned events carry
+    that corrected (GPS, UTC) ``ts``. Events outside the track, or inside a gap longer than the
+    track's ``max_gap_s`` (``settings.gps_max_gap_s``), keep null positions.
+    """
+    if track is None:
+        return events
+    offset = timedelta(seconds=track.clock_offset_s or 0.0)
+    out = []
+    for e in events:
+        update: dict = {"ts": e.ts + offset}
+        fix = track.at_video(e.ts)
+        if fix is not None:
+            update.update(lat=fix.lat, lon=fix.lon, speed_mps=fix.speed_mps, heading_deg=fix.heading_deg)
+        out.append(e.model_copy(update=update))
+    return out
+
+
+def route_points(track, start, end, step_s: float = 1.0) -> list[list]:
+    """The simplified route of a video: ``[[t_iso, lat, lon, speed_mps, heading_deg], ...]``.
+
+    One point every ``step_s`` seconds of video from ``start`` to ``end`` (video-clock times,
+    e.g. ``info.recording_start`` and that plus ``duration_s``), interpolated on ``track``; ``t``
+    is the GPS (UTC) time of the point. Instants outside the track or inside a gap are left out.
+    Coordinates are rounded to 1e-7 deg (about 1 cm), speed/heading to 0.01.
+    """
+    if track is None or step_s <= 0:
+        return []
+    out: list[list] = []
+    n = int((end - start).total_seconds() // step_s)
+    offset = timedelta(seconds=track.clock_offset_s)
+    for k in range(n + 1):
+        t = start + timedelta(seconds=k * step_s) + offset
+        fix = track.at(t)
+        if fix is None:
+            continue
+        out.append([
+            t.isoformat(), round(fix.lat, 7), round(fix.lon, 7),
+            None if fix.speed_mps is None else round(fix.speed_mps, 2),
+            None if fix.heading_deg is None else round(fix.heading_deg, 2),
+        ])
+    return out

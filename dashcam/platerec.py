@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -135,7 +136,7 @@ def _cached(model: str, config: str, device: str) -> PlateRecognizer:
     return PlateRecognizer(model, config, device)
 
 
-def load_plate_recognizer(settings: "Settings") -> PlateRecognizer:
+def load_plate_recognizer(settings: Settings) -> PlateRecognizer:
     """The :class:`PlateRecognizer` of ``settings`` (``plate_ocr_model``, ``plate_ocr_config``,
     ``device``), loaded once per process per resolved model, config and device. Raises
     :class:`dashcam.models.ModelNotFoundError` when the model or its YAML is missing."""

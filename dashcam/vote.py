@@ -62,8 +62,8 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from dashcam.records import PlateRead
 
@@ -80,7 +80,7 @@ NON_PLATE_WORDS = frozenset(
     TOYOTA HONDA NISSAN FORD LEXUS MAZDA SUBARU AUDI VOLVO TESLA KIA HYUNDAI JEEP DODGE
     CHEVY BUICK ACURA INFINITI OPEL SKODA SEAT FIAT RENAULT PEUGEOT CITROEN DACIA MINI
     DEALER SALES MOTORS AUTO AUTOS PLATE LICENSE STATE COUNTY EXPIRES STICKER
-    """.split()
+    """.split()  # noqa: SIM905 - a word list reads better as text than as 60 quoted strings
 )
 
 UNFOLD = {"0": "O", "1": "I"}
@@ -174,7 +174,7 @@ def _cls(c: str) -> str:
 
 
 def _fits(folded: str, pattern: str) -> bool:
-    for c, p in zip(folded, pattern):
+    for c, p in zip(folded, pattern, strict=False):
         if c in "01":
             continue  # ambiguous: 0/O, 1/I fit either slot
         if _cls(c) != p:
@@ -185,7 +185,7 @@ def _fits(folded: str, pattern: str) -> bool:
 def _resolve(text: str, pattern: str, letters_o_i: bool) -> str:
     """Set the look-alike characters of ``text`` from the slot kinds of ``pattern``."""
     out = []
-    for c, slot in zip(text, pattern):
+    for c, slot in zip(text, pattern, strict=False):
         if slot == "D" and c in "OI":
             c = fold(c)
         elif slot == "L" and letters_o_i and c in "01":
@@ -235,11 +235,12 @@ def _slot_decode(same: list[PlateRead], priors: Sequence[str]) -> str | None:
     ``text_conf``-weighted mean of their per-slot probabilities, decoded once with the formats
     of ``priors`` (:func:`dashcam.platerec.decode_slots`, constrained decoding). ``None`` when
     any read has no slot evidence (PP-OCR reads: the character vote decides)."""
-    if not same or any(not r.slot_probs for r in same) or len({len(r.slot_probs) for r in same}) != 1:
+    slots = [r.slot_probs for r in same]
+    if not slots or any(not s for s in slots) or len({len(s or ()) for s in slots}) != 1:
         return None
     from dashcam.platerec import CANON_ALPHABET, CANON_PAD, decode_slots, mean_slots, slots_from_json
 
-    m = mean_slots([slots_from_json(r.slot_probs) for r in same], [r.text_conf for r in same])
+    m = mean_slots([slots_from_json(s or []) for s in slots], [r.text_conf for r in same])
     return decode_slots(m, CANON_ALPHABET, CANON_PAD, tuple(priors)).text or None
 
 
@@ -293,7 +294,7 @@ def vote_track(
     s = 0.0
     for r in same:
         fr = fold(r.text)
-        s += r.text_conf * sum(a == b for a, b in zip(fr, ffinal)) / L
+        s += r.text_conf * sum(a == b for a, b in zip(fr, ffinal, strict=False)) / L
     evidence = 1.0 - math.exp(-s / 1.5)
     char_share = sum(shares) / L
     len_share = w_len[L] / sum(w_len.values())

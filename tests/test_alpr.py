@@ -14,11 +14,13 @@ import pytest
 from helpers import csv_rows, model_dir, shared_dir
 
 from dashcam.alpr import (
+    Detections,
     ImageReadError,
     PlateDetector,
     PlateReader,
     VehicleTracker,
     crop_plate,
+    iou,
     normalize_plate,
     plate_sharpness,
     read_array,
@@ -34,13 +36,6 @@ VIDEOS = shared_dir() / "data" / "plates-video"
 @pytest.fixture(scope="module")
 def settings() -> Settings:
     return Settings(model_dir=model_dir(), camera_tz="UTC")  # UTC: no country, so no region prior
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / u
 
 
 def test_normalize_plate():
@@ -95,8 +90,8 @@ def test_read_image_labelled_photos(rel, settings):
     row = _labels()[rel]
     res = read_image(IMAGES / rel, settings)
     gt = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
-    best = max(res, key=lambda d: _iou(d["plate_bbox"], gt))
-    assert _iou(best["plate_bbox"], gt) >= 0.5
+    best = max(res, key=lambda d: iou(d["plate_bbox"], gt))
+    assert iou(best["plate_bbox"], gt) >= 0.5
     assert best["text"] == normalize_plate(row["plate_text"])
     assert 0.5 < best["text_conf"] <= 1.0
     assert 0.0 < best["plate_conf"] <= 1.0
@@ -157,20 +152,20 @@ def test_vehicle_tracker_keeps_ids(settings):
     frames = _frames(shared_dir() / "data" / "road-video" / "udacity_solidWhiteRight.mp4", 8, 4)
     vt = VehicleTracker(settings)
     per_frame = [vt.update(f) for f in frames]
-    assert all(isinstance(v.track_id, int) and v.cls in (2, 3, 5, 7) for fr in per_frame for v in fr)
-    ids = [set(v.track_id for v in fr) for fr in per_frame[2:]]
+    assert all(isinstance(fr, Detections) and fr.tracker_id is not None for fr in per_frame)
+    assert all(set(fr.class_id.tolist()) <= {2, 3, 5, 7} for fr in per_frame)
+    ids = [set(fr.tracker_id.tolist()) for fr in per_frame[2:]]
     common = set.intersection(*ids)
     assert common, f"no track id survives over consecutive frames: {ids}"
     h, w = frames[0].shape[:2]
     for fr in per_frame:
-        for v in fr:
-            x1, y1, x2, y2 = v.bbox
+        for x1, y1, x2, y2 in fr.boxes():
             assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
     # reset: ids restart at 1 for a new video
     vt.reset()
     vt.update(frames[0])
     again = vt.update(frames[1])
-    assert again and min(v.track_id for v in again) == 1
+    assert len(again) and again.tracker_id.min() == 1
 
 
 def test_plate_detector_and_reader_on_video_frame(settings):
@@ -187,10 +182,10 @@ def test_plate_detector_and_reader_on_video_frame(settings):
     pd = PlateDetector(settings)
     plates = pd.detect_in_vehicles(frame, [v[0] for v in vehicles])
     found = [p for ps in plates for p in ps]
-    assert max(_iou(p[0], gt) for p in found) >= 0.5
+    assert max(iou(p[0], gt) for p in found) >= 0.5
     full = pd.detect(frame)
-    assert max(_iou(p[0], gt) for p in full) >= 0.5
-    best = max(found, key=lambda p: _iou(p[0], gt))
+    assert max(iou(p[0], gt) for p in full) >= 0.5
+    best = max(found, key=lambda p: iou(p[0], gt))
     reader = PlateReader(settings)
     assert reader.read_boxes(frame, [best[0]])[0].text == normalize_plate(row["plate_text"])
     t = reader.read(crop_plate(frame, best[0]))
@@ -210,18 +205,19 @@ def test_closeup_plate_without_vehicle_is_tracked_and_read(settings, tmp_path):
     rows = [r for r in csv_rows(VIDEOS / "boxes.csv") if r["file"] == clip]
     gt = tuple(float(rows[0][k]) for k in ("x1", "y1", "x2", "y2"))
     frames = _frames(VIDEOS / clip, 3, 2)
-    assert VehicleTracker(settings).detect(frames[0]) == []  # why the vehicle-crop path reads nothing
+    assert len(VehicleTracker(settings).detect(frames[0])) == 0  # why the vehicle-crop path reads nothing
     pd = PlateDetector(settings)
-    assert max(_iou(b, gt) for b, _ in pd.detect(frames[0])) < 0.6  # 640: part of the plate only
+    assert max(iou(b, gt) for b, _ in pd.detect(frames[0])) < 0.6  # 640: part of the plate only
     cu = CloseupPlateTracker(settings, pd)
     tracks = [cu.update(f) for f in frames]
     assert all(len(t) == 1 for t in tracks)
-    assert len({t[0].track_id for t in tracks}) == 1 and tracks[0][0].track_id > CloseupPlateTracker.TRACK_ID_BASE
-    assert _iou(tracks[0][0].bbox, gt) >= 0.8
-    assert PlateReader(settings).read_boxes(frames[0], [tracks[0][0].bbox])[0].text == "96LKH9"
+    assert len({t.track(0) for t in tracks}) == 1 and tracks[0].track(0) > CloseupPlateTracker.TRACK_ID_BASE
+    assert tracks[0].class_id.tolist() == [CloseupPlateTracker.CLS]
+    assert iou(tracks[0].box(0), gt) >= 0.8
+    assert PlateReader(settings).read_boxes(frames[0], tracks[0].boxes())[0].text == "96LKH9"
     # the photo path (dashcam read) does the same when it finds no vehicle
     [photo] = read_array(frames[0], settings)
-    assert photo["text"] == "96LKH9" and _iou(photo["plate_bbox"], gt) >= 0.8
+    assert photo["text"] == "96LKH9" and iou(photo["plate_bbox"], gt) >= 0.8
 
     s = settings.model_copy(update={"camera_tz": "UTC"})
     info = probe(VIDEOS / clip, "UTC")
@@ -235,7 +231,7 @@ def test_onnx_sessions_run_without_thread_spinning(settings):
     """Every onnxruntime session the pipeline runs on CPU (vehicles, plates at both sizes, OCR)
     has intra-op spinning off (dashcam.models.cpu_session; docs/performance.md step 4), and the
     swapped sessions still give the same detections and reading."""
-    from dashcam.alpr import _ConstrainedRec
+    from dashcam.alpr.ocr import _ConstrainedRec
 
     def spin(sess) -> str:
         return sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
@@ -288,11 +284,11 @@ def test_retargeted_plate_model_same_boxes_at_640_and_finds_plate_at_320(tmp_pat
     p320 = Path(yolo_onnx_at_imgsz(src, 320))
     mtime = p320.stat().st_mtime_ns
     assert yolo_onnx_at_imgsz(src, 320) == str(p320) and p320.stat().st_mtime_ns == mtime  # made once
-    vb = VehicleTracker(settings).detect(img)[0][0]
+    vb = VehicleTracker(settings).detect(img).box(0)
     x1, y1, x2, y2 = (int(v) for v in vb)
     r320 = YOLO(str(p320), task="detect").predict(img[y1:y2, x1:x2], imgsz=320, conf=0.35, verbose=False)[0]
     boxes = [(b[0] + x1, b[1] + y1, b[2] + x1, b[3] + y1) for b in r320.boxes.xyxy.tolist()]
-    assert max(_iou(b, gt) for b in boxes) >= 0.5
+    assert max(iou(b, gt) for b in boxes) >= 0.5
     # PlateDetector wires both sizes: crops at Settings.plate_crop_imgsz, whole images at 640
     pd = PlateDetector(settings)
     assert (pd.crop_imgsz, pd.image_imgsz) == (320, 640)
@@ -311,14 +307,23 @@ def test_retarget_rejects_other_models_and_bad_sizes(tmp_path, settings):
 
 
 # --------------------------------------------------------------------------------------------
-# Which vehicles are read per frame (dashcam.pipeline.PlateReadScheduler)
+# Which vehicles are read per frame (dashcam.alpr.PlateReadScheduler)
 # --------------------------------------------------------------------------------------------
 
 
-def _veh(track_id: int, w: float, h: float | None = None):
-    from dashcam.alpr import TrackedVehicle
+def _veh(track_id: int, w: float, h: float | None = None) -> tuple[int, float, float]:
+    return track_id, w, h or w / 2
 
-    return TrackedVehicle(track_id=track_id, bbox=(100.0, 100.0, 100.0 + w, 100.0 + (h or w / 2)), conf=0.9, cls=2)
+
+def _vehs(*vehicles: tuple[int, float, float]) -> Detections:
+    """Tracked vehicles ``(track_id, w, h)`` with boxes at (100, 100), conf 0.9, COCO car."""
+    boxes = [(100.0, 100.0, 100.0 + w, 100.0 + h) for _, w, h in vehicles]
+    n = len(vehicles)
+    return Detections(np.asarray(boxes).reshape(-1, 4), np.full(n, 0.9), np.full(n, 2), [t for t, _, _ in vehicles])
+
+
+def _due(sch, vehicles, pts: float) -> list[int]:
+    return sch.due(_vehs(*vehicles), pts).tracker_id.tolist()
 
 
 def _read(track_id: int, text: str, conf: float, pts: float):
@@ -330,40 +335,40 @@ def _read(track_id: int, text: str, conf: float, pts: float):
 
 
 def test_scheduler_skips_small_vehicles_and_settled_tracks():
-    from dashcam.pipeline import PlateReadScheduler
+    from dashcam.alpr import PlateReadScheduler
 
     s = Settings(plate_min_vehicle_px=96, plate_retry_s=1.0, plate_settle_reads=4)
     sch = PlateReadScheduler(s)
     small, big = _veh(1, 60), _veh(2, 300)
     pts = 0.0
     for k in range(4):  # four agreeing confident reads (O/0 folded) settle track 2
-        assert [v.track_id for v in sch.due([small, big], pts)] == [2]
+        assert _due(sch, [small, big], pts) == [2]
         sch.record([_read(2, "AB10CD" if k % 2 else "ABIOCD", 0.95, pts)])
         pts += 1 / 6
-    assert sch.due([small, big], pts) == []  # settled: not read again ...
-    assert [v.track_id for v in sch.due([big], pts + 1.0)] == [2]  # ... until plate_retry_s passed
+    assert _due(sch, [small, big], pts) == []  # settled: not read again ...
+    assert _due(sch, [big], pts + 1.0) == [2]  # ... until plate_retry_s passed
 
 
 def test_scheduler_unsettled_reads_every_frame_and_backs_off_without_plate():
-    from dashcam.pipeline import PlateReadScheduler
+    from dashcam.alpr import PlateReadScheduler
 
     sch = PlateReadScheduler(Settings(plate_min_vehicle_px=96, plate_retry_s=1.0, plate_settle_reads=4))
     a, b = _veh(1, 200), _veh(2, 200)
-    assert len(sch.due([a, b], 0.0)) == 2
+    assert len(_due(sch, [a, b], 0.0)) == 2
     sch.record([_read(1, "AB12CD", 0.6, 0.0)])  # a: plate read (low confidence); b: no plate found
     for pts, b_now, want in ((0.2, b, [1]),  # b backs off
                              (0.4, _veh(2, 240), [1, 2]),  # b came closer (area x1.44)
                              (0.6, _veh(2, 240), [1]),
                              (1.5, _veh(2, 240), [1, 2])):  # plate_retry_s passed
-        assert [v.track_id for v in sch.due([a, b_now], pts)] == want, pts
+        assert _due(sch, [a, b_now], pts) == want, pts
         sch.record([_read(1, "AB12CD", 0.6, pts)])  # a keeps giving unsettled reads: read every frame
-    assert sch.due([a], 1.7) == [a]
-    assert sch.due([a], 1.9) == []  # its last try (1.7) found no plate: a backs off too
+    assert _due(sch, [a], 1.7) == [1]
+    assert _due(sch, [a], 1.9) == []  # its last try (1.7) found no plate: a backs off too
 
 
 def test_scheduler_frame_pass_for_closeups():
     """Whole-frame close-up passes follow the same rule as one pseudo track."""
-    from dashcam.pipeline import PlateReadScheduler
+    from dashcam.alpr import PlateReadScheduler
 
     sch = PlateReadScheduler(Settings(plate_retry_s=1.0, plate_settle_reads=2))
     assert sch.frame_due(640, 480, 0.0)  # first vehicle-less frame: try
@@ -377,12 +382,12 @@ def test_scheduler_frame_pass_for_closeups():
 
 
 def test_scheduler_off_reads_every_vehicle_every_frame():
-    from dashcam.pipeline import PlateReadScheduler
+    from dashcam.alpr import PlateReadScheduler
 
     sch = PlateReadScheduler(Settings(plate_min_vehicle_px=32, plate_settle_reads=0))
     vs = [_veh(1, 40), _veh(2, 300)]
     for k in range(5):
-        assert len(sch.due(vs, k / 6)) == 2
+        assert len(_due(sch, vs, k / 6)) == 2
         sch.record([_read(2, "AB12CD", 0.99, k / 6)])
 
 

@@ -214,7 +214,7 @@ def test_truncated_duplicate_from_real_reads_is_merged(tmp_path):
     plate, touching in time and place: build_events keeps one event, the full plate."""
     from datetime import datetime
 
-    from dashcam.alpr import PlateDetector, PlateReader, TrackedVehicle, read_closeup_plates
+    from dashcam.alpr import Detections, PlateDetector, PlateReader, read_closeup_plates
     from dashcam.pipeline import build_events
     from dashcam.records import AnalyzeResult, TrackSummary, VideoInfo, write_jsonl
 
@@ -232,7 +232,7 @@ def test_truncated_duplicate_from_real_reads_is_merged(tmp_path):
         if idx % 2 == 0:
             for tid, small in ((1, False), (2, True)):
                 found = pd.detect(frame, small=small)[:1]
-                plates = [TrackedVehicle(tid, b, c, -1) for b, c in found]
+                plates = Detections(found.xyxy, found.confidence, found.class_id, [tid] * len(found))
                 got = read_closeup_plates(frame, plates, rd, idx, idx / 12)
                 reads += got
                 if got:
