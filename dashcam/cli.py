@@ -660,10 +660,9 @@ def clip_cmd(
     """Cut the moment of a plate event from the archive copy (or the raw file while it exists);
     front and rear side by side when both recordings of the moment are ingested."""
     from dashcam.archive import ArchiveError
+    from dashcam.blur import BlurError, clip_plan, watched_tracks
     from dashcam.clip import ClipError, export_clip
     from dashcam.db import make_engine
-
-    from dashcam.blur import BlurError, clip_plan, watched_tracks
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     engine = make_engine(settings.db_url)
