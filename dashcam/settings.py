@@ -181,7 +181,7 @@ class Settings(BaseSettings):
         description="Plate-detector input (px) for vehicle crops up to 1.25x this size; larger crops and whole "
         "images use 640.",
     )
-    # which vehicles get plate detection + OCR in an analysed frame (dashcam.pipeline.PlateReadScheduler)
+    # which vehicles get plate detection + OCR in an analysed frame (dashcam.alpr.PlateReadScheduler)
     plate_min_vehicle_px: float = Field(
         default=96.0,
         ge=0,
