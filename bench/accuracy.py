@@ -130,8 +130,13 @@ def print_confusion(console, pairs: list[tuple[str, str]], title: str, top: int 
     for i in range(half):
         left = items[i]
         right = items[i + half] if i + half < len(items) else None
-        t.add_row(left[0][0], left[0][1], str(left[1]), "",
-                  *((right[0][0], right[0][1], str(right[1])) if right else ("", "", "")))
+        t.add_row(
+            left[0][0],
+            left[0][1],
+            str(left[1]),
+            "",
+            *((right[0][0], right[0][1], str(right[1])) if right else ("", "", "")),
+        )
     console.print(t)
 
 
@@ -181,11 +186,29 @@ def cmd_images(args: argparse.Namespace) -> int:
         if captured and not correct:
             misreads.append((label, best["text"]))
         if not correct:
-            failures.append((r["file"], label, [(d["text"], d["text_conf"], d["raw_text"], round(iou(d["plate_bbox"], gt), 2)) for d in res]))
+            failures.append(
+                (
+                    r["file"],
+                    label,
+                    [(d["text"], d["text_conf"], d["raw_text"], round(iou(d["plate_bbox"], gt), 2)) for d in res],
+                )
+            )
 
     mode = "per-region plate formats" if args.per_region else "default settings"
     t = Table(title=f"plates-images: read_image vs labels ({len(rows)} photos, {mode})")
-    for c in ("region", "n", "capture", "read|captured", "end-to-end", "e2e O=0 I=1", "any-text", "ms/photo", "veh ms", "plate ms", "ocr ms"):
+    for c in (
+        "region",
+        "n",
+        "capture",
+        "read|captured",
+        "end-to-end",
+        "e2e O=0 I=1",
+        "any-text",
+        "ms/photo",
+        "veh ms",
+        "plate ms",
+        "ocr ms",
+    ):
         t.add_column(c, justify="right")
     for key in sorted(k for k in stats if k != "total") + ["total"]:
         s = stats[key]
@@ -242,7 +265,9 @@ def cmd_ocr(args: argparse.Namespace) -> int:
         ms[engine] = 1000 * best / len(rows)
         ok = sum(a == b for a, b in zip(texts, labels, strict=True))
         fok = sum(fold(a) == fold(b) for a, b in zip(texts, labels, strict=True))
-        t.add_row(engine, str(len(reader.variants)), f"{ms[engine]:.1f}", f"{ok / len(rows):.1%}", f"{fok / len(rows):.1%}")
+        t.add_row(
+            engine, str(len(reader.variants)), f"{ms[engine]:.1f}", f"{ok / len(rows):.1%}", f"{fok / len(rows):.1%}"
+        )
     Console(width=160).print(t)
     print(f"OCR cost per plate read, rapidocr / plate: {ms['rapidocr'] / ms['plate']:.1f}x")
     return 0
@@ -321,8 +346,14 @@ def cmd_frames(args: argparse.Namespace) -> int:
     for key in sorted(k for k in stats if k != "total") + ["total"]:
         s = stats[key]
         n = s["n"]
-        t.add_row(key, str(int(n)), f"{s['cap'] / n:.1%}", f"{s['ok'] / s['capl']:.1%}" if s["capl"] else "-",
-                  f"{s['ok'] / s['nl']:.1%}" if s["nl"] else "-", f"{s['ms'] / n:.0f}")
+        t.add_row(
+            key,
+            str(int(n)),
+            f"{s['cap'] / n:.1%}",
+            f"{s['ok'] / s['capl']:.1%}" if s["capl"] else "-",
+            f"{s['ok'] / s['nl']:.1%}" if s["nl"] else "-",
+            f"{s['ms'] / n:.0f}",
+        )
     console.print(t)
     print_confusion(console, misreads, "annotated frames")
     if args.failures:
@@ -351,12 +382,18 @@ def cmd_videos(args: argparse.Namespace) -> int:
             c = clips.setdefault(row["file"], {"category": row["category"], "plates": []})
             if row["plate_text"]:
                 c["plates"].append(normalize_plate(row["plate_text"]))
-    items = [(k, v) for k, v in clips.items() if v["plates"] and (not args.category or v["category"] == str(args.category))]
+    items = [
+        (k, v) for k, v in clips.items() if v["plates"] and (not args.category or v["category"] == str(args.category))
+    ]
     if args.limit:
         items = items[: args.limit]
     console = Console(width=160)
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="dashcam-bench-")), model_dir=model_dir(),
-                        camera_tz="UTC", **({"detect_fps": args.detect_fps} if args.detect_fps else {}))
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="dashcam-bench-")),
+        model_dir=model_dir(),
+        camera_tz="UTC",
+        **({"detect_fps": args.detect_fps} if args.detect_fps else {}),
+    )
     t = Table(title=f"ingest over labelled clips (detect_fps {settings.detect_fps})")
     for col in ("clip", "cat", "expected", "got (confidence)", "exact", "false", "wall s"):
         t.add_column(col)
@@ -381,9 +418,15 @@ def cmd_videos(args: argparse.Namespace) -> int:
         n_plates_ok += len(ok)
         n_false += len(false)
         n_events += len(texts)
-        t.add_row(Path(name).name, clip["category"], " ".join(clip["plates"]),
-                  " ".join(f"{p} ({c:.2f})" for p, c in got) or "-", "yes" if exact else "NO",
-                  str(len(false)), f"{wall:.1f}")
+        t.add_row(
+            Path(name).name,
+            clip["category"],
+            " ".join(clip["plates"]),
+            " ".join(f"{p} ({c:.2f})" for p, c in got) or "-",
+            "yes" if exact else "NO",
+            str(len(false)),
+            f"{wall:.1f}",
+        )
     console.print(t)
     tot = Table(title=f"totals ({len(items)} clips, {time.perf_counter() - t_all:.0f} s)")
     for col in ("measure", "value"):
@@ -391,8 +434,10 @@ def cmd_videos(args: argparse.Namespace) -> int:
     for cat, (ok_, n_) in sorted(stats.items()):
         tot.add_row(f"category {cat}: clips with every labelled plate exactly once", f"{ok_}/{n_} = {ok_ / n_:.0%}")
     tot.add_row("labelled plates read exactly once", f"{n_plates_ok}/{n_plates} = {n_plates_ok / max(n_plates, 1):.0%}")
-    tot.add_row("false plates (events matching no label) / all events",
-                f"{n_false}/{n_events} = {n_false / max(n_events, 1):.0%}")
+    tot.add_row(
+        "false plates (events matching no label) / all events",
+        f"{n_false}/{n_events} = {n_false / max(n_events, 1):.0%}",
+    )
     console.print(tot)
     return 0
 

@@ -100,20 +100,47 @@ def main() -> None:
     rows = []
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
-            CustomWebhookNotificationBlock(name="dashcam", url=hook.url, headers=None, cookies=None,
-                                           json_data={"title": "{{subject}}", "message": "{{body}}"}).save("bench", overwrite=True)
-            subprocess.run([str(BIN / "dashcam"), "alerts", "add", "--block", "custom-webhook/bench", "--name", "bench"],
-                           env=server.env(), check=True, capture_output=True, text=True)
+            CustomWebhookNotificationBlock(
+                name="dashcam",
+                url=hook.url,
+                headers=None,
+                cookies=None,
+                json_data={"title": "{{subject}}", "message": "{{body}}"},
+            ).save("bench", overwrite=True)
+            subprocess.run(
+                [str(BIN / "dashcam"), "alerts", "add", "--block", "custom-webhook/bench", "--name", "bench"],
+                env=server.env(),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             db_url = f"sqlite:///{work / 'dashcam.db'}"
             engine = make_engine(db_url)
             add_entry(engine, "XS-NB-23", label="bench")
-            settings = Settings(data_dir=work / "data", database_url=SecretStr(db_url), model_dir=model_dir(), camera_tz="UTC")
+            settings = Settings(
+                data_dir=work / "data", database_url=SecretStr(db_url), model_dir=model_dir(), camera_tz="UTC"
+            )
             for i in range(args.runs):
                 cam = work / f"card{i}"
                 cam.mkdir()
                 video = cam / "2020_1218_061709_0001F.MP4"
-                subprocess.run(["ffmpeg", "-v", "error", "-i", str(shared_dir() / CLIP), "-c", "copy", "-metadata",
-                                f"comment=alert-latency run {i}", "-f", "mp4", str(video)], check=True)
+                subprocess.run(
+                    [
+                        "ffmpeg",
+                        "-v",
+                        "error",
+                        "-i",
+                        str(shared_dir() / CLIP),
+                        "-c",
+                        "copy",
+                        "-metadata",
+                        f"comment=alert-latency run {i}",
+                        "-f",
+                        "mp4",
+                        str(video),
+                    ],
+                    check=True,
+                )
                 (cam / video.with_suffix(".gpx").name).write_bytes((shared_dir() / TRACK).read_bytes())
                 n_before = len(hook.received)
                 t0 = time.time()
@@ -125,29 +152,54 @@ def main() -> None:
                     continue
                 arrived = hook.received[n_before][0]
                 with engine.connect() as conn:
-                    persisted = conn.execute(sa.select(VIDEOS.c.ingested_at).where(VIDEOS.c.id == summary.video_id)).scalar_one()
-                    hit = conn.execute(sa.select(sa.func.min(WATCH_HITS.c.created_at))
-                                       .where(WATCH_HITS.c.video_id == summary.video_id)).scalar_one()
-                persisted_t = (datetime.fromisoformat(persisted) if isinstance(persisted, str) else persisted).timestamp()
+                    persisted = conn.execute(
+                        sa.select(VIDEOS.c.ingested_at).where(VIDEOS.c.id == summary.video_id)
+                    ).scalar_one()
+                    hit = conn.execute(
+                        sa.select(sa.func.min(WATCH_HITS.c.created_at)).where(WATCH_HITS.c.video_id == summary.video_id)
+                    ).scalar_one()
+                persisted_t = (
+                    datetime.fromisoformat(persisted) if isinstance(persisted, str) else persisted
+                ).timestamp()
                 hit_t = (datetime.fromisoformat(hit) if isinstance(hit, str) else hit).timestamp()
-                rows.append({"run": i, "ingest_s": returned - t0, "persisted": arrived - persisted_t, "hit": arrived - hit_t,
-                             "returned": arrived - returned})
+                rows.append(
+                    {
+                        "run": i,
+                        "ingest_s": returned - t0,
+                        "persisted": arrived - persisted_t,
+                        "hit": arrived - hit_t,
+                        "returned": arrived - returned,
+                    }
+                )
             engine.dispose()
     finally:
         hook.server.shutdown()
         server.stop()
 
     t = Table(title=f"watch-list alert latency ({len(rows)} of {args.runs} runs; seconds)")
-    for col in ("run", "ingest() took", "persisted -> arrived", "hit stored -> arrived", "ingest() returned -> arrived"):
+    for col in (
+        "run",
+        "ingest() took",
+        "persisted -> arrived",
+        "hit stored -> arrived",
+        "ingest() returned -> arrived",
+    ):
         t.add_column(col, justify="right")
     for r in rows:
-        t.add_row(str(r["run"]), f"{r['ingest_s']:.1f}", f"{r['persisted']:.2f}", f"{r['hit']:.2f}", f"{r['returned']:.2f}")
+        t.add_row(
+            str(r["run"]), f"{r['ingest_s']:.1f}", f"{r['persisted']:.2f}", f"{r['hit']:.2f}", f"{r['returned']:.2f}"
+        )
     if len(rows) > 1:
-        t.add_row("median", f"{statistics.median(r['ingest_s'] for r in rows):.1f}",
-                  *(f"{statistics.median(r[k] for r in rows):.2f}" for k in ("persisted", "hit", "returned")))
+        t.add_row(
+            "median",
+            f"{statistics.median(r['ingest_s'] for r in rows):.1f}",
+            *(f"{statistics.median(r[k] for r in rows):.2f}" for k in ("persisted", "hit", "returned")),
+        )
     console.print(t)
-    console.print("negative 'returned': the notification arrived before ingest() returned (its report task and "
-                  "flow teardown run after the watch-lists task).")
+    console.print(
+        "negative 'returned': the notification arrived before ingest() returned (its report task and "
+        "flow teardown run after the watch-lists task)."
+    )
 
 
 if __name__ == "__main__":

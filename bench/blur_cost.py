@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import model_dir, shared_dir  # noqa: E402
 
-DEFAULT = [shared_dir() / "data/plates-video/TrainingSet/Categorie I/Video10_2.avi",
-           shared_dir() / "data/road-video/udacity_vehdet_test_video.mp4"]
+DEFAULT = [
+    shared_dir() / "data/plates-video/TrainingSet/Categorie I/Video10_2.avi",
+    shared_dir() / "data/road-video/udacity_vehdet_test_video.mp4",
+]
 
 
 def main() -> None:
@@ -49,14 +51,20 @@ def main() -> None:
         for clip in args.clips:
             info = probe(clip, camera_tz="UTC")
             res = analyze(info, settings, Path(settings.work_dir))
-            plan = load_plan(res.boxes_path, info.width, info.height, info.fps, settings.detect_fps,
-                             n_frames=info.frame_count)
+            plan = load_plan(
+                res.boxes_path, info.width, info.height, info.fps, settings.detect_fps, n_frames=info.frame_count
+            )
             times: dict[str, list[float]] = {"off": [], "on": []}
             for _ in range(args.repeat):
                 for mode in ("off", "on"):
                     t0 = time.perf_counter()
-                    transcode(clip, Path(tmp) / f"{mode}.mp4", height=720, threads=args.threads,
-                              blur=plan if mode == "on" else None)
+                    transcode(
+                        clip,
+                        Path(tmp) / f"{mode}.mp4",
+                        height=720,
+                        threads=args.threads,
+                        blur=plan if mode == "on" else None,
+                    )
                     times[mode].append(time.perf_counter() - t0)
             off, on = statistics.median(times["off"]), statistics.median(times["on"])
             rows.append((clip.name, f"{info.width}x{info.height}", info.frame_count, plan.n_frames, off, on, on / off))

@@ -110,18 +110,18 @@ def misread(text: str, rng: random.Random) -> str:
         i = rng.randrange(len(t))
         if r < 0.45 and any(c in cls for c in t):
             i = rng.choice([j for j, c in enumerate(t) if c in cls])
-            t = t[:i] + rng.choice([c for c in cls[t[i]] if c != t[i]]) + t[i + 1:]
+            t = t[:i] + rng.choice([c for c in cls[t[i]] if c != t[i]]) + t[i + 1 :]
         elif r < 0.55 and len(t) > 4:
             t = t[1:] if rng.random() < 0.5 else t[:-1]
         elif r < 0.7 and any(c in sim for c in t):
             i = rng.choice([j for j, c in enumerate(t) if c in sim])
-            t = t[:i] + rng.choice(sim[t[i]]) + t[i + 1:]
+            t = t[:i] + rng.choice(sim[t[i]]) + t[i + 1 :]
         elif r < 0.75 and len(t) > 5:
             t = t[2:]
         elif r < 0.85 and len(t) > 4:
-            t = t[:i] + t[i + 1:]
+            t = t[:i] + t[i + 1 :]
         elif r < 0.93:
-            t = t[:i] + rng.choice(ALL_LETTERS + DIGITS) + t[i + 1:]
+            t = t[:i] + rng.choice(ALL_LETTERS + DIGITS) + t[i + 1 :]
         else:
             t = t[:i] + rng.choice(ALL_LETTERS + DIGITS) + t[i:]
     return t
@@ -160,13 +160,26 @@ def synthesize(n_events: int, n_plates: int, seed: int = 0) -> dict:
     for v in range(n_videos):
         vid = f"synth{v:07d}"
         start = T_START + timedelta(seconds=rng.randrange(SPAN_S))
-        evs = drawn[v * EVENTS_PER_VIDEO:(v + 1) * EVENTS_PER_VIDEO]
-        videos.append({
-            "id": vid, "path": f"/videos/{vid}_F.MP4", "size_bytes": 300_000_000, "duration_s": 180.0,
-            "fps": 30.0, "width": 1920, "height": 1080, "codec": "h264", "recording_start": start,
-            "recording_start_source": "filename", "camera": "F", "archive_path": f"/archive/{vid}/{vid}.mp4",
-            "n_events": len(evs), "ingested_at": now, "damage": None,
-        })
+        evs = drawn[v * EVENTS_PER_VIDEO : (v + 1) * EVENTS_PER_VIDEO]
+        videos.append(
+            {
+                "id": vid,
+                "path": f"/videos/{vid}_F.MP4",
+                "size_bytes": 300_000_000,
+                "duration_s": 180.0,
+                "fps": 30.0,
+                "width": 1920,
+                "height": 1080,
+                "codec": "h264",
+                "recording_start": start,
+                "recording_start_source": "filename",
+                "camera": "F",
+                "archive_path": f"/archive/{vid}/{vid}.mp4",
+                "n_events": len(evs),
+                "ingested_at": now,
+                "damage": None,
+            }
+        )
         lat0, lon0 = 51.5 + rng.random() * 1.8, 4.0 + rng.random() * 2.5
         for tid, plate in enumerate(evs, start=1):
             final = alt_of(plate) if rng.random() < 0.1 else plate
@@ -177,15 +190,32 @@ def synthesize(n_events: int, n_plates: int, seed: int = 0) -> dict:
             k = confusion_key(final)
             keys.add(k)
             texts.add(final)
-            vehicles.append({
-                "id": eid, "track_id": tid, "video_id": vid, "frame_idx": fi, "ts": start + timedelta(seconds=pts),
-                "final_plate": final, "plate_confidence": round(0.6 + 0.4 * rng.random(), 4),
-                "car_bbox": [100.0, 200.0, 900.0, 800.0], "plate_bbox": [400.0, 600.0, 520.0, 640.0],
-                "created_at": now, "video_path": f"/videos/{vid}_F.MP4", "pts_s": pts,
-                "lat": lat0 + pts * 1e-4, "lon": lon0 + pts * 1e-4, "speed_mps": 13.9, "heading_deg": 90.0,
-                "crop_path": f"/archive/{vid}/crops/{tid}.jpg", "thumb_path": f"/archive/{vid}/thumbs/{tid}.jpg",
-                "n_reads": 6, "first_frame_idx": max(0, fi - 30), "last_frame_idx": fi + 30, "confusion_key": k,
-            })
+            vehicles.append(
+                {
+                    "id": eid,
+                    "track_id": tid,
+                    "video_id": vid,
+                    "frame_idx": fi,
+                    "ts": start + timedelta(seconds=pts),
+                    "final_plate": final,
+                    "plate_confidence": round(0.6 + 0.4 * rng.random(), 4),
+                    "car_bbox": [100.0, 200.0, 900.0, 800.0],
+                    "plate_bbox": [400.0, 600.0, 520.0, 640.0],
+                    "created_at": now,
+                    "video_path": f"/videos/{vid}_F.MP4",
+                    "pts_s": pts,
+                    "lat": lat0 + pts * 1e-4,
+                    "lon": lon0 + pts * 1e-4,
+                    "speed_mps": 13.9,
+                    "heading_deg": 90.0,
+                    "crop_path": f"/archive/{vid}/crops/{tid}.jpg",
+                    "thumb_path": f"/archive/{vid}/thumbs/{tid}.jpg",
+                    "n_reads": 6,
+                    "first_frame_idx": max(0, fi - 30),
+                    "last_frame_idx": fi + 30,
+                    "confusion_key": k,
+                }
+            )
             seen = {final}
             for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
                 alt = alt_of(plate) if rng.random() < 0.85 else plate
@@ -195,12 +225,26 @@ def synthesize(n_events: int, n_plates: int, seed: int = 0) -> dict:
                 ak = confusion_key(alt)
                 keys.add(ak)
                 texts.add(alt)
-                readings.append({"vehicle_id": eid, "text": alt, "count": rng.randint(1, 4),
-                                 "mean_conf": round(0.3 + 0.5 * rng.random(), 4), "confusion_key": ak})
+                readings.append(
+                    {
+                        "vehicle_id": eid,
+                        "text": alt,
+                        "count": rng.randint(1, 4),
+                        "mean_conf": round(0.3 + 0.5 * rng.random(), 4),
+                        "confusion_key": ak,
+                    }
+                )
     variants = sorted({(var, k) for k in keys if k for var in key_variants(k)})
-    return {"videos": videos, "vehicles": vehicles, "readings": readings, "variants": variants, "texts": texts,
-            "truth": truth, "plate_list": plates, "gen_s": time.perf_counter() - t0}
-
+    return {
+        "videos": videos,
+        "vehicles": vehicles,
+        "readings": readings,
+        "variants": variants,
+        "texts": texts,
+        "truth": truth,
+        "plate_list": plates,
+        "gen_s": time.perf_counter() - t0,
+    }
 
 
 def fill_database(url: str, n_events: int, n_plates: int, seed: int = 0) -> dict:
@@ -220,7 +264,9 @@ def fill_database(url: str, n_events: int, n_plates: int, seed: int = 0) -> dict
 
     t0 = time.perf_counter()
     syn = synthesize(n_events, n_plates, seed)
-    videos, vehicles, readings, variants, texts = (syn[k] for k in ("videos", "vehicles", "readings", "variants", "texts"))
+    videos, vehicles, readings, variants, texts = (
+        syn[k] for k in ("videos", "vehicles", "readings", "variants", "texts")
+    )
     gen_s = syn["gen_s"]
     truth, plates = syn["truth"], syn["plate_list"]
     engine = make_engine(url)
@@ -235,17 +281,30 @@ def fill_database(url: str, n_events: int, n_plates: int, seed: int = 0) -> dict
                 conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("ANALYZE"))
         else:
             with engine.begin() as conn:
-                for table, rows in ((VIDEOS, videos), (VEHICLES, vehicles), (PLATE_READINGS, readings),
-                                    (PLATE_KEY_VARIANTS, [{"variant": a, "confusion_key": b} for a, b in variants]),
-                                    (PLATE_TEXTS, [{"text": t} for t in sorted(texts)])):
+                for table, rows in (
+                    (VIDEOS, videos),
+                    (VEHICLES, vehicles),
+                    (PLATE_READINGS, readings),
+                    (PLATE_KEY_VARIANTS, [{"variant": a, "confusion_key": b} for a, b in variants]),
+                    (PLATE_TEXTS, [{"text": t} for t in sorted(texts)]),
+                ):
                     _insert_sqlite(conn, table, rows)
             with engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
-    return {"events": len(vehicles), "plates": n_plates, "videos": len(videos), "readings": len(readings),
-            "variants": len(variants), "texts": len(texts), "gen_s": gen_s, "fill_s": time.perf_counter() - t0, "truth": truth,
-            "plate_list": plates}
+    return {
+        "events": len(vehicles),
+        "plates": n_plates,
+        "videos": len(videos),
+        "readings": len(readings),
+        "variants": len(variants),
+        "texts": len(texts),
+        "gen_s": gen_s,
+        "fill_s": time.perf_counter() - t0,
+        "truth": truth,
+        "plate_list": plates,
+    }
 
 
 def _insert_sqlite(conn, table, rows: list[dict]) -> None:
@@ -259,7 +318,10 @@ def _insert_sqlite(conn, table, rows: list[dict]) -> None:
     cur = conn.connection.dbapi_connection.cursor()
     try:
         for i in range(0, len(rows), 50000):
-            cur.executemany(sql, [tuple(p(r[c]) if p else r[c] for p, c in zip(procs, cols, strict=True)) for r in rows[i:i + 50000]])
+            cur.executemany(
+                sql,
+                [tuple(p(r[c]) if p else r[c] for p, c in zip(procs, cols, strict=True)) for r in rows[i : i + 50000]],
+            )
     finally:
         cur.close()
 
@@ -335,10 +397,17 @@ def time_queries(url: str, queries: dict, truth: dict) -> dict:
                     top5 += want in got
                 ms.sort()
                 cpu.sort()
-                res[kind] = {"p50": statistics.median(ms), "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
-                             "cpu_p50": statistics.median(cpu), "cpu_p95": cpu[min(len(cpu) - 1, int(0.95 * len(cpu)))],
-                             "max": ms[-1], "mean_total": statistics.mean(totals), "top1": top1 / len(qs),
-                             "top5": top5 / len(qs), "n": len(qs)}
+                res[kind] = {
+                    "p50": statistics.median(ms),
+                    "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
+                    "cpu_p50": statistics.median(cpu),
+                    "cpu_p95": cpu[min(len(cpu) - 1, int(0.95 * len(cpu)))],
+                    "max": ms[-1],
+                    "mean_total": statistics.mean(totals),
+                    "top1": top1 / len(qs),
+                    "top5": top5 / len(qs),
+                    "n": len(qs),
+                }
     finally:
         engine.dispose()
     return res
@@ -381,8 +450,10 @@ def time_pages(url: str, queries: dict, n: int, work: Path) -> tuple[dict, list[
     finally:
         engine.dispose()
     if not n_routes:
-        notes.append(f"no routes rows (the synthetic fill writes none): drive km are 0 and the drive page has "
-                     f"no route or speed chart; {n_videos:,} videos grouped into {len(drives):,} drives")
+        notes.append(
+            f"no routes rows (the synthetic fill writes none): drive km are 0 and the drive page has "
+            f"no route or speed chart; {n_videos:,} videos grouped into {len(drives):,} drives"
+        )
     home = work / "web"
     (home / "archive").mkdir(parents=True, exist_ok=True)
     settings = Settings(database_url=url, data_dir=home, archive_dir=home / "archive")
@@ -397,7 +468,7 @@ def time_pages(url: str, queries: dict, n: int, work: Path) -> tuple[dict, list[
         "plate /plates/P": [f"/plates/{quote(p)}" for _, p in queries["exact"]],
     }
     if drives:
-        urls["drive /drives/ID"] = [f"/drives/{quote(d.id)}" for d in drives[:max(1, n)]]
+        urls["drive /drives/ID"] = [f"/drives/{quote(d.id)}" for d in drives[: max(1, n)]]
     else:
         notes.append("drive page skipped: no videos rows")
     res = {}
@@ -414,10 +485,20 @@ def time_pages(url: str, queries: dict, n: int, work: Path) -> tuple[dict, list[
                 status.add(r.status_code)
             ms.sort()
             cpu.sort()
-            res[name] = {"p50": statistics.median(ms), "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))], "max": ms[-1],
-                         "cpu_p50": statistics.median(cpu), "n": n, "kib": statistics.mean(kib),
-                         "status": ",".join(str(x) for x in sorted(status))}
-            print(f"  page {name}: p50 {res[name]['p50']:.0f} ms, p95 {res[name]['p95']:.0f} ms", file=sys.stderr, flush=True)
+            res[name] = {
+                "p50": statistics.median(ms),
+                "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
+                "max": ms[-1],
+                "cpu_p50": statistics.median(cpu),
+                "n": n,
+                "kib": statistics.mean(kib),
+                "status": ",".join(str(x) for x in sorted(status)),
+            }
+            print(
+                f"  page {name}: p50 {res[name]['p50']:.0f} ms, p95 {res[name]['p95']:.0f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
     return res, notes
 
 
@@ -441,14 +522,25 @@ def _db_size(url: str) -> str:
 def _print_pages(console, pages: dict[str, tuple[dict, list[str]]], n: int) -> None:
     from rich.table import Table
 
-    pt = Table(title=f"web UI page render (server side, in-process TestClient), {n} requests per page, "
-                     f"target <= {PAGE_TARGET_MS:.0f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    pt = Table(
+        title=f"web UI page render (server side, in-process TestClient), {n} requests per page, "
+        f"target <= {PAGE_TARGET_MS:.0f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     for c in ("backend", "page", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "KiB", "status", "<= 300 ms"):
         pt.add_column(c, justify="right")
     for backend, (res, _) in pages.items():
         for name, r in res.items():
-            pt.add_row(backend, name, f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['cpu_p50']:.1f}",
-                       f"{r['kib']:.0f}", r["status"], "yes" if r["p95"] <= PAGE_TARGET_MS else "NO")
+            pt.add_row(
+                backend,
+                name,
+                f"{r['p50']:.1f}",
+                f"{r['p95']:.1f}",
+                f"{r['max']:.1f}",
+                f"{r['cpu_p50']:.1f}",
+                f"{r['kib']:.0f}",
+                r["status"],
+                "yes" if r["p95"] <= PAGE_TARGET_MS else "NO",
+            )
     console.print(pt)
     for backend, (_, notes) in pages.items():
         for note in notes:
@@ -486,17 +578,39 @@ def cmd_latency(args) -> int:
                 pq = make_queries(seen, args.pages, args.seed + 7)
                 pages[backend] = time_pages(url, pq, args.pages, work / f"pages-{backend}")
     load = os.getloadavg()[0]
-    t = Table(title=f"search_events at {args.events:,} events / {args.plates:,} plates, {args.queries} queries per kind, "
-                    f"limit 50 (load average at the end {load:.1f} on {os.cpu_count()} CPUs; CPU = this process: "
-                    "all of SQLite's work, only the client's for PostgreSQL)")
-    for c in ("backend", "kind", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "CPU p95 ms", "mean total", "top-1", "top-5"):
+    t = Table(
+        title=f"search_events at {args.events:,} events / {args.plates:,} plates, {args.queries} queries per kind, "
+        f"limit 50 (load average at the end {load:.1f} on {os.cpu_count()} CPUs; CPU = this process: "
+        "all of SQLite's work, only the client's for PostgreSQL)"
+    )
+    for c in (
+        "backend",
+        "kind",
+        "p50 ms",
+        "p95 ms",
+        "max ms",
+        "CPU p50 ms",
+        "CPU p95 ms",
+        "mean total",
+        "top-1",
+        "top-5",
+    ):
         t.add_column(c, justify="right")
     for backend, res in results.items():
         for kind, r in res.items():
             recall = kind in ("exact", "fuzzy")  # a pattern matches several plates by design
-            t.add_row(backend, kind, f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['cpu_p50']:.1f}",
-                      f"{r['cpu_p95']:.1f}", f"{r['mean_total']:.0f}",
-                      f"{r['top1']:.1%}" if recall else "-", f"{r['top5']:.1%}" if recall else "-")
+            t.add_row(
+                backend,
+                kind,
+                f"{r['p50']:.1f}",
+                f"{r['p95']:.1f}",
+                f"{r['max']:.1f}",
+                f"{r['cpu_p50']:.1f}",
+                f"{r['cpu_p95']:.1f}",
+                f"{r['mean_total']:.0f}",
+                f"{r['top1']:.1%}" if recall else "-",
+                f"{r['top5']:.1%}" if recall else "-",
+            )
     console.print(t)
     if pages:
         _print_pages(console, pages, args.pages)
@@ -504,8 +618,16 @@ def cmd_latency(args) -> int:
     for c in ("backend", "events", "readings", "variants", "texts", "generate s", "fill s", "size"):
         f.add_column(c, justify="right")
     for backend, st in fills.items():
-        f.add_row(backend, f"{st['events']:,}", f"{st['readings']:,}", f"{st['variants']:,}", f"{st['texts']:,}",
-                  f"{st['gen_s']:.0f}", f"{st['fill_s']:.0f}", st["size"])
+        f.add_row(
+            backend,
+            f"{st['events']:,}",
+            f"{st['readings']:,}",
+            f"{st['variants']:,}",
+            f"{st['texts']:,}",
+            f"{st['gen_s']:.0f}",
+            f"{st['fill_s']:.0f}",
+            st["size"],
+        )
     console.print(f)
     return 0
 
@@ -567,7 +689,9 @@ def photo_reads(cache: Path | None) -> list[dict]:
 
     root = accuracy.shared_dir() / "data" / "plates-images"
     rows = accuracy.csv_rows(root / "labels.csv")
-    by_region = {reg: Settings(model_dir=accuracy.model_dir(), plate_formats=f) for reg, f in accuracy.REGION_FORMATS.items()}
+    by_region = {
+        reg: Settings(model_dir=accuracy.model_dir(), plate_formats=f) for reg, f in accuracy.REGION_FORMATS.items()
+    }
     out = []
     for r in rows:
         img = cv2.imread(str(root / r["file"]))
@@ -575,8 +699,17 @@ def photo_reads(cache: Path | None) -> list[dict]:
         gt = tuple(float(r[k]) for k in ("x1", "y1", "x2", "y2"))
         res = read_array(img, by_region[r["region"]])
         best, captured, correct = accuracy.match(res, gt, label)
-        out.append({"file": r["file"], "region": r["region"], "label": label, "captured": captured,
-                    "correct": correct, "best": best["text"] if best else None, "texts": [d["text"] for d in res]})
+        out.append(
+            {
+                "file": r["file"],
+                "region": r["region"],
+                "label": label,
+                "captured": captured,
+                "correct": correct,
+                "best": best["text"] if best else None,
+                "texts": [d["text"] for d in res],
+            }
+        )
     if cache is not None:
         from dashcam.archive import atomic_write_text
 
@@ -598,8 +731,10 @@ def cmd_recall(args) -> int:
     labels = sorted({r["label"] for r in reads})
     work = Path(args.work or tempfile.mkdtemp(prefix="dashcam-bench-recall-"))
     work.mkdir(parents=True, exist_ok=True)
-    t = Table(title=f"fuzzy recall: {len(misreads)} misread photos (captured, read != label) of {len(reads)}; "
-                    f"database: {len(labels)} photo labels + distractors")
+    t = Table(
+        title=f"fuzzy recall: {len(misreads)} misread photos (captured, read != label) of {len(reads)}; "
+        f"database: {len(labels)} photo labels + distractors"
+    )
     for c in ("backend", "distractor events", "top-1", "top-5", "found (any rank)", "median ms"):
         t.add_column(c, justify="right")
     misses = []
@@ -609,14 +744,36 @@ def cmd_recall(args) -> int:
                 fill_database(url, args.distractors, args.plates, args.seed)
             engine = make_engine(url)
             try:
-                info = VideoInfo(path="/photos", video_id="photos", size_bytes=0, duration_s=0.0, fps=1.0,
-                                 frame_count=len(labels), width=0, height=0, codec="jpeg",
-                                 recording_start=T_START, recording_start_source="filename")
-                events = [PlateEvent(video_id="photos", track_id=i, frame_idx=i, pts_s=float(i),
-                                     ts=T_START + timedelta(seconds=i), final_plate=lab, plate_confidence=0.9,
-                                     car_bbox=(0, 0, 1, 1), plate_bbox=(0, 0, 1, 1), n_reads=1,
-                                     first_frame_idx=i, last_frame_idx=i)
-                          for i, lab in enumerate(labels)]
+                info = VideoInfo(
+                    path="/photos",
+                    video_id="photos",
+                    size_bytes=0,
+                    duration_s=0.0,
+                    fps=1.0,
+                    frame_count=len(labels),
+                    width=0,
+                    height=0,
+                    codec="jpeg",
+                    recording_start=T_START,
+                    recording_start_source="filename",
+                )
+                events = [
+                    PlateEvent(
+                        video_id="photos",
+                        track_id=i,
+                        frame_idx=i,
+                        pts_s=float(i),
+                        ts=T_START + timedelta(seconds=i),
+                        final_plate=lab,
+                        plate_confidence=0.9,
+                        car_bbox=(0, 0, 1, 1),
+                        plate_bbox=(0, 0, 1, 1),
+                        n_reads=1,
+                        first_frame_idx=i,
+                        last_frame_idx=i,
+                    )
+                    for i, lab in enumerate(labels)
+                ]
                 save_video(engine, info, events, None)
                 top1 = top5 = anyrank = 0
                 ms = []
@@ -625,7 +782,9 @@ def cmd_recall(args) -> int:
                         t0 = time.perf_counter()
                         page = search_events(conn, r["best"], limit=1000)
                         ms.append(1000 * (time.perf_counter() - t0))
-                        ranked = list(dict.fromkeys(row["final_plate"] for row in page.rows))  # distinct plates, in rank order
+                        ranked = list(
+                            dict.fromkeys(row["final_plate"] for row in page.rows)
+                        )  # distinct plates, in rank order
                         rank = ranked.index(r["label"]) if r["label"] in ranked else None
                         top1 += rank == 0
                         top5 += rank is not None and rank < 5
@@ -635,13 +794,20 @@ def cmd_recall(args) -> int:
             finally:
                 engine.dispose()
             n = len(misreads) or 1
-            t.add_row(backend, f"{args.distractors:,}", f"{top1}/{len(misreads)} = {top1 / n:.0%}",
-                      f"{top5}/{len(misreads)} = {top5 / n:.0%}", f"{anyrank}/{len(misreads)}",
-                      f"{statistics.median(ms):.1f}" if ms else "-")
+            t.add_row(
+                backend,
+                f"{args.distractors:,}",
+                f"{top1}/{len(misreads)} = {top1 / n:.0%}",
+                f"{top5}/{len(misreads)} = {top5 / n:.0%}",
+                f"{anyrank}/{len(misreads)}",
+                f"{statistics.median(ms):.1f}" if ms else "-",
+            )
     console.print(t)
     for m in misses:
-        console.print(f"  {m[0]}: label {m[1]} read {m[2]}: rank {'not found' if m[3] is None else m[3] + 1}, "
-                      f"top 3 {m[4]}", highlight=False)
+        console.print(
+            f"  {m[0]}: label {m[1]} read {m[2]}: rank {'not found' if m[3] is None else m[3] + 1}, top 3 {m[4]}",
+            highlight=False,
+        )
     return 0
 
 
@@ -655,11 +821,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--backends", default="sqlite,postgresql")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--work", help="folder for the SQLite database (default: a temporary one)")
-        p.add_argument("--reuse", action="store_true",
-                       help="SQLite: time the database an earlier run with the same --work/--events/--plates/--seed left")
+        p.add_argument(
+            "--reuse",
+            action="store_true",
+            help="SQLite: time the database an earlier run with the same --work/--events/--plates/--seed left",
+        )
         p.add_argument("--kinds", default="exact,wildcard,regex,fuzzy")
-        p.add_argument("--pages", type=int, default=50,
-                       help="requests per web UI page for the page-render timings (0: skip them)")
+        p.add_argument(
+            "--pages", type=int, default=50, help="requests per web UI page for the page-render timings (0: skip them)"
+        )
     rp = sub.add_parser("recall", help="fuzzy recall on the misread photos of bench/accuracy.py images")
     rp.add_argument("--photo-reads", help="JSON cache of the photo reads (made if missing)")
     rp.add_argument("--distractors", type=int, default=1_000_000)
@@ -667,7 +837,9 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--backends", default="sqlite")
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--work")
-    rp.add_argument("--database-url", help="reuse this already filled database instead of a fresh one (distractors not added)")
+    rp.add_argument(
+        "--database-url", help="reuse this already filled database instead of a fresh one (distractors not added)"
+    )
     args = ap.parse_args(argv)
     if args.cmd == "recall":
         return cmd_recall(args)

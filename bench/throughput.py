@@ -213,15 +213,23 @@ def make_long(src: Path, seconds: float, tmp: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--inputs", nargs="*", type=Path, default=None,
-                    help="videos to measure (default: the 3 road clips + 2 plates-video clips); "
-                         "pass --inputs with no file to run the series only")
-    ap.add_argument("--detect-fps", type=float, default=None, help="analysed frames per video second (default: Settings)")
+    ap.add_argument(
+        "--inputs",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="videos to measure (default: the 3 road clips + 2 plates-video clips); "
+        "pass --inputs with no file to run the series only",
+    )
+    ap.add_argument(
+        "--detect-fps", type=float, default=None, help="analysed frames per video second (default: Settings)"
+    )
     ap.add_argument("--csv", type=Path, default=REPO / "bench" / "out" / "throughput.csv")
     ap.add_argument("--series", action="store_true", help="also run the memory-vs-length series")
     ap.add_argument("--series-lengths", default="10,60,600", help="series lengths in seconds, comma-separated")
-    ap.add_argument("--series-source", type=Path,
-                    default=shared_dir() / "data" / "road-video" / "udacity_solidWhiteRight.mp4")
+    ap.add_argument(
+        "--series-source", type=Path, default=shared_dir() / "data" / "road-video" / "udacity_solidWhiteRight.mp4"
+    )
     args = ap.parse_args(argv)
 
     from rich.console import Console
@@ -234,10 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     inputs = default_inputs() if args.inputs is None else args.inputs
     kw = {"detect_fps": args.detect_fps} if args.detect_fps else {}
     settings = Settings(model_dir=model_dir(), **kw)
-    console.print(f"detect_fps={settings.detect_fps}  models={settings.vehicle_model}, {settings.plate_model}, "
-                  f"{settings.ocr_engine}  plate_crop_imgsz={settings.plate_crop_imgsz}  "
-                  f"plate_min_vehicle_px={settings.plate_min_vehicle_px}  plate_settle_reads={settings.plate_settle_reads}  "
-                  f"plate_retry_s={settings.plate_retry_s}  cpus={os.cpu_count()}")
+    console.print(
+        f"detect_fps={settings.detect_fps}  models={settings.vehicle_model}, {settings.plate_model}, "
+        f"{settings.ocr_engine}  plate_crop_imgsz={settings.plate_crop_imgsz}  "
+        f"plate_min_vehicle_px={settings.plate_min_vehicle_px}  plate_settle_reads={settings.plate_settle_reads}  "
+        f"plate_retry_s={settings.plate_retry_s}  cpus={os.cpu_count()}"
+    )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="dashcam-throughput-") as td:
         tmp = Path(td)
@@ -254,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             console.print(f"  {r['input']}: {r['wall_s']:.1f} s")
         if inputs:
-            console.print(table(f"analyze throughput (detect_fps {settings.detect_fps})", [r for r in rows if r["kind"] == "input"]))
+            console.print(
+                table(
+                    f"analyze throughput (detect_fps {settings.detect_fps})", [r for r in rows if r["kind"] == "input"]
+                )
+            )
 
         if args.series:
             lengths = [float(x) for x in args.series_lengths.split(",") if x.strip()]
@@ -267,12 +281,18 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
                 console.print(f"  {r['input']}: {r['wall_s']:.1f} s")
                 p.unlink()
-            console.print(table(f"memory vs length: {args.series_source.name} repeated (detect_fps {settings.detect_fps})", series))
+            console.print(
+                table(
+                    f"memory vs length: {args.series_source.name} repeated (detect_fps {settings.detect_fps})", series
+                )
+            )
             if len(series) >= 2:
                 a, b = series[0], series[-1]
                 change = 100 * (b["peak_rss_mib"] - a["peak_rss_mib"]) / a["peak_rss_mib"]
-                console.print(f"peak RSS {a['video_s']:.0f} s -> {b['video_s']:.0f} s: "
-                              f"{a['peak_rss_mib']:.0f} -> {b['peak_rss_mib']:.0f} MiB ({change:+.1f}%; target within 10%)")
+                console.print(
+                    f"peak RSS {a['video_s']:.0f} s -> {b['video_s']:.0f} s: "
+                    f"{a['peak_rss_mib']:.0f} -> {b['peak_rss_mib']:.0f} MiB ({change:+.1f}%; target within 10%)"
+                )
 
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     keys = ["kind"] + [k for k in rows[0] if k != "kind"] if rows else ["kind"]

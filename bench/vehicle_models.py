@@ -69,7 +69,12 @@ class YoloxNano:
         keep = np.isin(cls, COCO_VEHICLES) & (sc >= conf)
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], 1)[keep] / r
         sc = sc[keep]
-        idx = cv2.dnn.NMSBoxes([[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes], sc.tolist(), conf, nms_iou)
+        idx = cv2.dnn.NMSBoxes(
+            [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes],
+            sc.tolist(),
+            conf,
+            nms_iou,
+        )
         return [(tuple(float(v) for v in boxes[i]), float(sc[i])) for i in np.asarray(idx).reshape(-1)]
 
 
@@ -109,8 +114,16 @@ def main(argv=None) -> int:
         "plates-video": sorted((shared_dir() / "data" / "plates-video").rglob("*.avi")),
     }
     t = Table(title=f"vehicle models on the same frames ({args.fps:g} fps sample, conf >= 0.25)")
-    for c in ("clips", "frames", "v8n det/frame", "yolox det/frame", "v8n ms", "yolox ms",
-              f"only v8n (< / >= {min_w:g} px)", f"only yolox (< / >= {min_w:g} px)"):
+    for c in (
+        "clips",
+        "frames",
+        "v8n det/frame",
+        "yolox det/frame",
+        "v8n ms",
+        "yolox ms",
+        f"only v8n (< / >= {min_w:g} px)",
+        f"only yolox (< / >= {min_w:g} px)",
+    ):
         t.add_column(c, justify="right")
     for name, paths in groups.items():
         n = d8 = dx = 0
@@ -132,8 +145,16 @@ def main(argv=None) -> int:
                     for b, _ in mine:
                         if all(iou(b, o) < 0.5 for o, _ in other):
                             acc[(b[2] - b[0]) >= min_w] += 1
-        t.add_row(f"{name} ({len(paths)})", str(n), f"{d8 / n:.2f}", f"{dx / n:.2f}", f"{1000 * t8 / n:.0f}",
-                  f"{1000 * tx / n:.0f}", f"{o8[0]} / {o8[1]}", f"{ox[0]} / {ox[1]}")
+        t.add_row(
+            f"{name} ({len(paths)})",
+            str(n),
+            f"{d8 / n:.2f}",
+            f"{dx / n:.2f}",
+            f"{1000 * t8 / n:.0f}",
+            f"{1000 * tx / n:.0f}",
+            f"{o8[0]} / {o8[1]}",
+            f"{ox[0]} / {ox[1]}",
+        )
     Console(width=160).print(t)
     return 0
 

@@ -54,8 +54,9 @@ def _deployment(flow: str):
         with contextlib.suppress(ObjectAlreadyExists):
             client.create_work_pool(WorkPoolCreate(name="server", type="process"))
         flow_id = client.create_flow_from_name(flow)
-        return client.create_deployment(flow_id=flow_id, name="ingest", entrypoint="flows/ingest.py:ingest",
-                                        work_pool_name="server")
+        return client.create_deployment(
+            flow_id=flow_id, name="ingest", entrypoint="flows/ingest.py:ingest", work_pool_name="server"
+        )
 
 
 def _runs(dep_id) -> list:
@@ -63,7 +64,9 @@ def _runs(dep_id) -> list:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep_id])))
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[dep_id]))
+        )
 
 
 def bench_mode(server: PrefectServer, work: Path, mode: str, args) -> dict:
@@ -78,8 +81,17 @@ def bench_mode(server: PrefectServer, work: Path, mode: str, args) -> dict:
     flow = f"ingest-bench-{mode}-{uuid.uuid4().hex[:6]}"
     with temporary_settings({PREFECT_API_URL: server.api_url}):
         dep_id = _deployment(flow)
-    cmd = [str(BIN / "dashcam"), "watch", str(nas), "--quiet-s", str(args.quiet_s), "--deployment", f"{flow}/ingest",
-           "--database-url", f"sqlite:///{work / f'dashcam-{mode}.db'}"]
+    cmd = [
+        str(BIN / "dashcam"),
+        "watch",
+        str(nas),
+        "--quiet-s",
+        str(args.quiet_s),
+        "--deployment",
+        f"{flow}/ingest",
+        "--database-url",
+        f"sqlite:///{work / f'dashcam-{mode}.db'}",
+    ]
     if mode == "polling":
         cmd += ["--polling", "--poll-interval-s", str(args.poll_interval_s)]
     log = work / f"watch-{mode}.log"
@@ -97,7 +109,7 @@ def bench_mode(server: PrefectServer, work: Path, mode: str, args) -> dict:
 
         delays = []
         with temporary_settings({PREFECT_API_URL: server.api_url}):
-            for i, src in enumerate(CLIPS[:args.files]):
+            for i, src in enumerate(CLIPS[: args.files]):
                 dst = nas / f"2024_0315_1430{i:02d}_{i:04d}F{src.suffix.upper()}"
                 complete = copy_in_chunks(src, dst)
                 deadline = time.monotonic() + args.quiet_s + 60
@@ -115,8 +127,16 @@ def bench_mode(server: PrefectServer, work: Path, mode: str, args) -> dict:
     finally:
         proc.terminate()
         proc.wait(30)
-    return {"mode": mode, "delays": delays, "runs": n_runs, "idle_cpu": idle_cpu, "rss": rss_mib,
-            "idle_cpu_after": idle_cpu_after, "rss_after": rss_after, "log": log}
+    return {
+        "mode": mode,
+        "delays": delays,
+        "runs": n_runs,
+        "idle_cpu": idle_cpu,
+        "rss": rss_mib,
+        "idle_cpu_after": idle_cpu_after,
+        "rss_after": rss_after,
+        "log": log,
+    }
 
 
 def _idle(p: psutil.Process, seconds: float) -> tuple[float, float]:
@@ -146,20 +166,42 @@ def main() -> None:
     finally:
         server.stop()
 
-    table = Table(title=f"dashcam watch: file complete -> flow run scheduled ({args.files} files, quiet period "
-                        f"{args.quiet_s:g} s; idle over {args.idle_s:g} s, {args.tree_files} other files in the tree)")
-    for col in ("mode", "runs", "median delay", "min", "max", "overhead beyond quiet (median)",
-                "idle CPU at start", "RSS at start", "idle CPU after the files", "RSS after the files"):
+    table = Table(
+        title=f"dashcam watch: file complete -> flow run scheduled ({args.files} files, quiet period "
+        f"{args.quiet_s:g} s; idle over {args.idle_s:g} s, {args.tree_files} other files in the tree)"
+    )
+    for col in (
+        "mode",
+        "runs",
+        "median delay",
+        "min",
+        "max",
+        "overhead beyond quiet (median)",
+        "idle CPU at start",
+        "RSS at start",
+        "idle CPU after the files",
+        "RSS after the files",
+    ):
         table.add_column(col)
     for r in results:
         d = r["delays"]
-        table.add_row(r["mode"] + (f" ({args.poll_interval_s:g} s)" if r["mode"] == "polling" else ""), str(r["runs"]),
-                      f"{statistics.median(d):.2f} s", f"{min(d):.2f} s", f"{max(d):.2f} s",
-                      f"{statistics.median(d) - args.quiet_s:.2f} s", f"{r['idle_cpu']:.2f} %",
-                      f"{r['rss']:.0f} MiB", f"{r['idle_cpu_after']:.2f} %", f"{r['rss_after']:.0f} MiB")
+        table.add_row(
+            r["mode"] + (f" ({args.poll_interval_s:g} s)" if r["mode"] == "polling" else ""),
+            str(r["runs"]),
+            f"{statistics.median(d):.2f} s",
+            f"{min(d):.2f} s",
+            f"{max(d):.2f} s",
+            f"{statistics.median(d) - args.quiet_s:.2f} s",
+            f"{r['idle_cpu']:.2f} %",
+            f"{r['rss']:.0f} MiB",
+            f"{r['idle_cpu_after']:.2f} %",
+            f"{r['rss_after']:.0f} MiB",
+        )
     Console(width=200).print(table)
-    print("idle CPU: % of one core; RSS: resident memory of the watcher process (it loads Prefect's client on its "
-          "first trigger)")
+    print(
+        "idle CPU: % of one core; RSS: resident memory of the watcher process (it loads Prefect's client on its "
+        "first trigger)"
+    )
     print("command:", " ".join([".venv/bin/python", *sys.argv]))
     shutil.rmtree(work, ignore_errors=True)
 

@@ -168,8 +168,18 @@ def transcode(
         else:  # issue 16 privacy blur (dashcam.blur): decode -> OpenCV -> encode, verified below as usual
             from dashcam.blur import run_blurred
 
-            res = run_blurred(s, tmp, blur, width=w, height=h, fps=vs.get("avg_frame_rate") or fps, crf=crf,
-                              preset=preset, threads=threads, audio=audio)
+            res = run_blurred(
+                s,
+                tmp,
+                blur,
+                width=w,
+                height=h,
+                fps=vs.get("avg_frame_rate") or fps,
+                crf=crf,
+                preset=preset,
+                threads=threads,
+                audio=audio,
+            )
         said = ffmpeg_said(res.stderr, tmp, d)
         if res.returncode != 0:
             raise ArchiveError(
@@ -178,14 +188,24 @@ def transcode(
             )
         _fsync_file(tmp, d)
         try:
-            verify_media(tmp, "video", width=w, height=h, duration_s=expected, fps=fps, codec="h264",
-                         min_duration_s=min_duration_s)
+            verify_media(
+                tmp,
+                "video",
+                width=w,
+                height=h,
+                duration_s=expected,
+                fps=fps,
+                codec="h264",
+                min_duration_s=min_duration_s,
+            )
         except MediaCheckError as e:
             # ffmpeg's own reason ("No space left on device") first, then what the check found
             cause = f"{said} ({e.cause})" if said else e.cause
             raise MediaCheckError(
-                d, cause, f"Could not write {d}: ffmpeg exited 0 transcoding {s.name} but the file is "
-                f"unusable: {cause}; {d.name} was not written (no partial file left)"
+                d,
+                cause,
+                f"Could not write {d}: ffmpeg exited 0 transcoding {s.name} but the file is "
+                f"unusable: {cause}; {d.name} was not written (no partial file left)",
             ) from None
     return d
 
@@ -216,8 +236,16 @@ def _complete_archive(path: Path, info: VideoInfo, height: int, min_duration_s: 
         return False
     w, h = _target_size(info.width, info.height, height)
     try:
-        verify_media(path, "video", width=w, height=h, codec="h264", fps=info.fps,
-                     duration_s=info.duration_s, min_duration_s=min_duration_s)
+        verify_media(
+            path,
+            "video",
+            width=w,
+            height=h,
+            codec="h264",
+            fps=info.fps,
+            duration_s=info.duration_s,
+            min_duration_s=min_duration_s,
+        )
     except MediaCheckError as e:
         log.warning("existing archive copy is not usable: %s", e)
         return False
@@ -305,8 +333,16 @@ def archive_video(
         else:
             if video_dst.exists():
                 log.warning("archive copy %s incomplete or unreadable; redoing it", video_dst)
-            transcode(info.path, video_dst, height=height, crf=crf, preset=preset, threads=threads,
-                      min_duration_s=min_duration_s, blur=blur)
+            transcode(
+                info.path,
+                video_dst,
+                height=height,
+                crf=crf,
+                preset=preset,
+                threads=threads,
+                min_duration_s=min_duration_s,
+                blur=blur,
+            )
         done.append(video_dst.name)
 
         out: list[PlateEvent] = []

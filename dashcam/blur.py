@@ -113,12 +113,23 @@ def _key_boxes(track: list[TrackBox]) -> list[tuple[int, BBox]]:
 
 def _pad(b: BBox, w: int, h: int) -> BBox:
     bw, bh = b[2] - b[0], b[3] - b[1]
-    return (max(0.0, b[0] - PAD_X * bw), max(0.0, b[1] - PAD_Y * bh),
-            min(float(w), b[2] + PAD_X * bw), min(float(h), b[3] + PAD_Y * bh))
+    return (
+        max(0.0, b[0] - PAD_X * bw),
+        max(0.0, b[1] - PAD_Y * bh),
+        min(float(w), b[2] + PAD_X * bw),
+        min(float(h), b[3] + PAD_Y * bh),
+    )
 
 
-def plan_plate_blur(boxes: Iterable[TrackBox], src_w: int, src_h: int, step: int, *,
-                    n_frames: int | None = None, skip_tracks: Iterable[int] = ()) -> BlurPlan:
+def plan_plate_blur(
+    boxes: Iterable[TrackBox],
+    src_w: int,
+    src_h: int,
+    step: int,
+    *,
+    n_frames: int | None = None,
+    skip_tracks: Iterable[int] = (),
+) -> BlurPlan:
     """Per-source-frame plate boxes of every track with a plate box (module doc, rules 1-4).
 
     Args:
@@ -168,8 +179,16 @@ def plan_plate_blur(boxes: Iterable[TrackBox], src_w: int, src_h: int, step: int
     return plan
 
 
-def load_plan(boxes_path: str | os.PathLike, src_w: int, src_h: int, fps: float, detect_fps: float, *,
-              n_frames: int | None = None, skip_tracks: Iterable[int] = ()) -> BlurPlan:
+def load_plan(
+    boxes_path: str | os.PathLike,
+    src_w: int,
+    src_h: int,
+    fps: float,
+    detect_fps: float,
+    *,
+    n_frames: int | None = None,
+    skip_tracks: Iterable[int] = (),
+) -> BlurPlan:
     """:func:`plan_plate_blur` of a ``boxes.jsonl`` file written by the analysis.
 
     ``step`` is the analysis's K = max(1, round(fps / detect_fps)) (:func:`dashcam.video.iter_frames`).
@@ -179,8 +198,10 @@ def load_plan(boxes_path: str | os.PathLike, src_w: int, src_h: int, fps: float,
     """
     p = Path(boxes_path)
     if not p.is_file():
-        raise BlurError(f"cannot blur plates: the plate boxes {p} are missing (analysed before the blur existed, "
-                        "or the heavy output was cleaned); re-run the analysis of this video")
+        raise BlurError(
+            f"cannot blur plates: the plate boxes {p} are missing (analysed before the blur existed, "
+            "or the heavy output was cleaned); re-run the analysis of this video"
+        )
     step = max(1, round(fps / detect_fps)) if detect_fps > 0 else 1
     return plan_plate_blur(read_jsonl(p, TrackBox), src_w, src_h, step, n_frames=n_frames, skip_tracks=skip_tracks)
 
@@ -215,10 +236,22 @@ def _read_exact(f: IO[bytes], n: int) -> bytes:
     return bytes(buf)
 
 
-def run_blurred(src: str | os.PathLike, dst: str | os.PathLike, plan: BlurPlan, *, width: int, height: int,
-                fps: float | str, crf: int = 28, preset: str = "veryfast", threads: int | None = None,
-                start_frame: int = 0, ss: float | None = None, duration: float | None = None,
-                audio: bool = False) -> subprocess.CompletedProcess:
+def run_blurred(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    plan: BlurPlan,
+    *,
+    width: int,
+    height: int,
+    fps: float | str,
+    crf: int = 28,
+    preset: str = "veryfast",
+    threads: int | None = None,
+    start_frame: int = 0,
+    ss: float | None = None,
+    duration: float | None = None,
+    audio: bool = False,
+) -> subprocess.CompletedProcess:
     """Decode ``src``, blur ``plan``'s boxes, encode H.264 MP4 to ``dst`` (decode -> OpenCV -> encode).
 
     Args:
@@ -243,13 +276,65 @@ def run_blurred(src: str | os.PathLike, dst: str | os.PathLike, plan: BlurPlan, 
     th = ["-threads", str(threads)] if threads else []
     cut_in = ["-ss", f"{ss:.3f}"] if ss is not None else []
     cut_t = ["-t", f"{duration:.3f}"] if duration is not None else []
-    dec = ["ffmpeg", *g, *th, *cut_in, "-i", s, *cut_t, "-map", "0:v:0", "-vf", f"scale={width}:{height}",
-           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
-    enc = ["ffmpeg", *g, "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate",
-           str(fps), "-i", "pipe:0", *cut_in, "-i", s, "-map", "0:v", "-map_metadata", "1"]
+    dec = [
+        "ffmpeg",
+        *g,
+        *th,
+        *cut_in,
+        "-i",
+        s,
+        *cut_t,
+        "-map",
+        "0:v:0",
+        "-vf",
+        f"scale={width}:{height}",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "pipe:1",
+    ]
+    enc = [
+        "ffmpeg",
+        *g,
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{width}x{height}",
+        "-framerate",
+        str(fps),
+        "-i",
+        "pipe:0",
+        *cut_in,
+        "-i",
+        s,
+        "-map",
+        "0:v",
+        "-map_metadata",
+        "1",
+    ]
     enc += ["-map", "1:a:0?", "-c:a", "aac", "-b:a", "96k", *cut_t] if audio else ["-an"]
-    enc += ["-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p", *th,
-            "-movflags", "+faststart", "-f", "mp4", "file:" + str(Path(dst).resolve())]
+    enc += [
+        "-c:v",
+        "libx264",
+        "-crf",
+        str(crf),
+        "-preset",
+        preset,
+        "-pix_fmt",
+        "yuv420p",
+        *th,
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        "file:" + str(Path(dst).resolve()),
+    ]
     sx, sy = width / plan.src_w, height / plan.src_h
     size = width * height * 3
     with tempfile.TemporaryFile() as dec_err, tempfile.TemporaryFile() as enc_err:
@@ -293,7 +378,6 @@ def frames_in(plan: BlurPlan) -> dict[str, Any]:
     return {"frames": plan.n_frames, "boxes": sum(len(v) for v in plan.boxes.values())}
 
 
-
 def boxes_file(manifest: Any) -> Path:
     """The ``boxes.jsonl`` of a :class:`dashcam.records.Manifest` (its recorded path, else the
     default name in its folder)."""
@@ -321,8 +405,14 @@ def archive_plan(manifest: Any, settings: Any) -> BlurPlan | None:
     return load_plan(src, info.width, info.height, info.fps, settings.detect_fps, n_frames=info.frame_count)
 
 
-def clip_plan(archive_dir: str | os.PathLike, work_dir: str | os.PathLike, video: dict, detect_fps: float, *,
-              skip_tracks: Iterable[int] = ()) -> BlurPlan:
+def clip_plan(
+    archive_dir: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    video: dict,
+    detect_fps: float,
+    *,
+    skip_tracks: Iterable[int] = (),
+) -> BlurPlan:
     """The blur of a clip of ``video`` (a ``videos`` row: ``id``, ``width``, ``height``, ``fps``):
     the plate boxes kept beside its archive copy, else in its heavy output folder; ``skip_tracks``
     left unblurred (:func:`watched_tracks` for the owner's copy).
@@ -333,8 +423,9 @@ def clip_plan(archive_dir: str | os.PathLike, work_dir: str | os.PathLike, video
     p = Path(archive_dir) / video["id"] / BOXES_FILE
     if not p.is_file():
         p = Path(work_dir) / video["id"] / "boxes.jsonl"
-    return load_plan(p, int(video["width"]), int(video["height"]), float(video["fps"]), detect_fps,
-                     skip_tracks=skip_tracks)
+    return load_plan(
+        p, int(video["width"]), int(video["height"]), float(video["fps"]), detect_fps, skip_tracks=skip_tracks
+    )
 
 
 def watched_tracks(engine: Any, video_id: str) -> set[int]:
@@ -344,7 +435,11 @@ def watched_tracks(engine: Any, video_id: str) -> set[int]:
 
     from dashcam.db import VEHICLES, WATCH_HITS
 
-    stmt = (sa.select(VEHICLES.c.track_id).join(WATCH_HITS, WATCH_HITS.c.event_id == VEHICLES.c.id)
-            .where(VEHICLES.c.video_id == video_id).distinct())
+    stmt = (
+        sa.select(VEHICLES.c.track_id)
+        .join(WATCH_HITS, WATCH_HITS.c.event_id == VEHICLES.c.id)
+        .where(VEHICLES.c.video_id == video_id)
+        .distinct()
+    )
     with engine.connect() as conn:
         return {int(t) for (t,) in conn.execute(stmt)}

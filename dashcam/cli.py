@@ -102,8 +102,16 @@ def ingest(
     ingest`` are marked Crashed.
     """
     _quiet_prefect(verbose)
-    settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir, work_dir=work_dir,
-                         model_dir=model_dir, detect_fps=detect_fps, archive_height=archive_height, camera_tz=camera_tz)
+    settings = _settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        archive_dir=archive_dir,
+        work_dir=work_dir,
+        model_dir=model_dir,
+        detect_fps=detect_fps,
+        archive_height=archive_height,
+        camera_tz=camera_tz,
+    )
     good, bad = _split_videos(videos)
     for b in bad:
         console.print("[red]error:[/] " + escape(b), soft_wrap=True, highlight=False)
@@ -115,8 +123,11 @@ def ingest(
     from dashcam.archive import sweep_stale_tmp
     from dashcam.db import _safe_url, check_database
 
-    console.print(f"results database {_safe_url(settings.db_url)}; archive {settings.archive_dir}; work {settings.work_dir}",
-                  soft_wrap=True, highlight=False)
+    console.print(
+        f"results database {_safe_url(settings.db_url)}; archive {settings.archive_dir}; work {settings.work_dir}",
+        soft_wrap=True,
+        highlight=False,
+    )
     check_database(settings.db_url)  # DatabaseError -> one line, exit 1 (_App)
     swept = sweep_stale_tmp(settings.archive_dir, settings.work_dir)
     if swept:
@@ -135,8 +146,11 @@ def ingest(
         try:
             server = LocalApiServer().start()
         except RuntimeError as exc:
-            console.print("[red]error:[/] " + escape(f"{_first_line(exc)} (set PREFECT_API_URL to use a running server)"),
-                          soft_wrap=True, highlight=False)
+            console.print(
+                "[red]error:[/] " + escape(f"{_first_line(exc)} (set PREFECT_API_URL to use a running server)"),
+                soft_wrap=True,
+                highlight=False,
+            )
             raise typer.Exit(1) from None
         os.environ["PREFECT_API_URL"] = server.api_url
         refresh_global_settings_context()
@@ -144,30 +158,53 @@ def ingest(
         try:
             crashed = crash_orphaned_runs()
         except Exception as exc:  # noqa: BLE001 - housekeeping; the run itself reports an unreachable API
-            console.print(f"warning: could not look for runs of killed dashcam ingest processes: {_first_line(exc)}",
-                          soft_wrap=True, highlight=False)
+            console.print(
+                f"warning: could not look for runs of killed dashcam ingest processes: {_first_line(exc)}",
+                soft_wrap=True,
+                highlight=False,
+            )
             crashed = []
         if crashed:
             console.print(f"marked {len(crashed)} run(s) of killed dashcam ingest processes Crashed", highlight=False)
         t0 = time.perf_counter()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                      TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("{task.fields[plates]} reads / {task.fields[tracks]} vehicles"),
-                      TimeElapsedColumn(), console=console, transient=False) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames"),
+            TextColumn("{task.fields[fps]:.1f} fps"),
+            TextColumn("{task.fields[plates]} reads / {task.fields[tracks]} vehicles"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
             bars: dict[str, tuple[TaskID, float]] = {}
 
             def on_progress(p) -> None:
                 if p.video_id not in bars:
-                    bars[p.video_id] = (progress.add_task(p.video_id, total=p.frame_count, fps=0.0, plates=0, tracks=0), time.perf_counter())
+                    bars[p.video_id] = (
+                        progress.add_task(p.video_id, total=p.frame_count, fps=0.0, plates=0, tracks=0),
+                        time.perf_counter(),
+                    )
                 tid, start = bars[p.video_id]
                 elapsed = max(time.perf_counter() - start, 1e-6)
-                progress.update(tid, completed=min(p.frames_decoded, p.frame_count), fps=p.frames_decoded / elapsed,
-                                plates=p.plates_read, tracks=p.tracks_with_plates)
+                progress.update(
+                    tid,
+                    completed=min(p.frames_decoded, p.frame_count),
+                    fps=p.frames_decoded / elapsed,
+                    plates=p.plates_read,
+                    tracks=p.tracks_with_plates,
+                )
 
             remove = add_progress_listener(on_progress)
             try:
                 with tags(OWNER_TAG, owner_tag()):
-                    state = ingest_flow([str(v.resolve()) for v in good], gpx=str(gpx.resolve()) if gpx else None,
-                                        settings=settings, return_state=True)
+                    state = ingest_flow(
+                        [str(v.resolve()) for v in good],
+                        gpx=str(gpx.resolve()) if gpx else None,
+                        settings=settings,
+                        return_state=True,
+                    )
             finally:
                 remove()
     finally:
@@ -230,23 +267,46 @@ def _print_summary(summaries, wall: float) -> None:
     for s in summaries:
         rtf = s.duration_s / s.wall_s if s.wall_s else 0.0
         plates = ", ".join(f"{p} ({c:.2f})" for p, c in s.plates) or "-"
-        table.add_row(Path(s.path).name, s.video_id, f"{s.duration_s:.1f} s", str(s.frames_analyzed),
-                      f"{s.wall_s:.1f} s", f"{rtf:.2f}x", plates)
+        table.add_row(
+            Path(s.path).name,
+            s.video_id,
+            f"{s.duration_s:.1f} s",
+            str(s.frames_analyzed),
+            f"{s.wall_s:.1f} s",
+            f"{rtf:.2f}x",
+            plates,
+        )
     Console().print(table)
     for s in summaries:
         if getattr(s, "damage", None):
             from rich.markup import escape
 
-            Console().print(f"[yellow]{escape(Path(s.path).name)} is damaged:[/] {escape(s.damage)} "
-                            "(the plates read before the damage are stored)", soft_wrap=True)
+            Console().print(
+                f"[yellow]{escape(Path(s.path).name)} is damaged:[/] {escape(s.damage)} "
+                "(the plates read before the damage are stored)",
+                soft_wrap=True,
+            )
 
 
 @app.command()
 def plates(
     video: Annotated[str | None, typer.Option("--video", help="Only this video_id.")] = None,
-    plate: Annotated[str | None, typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")] = None,
-    fuzzy: Annotated[str | None, typer.Option("--fuzzy", help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).")] = None,
-    regex: Annotated[str | None, typer.Option("--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings.")] = None,
+    plate: Annotated[
+        str | None, typer.Option("--plate", help="Plate pattern, * and ? wildcards, case-insensitive.")
+    ] = None,
+    fuzzy: Annotated[
+        str | None,
+        typer.Option(
+            "--fuzzy",
+            help="Misread-tolerant search: exact matches, then OCR look-alikes ranked by score (docs/search.md).",
+        ),
+    ] = None,
+    regex: Annotated[
+        str | None,
+        typer.Option(
+            "--regex", help="Case-insensitive regular expression searched in the plate and its alternative readings."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many results for --fuzzy/--regex.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (all columns).")] = False,
     data_dir: DataDir = None,
@@ -290,8 +350,17 @@ def plates(
     for col in cols:
         table.add_column(col)
     for r in rows:
-        cells = [r["ts"], r["final_plate"], f"{r['plate_confidence']:.2f}", str(r["n_reads"]), r["video_id"],
-                 str(r["frame_idx"]), _fmt(r["lat"]), _fmt(r["lon"]), r["crop_path"] or ""]
+        cells = [
+            r["ts"],
+            r["final_plate"],
+            f"{r['plate_confidence']:.2f}",
+            str(r["n_reads"]),
+            r["video_id"],
+            str(r["frame_idx"]),
+            _fmt(r["lat"]),
+            _fmt(r["lon"]),
+            r["crop_path"] or "",
+        ]
         if searched:
             cells = [f"{r['score']:.3f}", r["matched_text"], *cells]
         table.add_row(*cells)
@@ -326,8 +395,15 @@ def _require_existing_db(url: str, where: str) -> None:
 
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        console.print("[red]error:[/] " + escape(f"no results database at {path} ({where}): it does not exist; "
-                      "check the path, or run dashcam ingest first"), soft_wrap=True, highlight=False)
+        console.print(
+            "[red]error:[/] "
+            + escape(
+                f"no results database at {path} ({where}): it does not exist; "
+                "check the path, or run dashcam ingest first"
+            ),
+            soft_wrap=True,
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
@@ -363,7 +439,9 @@ def read(
         if as_json:
             data_out.write(json.dumps({"image": str(image), "plates": found}) + "\n")
         else:
-            Console().print(f"{image}: " + (", ".join(f"{p['text']} ({p['text_conf']:.2f})" for p in found) or "no plate"))
+            Console().print(
+                f"{image}: " + (", ".join(f"{p['text']} ({p['text_conf']:.2f})" for p in found) or "no plate")
+            )
     data_out.flush()
     if failed:
         raise typer.Exit(1)
@@ -371,9 +449,18 @@ def read(
 
 @app.command("config")
 def config_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="The settings in effect as one JSON object (secrets masked).")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the settings table of docs/configuration.md instead.")] = False,
-    write_doc: Annotated[Path | None, typer.Option("--write-doc", help="Rewrite the generated settings table in this Markdown file (docs/configuration.md).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The settings in effect as one JSON object (secrets masked).")
+    ] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the settings table of docs/configuration.md instead.")
+    ] = False,
+    write_doc: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-doc", help="Rewrite the generated settings table in this Markdown file (docs/configuration.md)."
+        ),
+    ] = None,
 ) -> None:
     """Show the settings in effect (schema defaults < DASHCAM_* environment), with env var and meaning."""
     from dashcam.settings import env_var, redact_url, secret_fields
@@ -387,9 +474,13 @@ def config_cmd(
         try:
             changed = write_settings_doc(write_doc, app)
         except (OSError, ValueError) as exc:
-            console.print("[red]error:[/] " + escape(f"{write_doc}: {_first_line(exc)}"), soft_wrap=True, highlight=False)
+            console.print(
+                "[red]error:[/] " + escape(f"{write_doc}: {_first_line(exc)}"), soft_wrap=True, highlight=False
+            )
             raise typer.Exit(1) from None
-        console.print(f"{write_doc}: settings table {'rewritten' if changed else 'already up to date'}", highlight=False)
+        console.print(
+            f"{write_doc}: settings table {'rewritten' if changed else 'already up to date'}", highlight=False
+        )
         return
     settings = _settings()
     values = settings.model_dump(mode="json")
@@ -414,7 +505,9 @@ def config_cmd(
 def deploy(
     raw_dir: Annotated[str, setting_option("raw_dir", note="Saved in the NasLayout block.")],
     gpu_concurrency: Annotated[int, typer.Option("--gpu-concurrency", help="Flow runs at once on pool gpu.")] = 1,
-    zombie_after_s: Annotated[int, typer.Option("--zombie-after-s", help="Mark a run Crashed after this long without heartbeats.")] = 90,
+    zombie_after_s: Annotated[
+        int, typer.Option("--zombie-after-s", help="Mark a run Crashed after this long without heartbeats.")
+    ] = 90,
 ) -> None:
     """Register work pools, blocks, deployments and crash-recovery automations on PREFECT_API_URL.
 
@@ -425,10 +518,11 @@ def deploy(
     from deployments.register import register
 
     slug = register(raw_dir, gpu_concurrency=gpu_concurrency, zombie_after_s=zombie_after_s)
-    Console().print("registered pools gpu/server, blocks 'dashcam', deployments ingest/ingest, analyze-video/gpu, "
-                    "archive-video/server, finalize-video/server, retention/daily and the crash-recovery automations")
+    Console().print(
+        "registered pools gpu/server, blocks 'dashcam', deployments ingest/ingest, analyze-video/gpu, "
+        "archive-video/server, finalize-video/server, retention/daily and the crash-recovery automations"
+    )
     print(f"set on every worker: PREFECT_DEFAULT_RESULT_STORAGE_BLOCK={slug}".replace("=", "= "))
-
 
 
 @app.command("gps")
@@ -463,8 +557,10 @@ def gps_cmd(
         if problems:  # a track file exists but is corrupt: name it instead of "no .gpx"
             out.print(f"{video.name}: no usable GPS: " + "; ".join(problems), soft_wrap=True, highlight=False)
             raise typer.Exit(1)
-        out.print(f"{video.name}: no GPS (no embedded track, no same-stem .gpx/.nmea/.log"
-                  f"{', no track in ' + str(settings.gps_track_dir) if settings.gps_track_dir else ''})")
+        out.print(
+            f"{video.name}: no GPS (no embedded track, no same-stem .gpx/.nmea/.log"
+            f"{', no track in ' + str(settings.gps_track_dir) if settings.gps_track_dir else ''})"
+        )
         raise typer.Exit(1 if gpx_out else 0)
     trk, source = found
     assert trk.start is not None and trk.end is not None  # find_track gives only tracks with points
@@ -475,9 +571,13 @@ def gps_cmd(
     from dashcam.gps import route_points
 
     route = route_points(trk, info.recording_start, info.recording_start + timedelta(seconds=info.duration_s))
-    out.print(f"{video.name}: {len(trk)} GPS points from {source}, {trk.start.isoformat()} .. {trk.end.isoformat()} UTC")
-    out.print(f"  recording start {info.recording_start.isoformat()} ({info.recording_start_source}, camera_tz={settings.camera_tz}); "
-              f"clock offset GPS - video {trk.clock_offset_s:+.1f} s; {len(route)} of {int(info.duration_s) + 1} seconds of video positioned")
+    out.print(
+        f"{video.name}: {len(trk)} GPS points from {source}, {trk.start.isoformat()} .. {trk.end.isoformat()} UTC"
+    )
+    out.print(
+        f"  recording start {info.recording_start.isoformat()} ({info.recording_start_source}, camera_tz={settings.camera_tz}); "
+        f"clock offset GPS - video {trk.clock_offset_s:+.1f} s; {len(route)} of {int(info.duration_s) + 1} seconds of video positioned"
+    )
     if gpx_out:
         gpx_out.parent.mkdir(parents=True, exist_ok=True)
         gpx_out.write_text(track_to_gpx(trk, name=video.name), encoding="utf-8")
@@ -486,21 +586,75 @@ def gps_cmd(
 
 @app.command("watch")
 def watch_cmd(
-    dirs: Annotated[list[Path] | None, typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")] = None,
-    pattern: Annotated[list[str] | None, typer.Option("--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi.")] = None,
-    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ...")] = None,
-    quiet_s: Annotated[float, typer.Option("--quiet-s", envvar="DASHCAM_WATCH_QUIET_S", help="Seconds a file must stay unchanged (after the writer closed it) before it is ingested.")] = 30.0,
-    polling: Annotated[bool, typer.Option("--polling", envvar="DASHCAM_WATCH_POLLING", help="Poll the tree instead of inotify: for NFS/SMB mounts written by other machines.")] = False,
-    poll_interval_s: Annotated[float, typer.Option("--poll-interval-s", envvar="DASHCAM_WATCH_POLL_INTERVAL_S", help="Seconds between polls (--polling).")] = 10.0,
-    deployment: Annotated[str, typer.Option("--deployment", envvar="DASHCAM_DEPLOYMENT", help="Deployment to start, flow/deployment.")] = "ingest/ingest",
+    dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Folders to watch, recursively (default: $DASHCAM_RAW_DIR).")
+    ] = None,
+    pattern: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pattern", help="Video file glob, case-insensitive; repeat; replaces the default *.mp4 *.mov *.ts *.avi."
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore", help="Extra glob of file/folder names to ignore; repeat; added to *.part *.tmp ~* .* @eaDir ..."
+        ),
+    ] = None,
+    quiet_s: Annotated[
+        float,
+        typer.Option(
+            "--quiet-s",
+            envvar="DASHCAM_WATCH_QUIET_S",
+            help="Seconds a file must stay unchanged (after the writer closed it) before it is ingested.",
+        ),
+    ] = 30.0,
+    polling: Annotated[
+        bool,
+        typer.Option(
+            "--polling",
+            envvar="DASHCAM_WATCH_POLLING",
+            help="Poll the tree instead of inotify: for NFS/SMB mounts written by other machines.",
+        ),
+    ] = False,
+    poll_interval_s: Annotated[
+        float,
+        typer.Option(
+            "--poll-interval-s", envvar="DASHCAM_WATCH_POLL_INTERVAL_S", help="Seconds between polls (--polling)."
+        ),
+    ] = 10.0,
+    deployment: Annotated[
+        str, typer.Option("--deployment", envvar="DASHCAM_DEPLOYMENT", help="Deployment to start, flow/deployment.")
+    ] = "ingest/ingest",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    no_db: Annotated[bool, typer.Option("--no-db", help="Do not ask the results database what was ingested (Prefect's idempotency key alone).")] = False,
-    catch_up: Annotated[bool, typer.Option("--catch-up/--no-catch-up", help="At start, trigger the files that arrived while the watcher was down.")] = True,
-    rescan_s: Annotated[float, typer.Option("--rescan-s", envvar="DASHCAM_WATCH_RESCAN_S", help="Rescan the tree every so many seconds as a safety net (0: never).")] = 3600.0,
-    retry_initial_s: Annotated[float, typer.Option("--retry-initial-s", help="First retry delay after a failed trigger; doubles each time.")] = 5.0,
+    no_db: Annotated[
+        bool,
+        typer.Option(
+            "--no-db", help="Do not ask the results database what was ingested (Prefect's idempotency key alone)."
+        ),
+    ] = False,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up/--no-catch-up", help="At start, trigger the files that arrived while the watcher was down."
+        ),
+    ] = True,
+    rescan_s: Annotated[
+        float,
+        typer.Option(
+            "--rescan-s",
+            envvar="DASHCAM_WATCH_RESCAN_S",
+            help="Rescan the tree every so many seconds as a safety net (0: never).",
+        ),
+    ] = 3600.0,
+    retry_initial_s: Annotated[
+        float, typer.Option("--retry-initial-s", help="First retry delay after a failed trigger; doubles each time.")
+    ] = 5.0,
     retry_max_s: Annotated[float, typer.Option("--retry-max-s", help="Longest retry delay.")] = 300.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also log debug lines (each file catch-up skipped).")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also log debug lines (each file catch-up skipped).")
+    ] = False,
 ) -> None:
     """Watch NAS folders and start the ingest deployment once per new, complete video file (a service)."""
     import logging
@@ -518,10 +672,18 @@ def watch_cmd(
             raise typer.Exit(2)
         dirs = [Path(raw)]
     config = WatchConfig(
-        dirs=dirs, patterns=tuple(pattern) if pattern else DEFAULT_PATTERNS, ignore=DEFAULT_IGNORE + tuple(ignore or ()),
-        quiet_s=quiet_s, polling=polling, poll_interval_s=poll_interval_s, deployment=deployment,
+        dirs=dirs,
+        patterns=tuple(pattern) if pattern else DEFAULT_PATTERNS,
+        ignore=DEFAULT_IGNORE + tuple(ignore or ()),
+        quiet_s=quiet_s,
+        polling=polling,
+        poll_interval_s=poll_interval_s,
+        deployment=deployment,
         database_url=None if no_db else _settings(data_dir=data_dir, database_url=database_url).db_url,
-        catch_up=catch_up, rescan_s=rescan_s, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s,
+        catch_up=catch_up,
+        rescan_s=rescan_s,
+        retry_initial_s=retry_initial_s,
+        retry_max_s=retry_max_s,
         tick_s=min(1.0, max(0.1, quiet_s / 4)),
     )
     try:
@@ -545,7 +707,9 @@ def _gb(n: int | None) -> str:
 @app.command("keep")
 def keep_cmd(
     video_id: Annotated[str, typer.Argument(help="The video's id (dashcam events shows it).")],
-    unkeep: Annotated[bool, typer.Option("--unkeep", help="Clear the mark: retention may delete the raw file again.")] = False,
+    unkeep: Annotated[
+        bool, typer.Option("--unkeep", help="Clear the mark: retention may delete the raw file again.")
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -566,7 +730,10 @@ def keep_cmd(
 
 @app.command("retention")
 def retention_cmd(
-    apply: Annotated[bool, typer.Option("--apply/--dry-run", help="Delete (--apply) or only list what would go (--dry-run, the default).")] = False,
+    apply: Annotated[
+        bool,
+        typer.Option("--apply/--dry-run", help="Delete (--apply) or only list what would go (--dry-run, the default)."),
+    ] = False,
     raw_keep_days: Annotated[float | None, setting_option("raw_keep_days")] = None,
     raw_max_gb: Annotated[float | None, setting_option("raw_max_gb")] = None,
     archive_keep_days: Annotated[float | None, setting_option("archive_keep_days")] = None,
@@ -582,8 +749,14 @@ def retention_cmd(
     from dashcam.storage import apply_retention, plan_retention
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    settings = _settings(raw_keep_days=raw_keep_days, raw_max_gb=raw_max_gb, archive_keep_days=archive_keep_days,
-                         raw_dir=raw_dir, data_dir=data_dir, database_url=database_url)
+    settings = _settings(
+        raw_keep_days=raw_keep_days,
+        raw_max_gb=raw_max_gb,
+        archive_keep_days=archive_keep_days,
+        raw_dir=raw_dir,
+        data_dir=data_dir,
+        database_url=database_url,
+    )
     out = Console()
     engine = make_engine(settings.db_url)
     try:
@@ -591,12 +764,20 @@ def retention_cmd(
         todo = [d for d in plan if d.action != "keep"]
         if not apply:
             for d in todo:
-                out.print(f"would {d.action} {d.tier} {d.path} ({_gb(d.size_bytes)}): {d.reason}", soft_wrap=True, highlight=False)
+                out.print(
+                    f"would {d.action} {d.tier} {d.path} ({_gb(d.size_bytes)}): {d.reason}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
         else:
             for d in todo:  # one at a time: each line is printed (and flushed) right after its deletion
                 for done in apply_retention(engine, settings, [d]):
                     verb = "deleted" if done.action == "delete" else "recorded gone"
-                    out.print(f"{verb} {done.tier} {done.path} ({_gb(done.size_bytes)}): {done.reason}", soft_wrap=True, highlight=False)
+                    out.print(
+                        f"{verb} {done.tier} {done.path} ({_gb(done.size_bytes)}): {done.reason}",
+                        soft_wrap=True,
+                        highlight=False,
+                    )
                     sys.stdout.flush()
     finally:
         engine.dispose()
@@ -605,8 +786,11 @@ def retention_cmd(
             if d.action == "keep":
                 out.print(f"keep {d.tier} {d.path}: {d.reason}", soft_wrap=True, highlight=False)
     freed = sum(d.size_bytes for d in todo if d.action == "delete")
-    out.print(f"{'applied' if apply else 'dry run'}: {len(todo)} files, {_gb(freed)}; "
-              f"{sum(1 for d in plan if d.protected)} protected", highlight=False)
+    out.print(
+        f"{'applied' if apply else 'dry run'}: {len(todo)} files, {_gb(freed)}; "
+        f"{sum(1 for d in plan if d.protected)} protected",
+        highlight=False,
+    )
 
 
 @app.command("storage")
@@ -631,12 +815,20 @@ def storage_cmd(
     tiers = rep["tiers"]
     t.add_row("raw", str(tiers["raw"]["path"] or "(ingested files)"), _gb(tiers["raw"]["bytes"]), _gb(free["raw"]))
     t.add_row("heavy output (work)", tiers["work"]["path"], _gb(tiers["work"]["bytes"]), "-")
-    t.add_row("archive", tiers["archive"]["path"],
-              f"{_gb(tiers['archive']['bytes'])} (video {_gb(tiers['archive']['video_bytes'])})", _gb(free["archive"]))
+    t.add_row(
+        "archive",
+        tiers["archive"]["path"],
+        f"{_gb(tiers['archive']['bytes'])} (video {_gb(tiers['archive']['video_bytes'])})",
+        _gb(free["archive"]),
+    )
     out.print(t)
     r = rep["retention"]
-    out.print(f"policy: raw_keep_days={r['raw_keep_days']:g} raw_max_gb={r['raw_max_gb']} "
-              f"archive_keep_days={r['archive_keep_days']}; videos: {rep['videos']}", highlight=False, soft_wrap=True)
+    out.print(
+        f"policy: raw_keep_days={r['raw_keep_days']:g} raw_max_gb={r['raw_max_gb']} "
+        f"archive_keep_days={r['archive_keep_days']}; videos: {rep['videos']}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if rep["protected"]:
         p = Table(title="protected (never deleted automatically)")
         for c in ("video_id", "path", "why", "size"):
@@ -648,12 +840,21 @@ def storage_cmd(
 
 @app.command("clip")
 def clip_cmd(
-    event_id: Annotated[str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, as `dashcam events --json` shows).")],
+    event_id: Annotated[
+        str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, as `dashcam events --json` shows).")
+    ],
     before: Annotated[float, typer.Option("--before", help="Seconds before the event.")] = 10.0,
     after: Annotated[float, typer.Option("--after", help="Seconds after the event.")] = 10.0,
-    out_path: Annotated[Path | None, typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
-    blur: Annotated[bool, typer.Option("--blur", help="Blur every tracked plate (docs/storage.md, privacy blur).")] = False,
-    keep_watched: Annotated[bool, typer.Option("--keep-watched", help="With --blur: leave plates with a watch-list hit readable (owner's copy).")] = False,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")
+    ] = None,
+    blur: Annotated[
+        bool, typer.Option("--blur", help="Blur every tracked plate (docs/storage.md, privacy blur).")
+    ] = False,
+    keep_watched: Annotated[
+        bool,
+        typer.Option("--keep-watched", help="With --blur: leave plates with a watch-list hit readable (owner's copy)."),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -678,14 +879,22 @@ def clip_cmd(
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
-    Console().print(f"wrote {res['path']}: {res['duration_s']:.2f} s {res['width']}x{res['height']} "
-                    f"from {', '.join(res['sources'])}", soft_wrap=True, highlight=False)
+    Console().print(
+        f"wrote {res['path']}: {res['duration_s']:.2f} s {res['width']}x{res['height']} "
+        f"from {', '.join(res['sources'])}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 # Watch lists, alerts, corrections, notes (issue 15; dashcam.watch_lists, docs/alerts.md)
 
-watchlist_app = typer.Typer(help="Watch lists: plates (or * ? patterns, /regex/) to be told about.", no_args_is_help=True)
-alerts_app = typer.Typer(help="Prefect automations that send a notification on each watch-list hit.", no_args_is_help=True)
+watchlist_app = typer.Typer(
+    help="Watch lists: plates (or * ? patterns, /regex/) to be told about.", no_args_is_help=True
+)
+alerts_app = typer.Typer(
+    help="Prefect automations that send a notification on each watch-list hit.", no_args_is_help=True
+)
 app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(alerts_app, name="alerts")
 
@@ -720,19 +929,33 @@ def _print_rows(rows: list[dict], cols: tuple[str, ...], title: str, as_json: bo
     for c in cols:
         table.add_column(c)
     for r in rows:
-        table.add_row(*("" if r.get(c) is None else (f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c])) for c in cols))
+        table.add_row(
+            *("" if r.get(c) is None else (f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c])) for c in cols)
+        )
     Console().print(table)
 
 
 @watchlist_app.command("add")
 def watchlist_add(
-    pattern: Annotated[str, typer.Argument(help="A plate (XS-NB-23; =XSNB23 for exact only), a wildcard (XS*23, ?SNB2?) or a /regex/.")],
+    pattern: Annotated[
+        str, typer.Argument(help="A plate (XS-NB-23; =XSNB23 for exact only), a wildcard (XS*23, ?SNB2?) or a /regex/.")
+    ],
     watchlist: Annotated[str, typer.Option("--list", help="Watch list name (created if new).")] = "default",
-    label: Annotated[str, typer.Option("--label", help="Shown in hits and alerts, e.g. 'hit and run 2026-11-02' (<= 200 characters).")] = "",
+    label: Annotated[
+        str,
+        typer.Option("--label", help="Shown in hits and alerts, e.g. 'hit and run 2026-11-02' (<= 200 characters)."),
+    ] = "",
     notes: Annotated[str, typer.Option("--notes", help="Free text (<= 2000 characters).")] = "",
-    fuzzy: Annotated[bool, typer.Option("--fuzzy/--no-fuzzy", help="Plain plates also match OCR look-alikes (docs/search.md).")] = True,
-    min_score: Annotated[float | None, typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75).")] = None,
-    active_from: Annotated[str | None, typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")] = None,
+    fuzzy: Annotated[
+        bool, typer.Option("--fuzzy/--no-fuzzy", help="Plain plates also match OCR look-alikes (docs/search.md).")
+    ] = True,
+    min_score: Annotated[
+        float | None,
+        typer.Option("--min-score", help="Score a fuzzy match needs, (0, 1]; default DASHCAM_WATCH_MIN_SCORE (0.75)."),
+    ] = None,
+    active_from: Annotated[
+        str | None, typer.Option("--from", help="Only events from this time (ISO 8601, UTC when no offset).")
+    ] = None,
     active_until: Annotated[str | None, typer.Option("--until", help="Only events up to this time.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -742,14 +965,27 @@ def watchlist_add(
 
     engine = _engine(data_dir, database_url)
     try:
-        e = add_entry(engine, pattern, watchlist=watchlist, label=label, notes=notes, fuzzy=fuzzy, min_score=min_score,
-                      active_from=active_from, active_until=active_until)
+        e = add_entry(
+            engine,
+            pattern,
+            watchlist=watchlist,
+            label=label,
+            notes=notes,
+            fuzzy=fuzzy,
+            min_score=min_score,
+            active_from=active_from,
+            active_until=active_until,
+        )
     except WatchListError as exc:
         _bad_input(exc)
     finally:
         engine.dispose()
-    console.print(f"added entry {e['id']} to watch list {e['watchlist']!r}: {e['kind']} {e['pattern']}"
-                  f"{' (fuzzy)' if e['fuzzy'] else ''}", highlight=False, markup=False)
+    console.print(
+        f"added entry {e['id']} to watch list {e['watchlist']!r}: {e['kind']} {e['pattern']}"
+        f"{' (fuzzy)' if e['fuzzy'] else ''}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @watchlist_app.command("list")
@@ -767,8 +1003,24 @@ def watchlist_list(
         rows = list_entries(engine, watchlist)
     finally:
         engine.dispose()
-    _print_rows(rows, ("id", "watchlist", "kind", "pattern", "fuzzy", "min_score", "label", "active_from",
-                       "active_until", "n_hits", "last_hit"), f"{len(rows)} watch-list entries", as_json)
+    _print_rows(
+        rows,
+        (
+            "id",
+            "watchlist",
+            "kind",
+            "pattern",
+            "fuzzy",
+            "min_score",
+            "label",
+            "active_from",
+            "active_until",
+            "n_hits",
+            "last_hit",
+        ),
+        f"{len(rows)} watch-list entries",
+        as_json,
+    )
 
 
 @watchlist_app.command("remove")
@@ -807,13 +1059,22 @@ def watchlist_hits(
         rows = list_hits(engine, watchlist=watchlist, limit=limit)
     finally:
         engine.dispose()
-    _print_rows(rows, ("ts", "plate", "matched_text", "score", "watchlist", "label", "event_id", "lat", "lon", "crop_path"),
-                f"{len(rows)} watch-list hits", as_json)
+    _print_rows(
+        rows,
+        ("ts", "plate", "matched_text", "score", "watchlist", "label", "event_id", "lat", "lon", "crop_path"),
+        f"{len(rows)} watch-list hits",
+        as_json,
+    )
 
 
 @watchlist_app.command("import")
 def watchlist_import(
-    csv_path: Annotated[Path, typer.Argument(help="CSV with header watchlist,pattern,label,notes,fuzzy,min_score,active_from,active_until (pattern required).")],
+    csv_path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with header watchlist,pattern,label,notes,fuzzy,min_score,active_from,active_until (pattern required)."
+        ),
+    ],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -918,22 +1179,40 @@ def _prefect_call(what: str, fn):
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        console.print("[red]error:[/] " + escape(f"{what}: PREFECT_API_URL is not set; alerts live on a running Prefect "
-                      "server (docs/alerts.md, step 2)"), soft_wrap=True, highlight=False)
+        console.print(
+            "[red]error:[/] "
+            + escape(
+                f"{what}: PREFECT_API_URL is not set; alerts live on a running Prefect server (docs/alerts.md, step 2)"
+            ),
+            soft_wrap=True,
+            highlight=False,
+        )
         raise typer.Exit(1)
     try:
         return fn()
     except (typer.Exit, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - httpx / Prefect errors: one line for the user
-        console.print("[red]error:[/] " + escape(f"{what}: {type(exc).__name__}: {_first_line(exc)} "
-                      "(is PREFECT_API_URL set to your Prefect server?)"), soft_wrap=True, highlight=False)
+        console.print(
+            "[red]error:[/] "
+            + escape(
+                f"{what}: {type(exc).__name__}: {_first_line(exc)} (is PREFECT_API_URL set to your Prefect server?)"
+            ),
+            soft_wrap=True,
+            highlight=False,
+        )
         raise typer.Exit(1) from None
 
 
 @alerts_app.command("add")
 def alerts_add(
-    block: Annotated[str, typer.Option("--block", help="Notification block TYPE/NAME, e.g. slack-webhook/family, custom-webhook/ntfy (prefect block ls).")],
+    block: Annotated[
+        str,
+        typer.Option(
+            "--block",
+            help="Notification block TYPE/NAME, e.g. slack-webhook/family, custom-webhook/ntfy (prefect block ls).",
+        ),
+    ],
     name: Annotated[str | None, typer.Option("--name", help="Automation name (default: the block).")] = None,
     watchlist: Annotated[str | None, typer.Option("--list", help="Only hits of this watch list.")] = None,
     plate: Annotated[str | None, typer.Option("--plate", help="Only hits of this (final) plate.")] = None,
@@ -964,12 +1243,21 @@ def alerts_add(
             try:
                 doc = client.read_block_document_by_name(bname, btype)
             except ObjectNotFound:
-                console.print("[red]error:[/] " + escape(f"no Prefect block {block} (create it in the Prefect UI or with "
-                              "Python, see docs/alerts.md; list them with prefect block ls)"), highlight=False)
+                console.print(
+                    "[red]error:[/] "
+                    + escape(
+                        f"no Prefect block {block} (create it in the Prefect UI or with "
+                        "Python, see docs/alerts.md; list them with prefect block ls)"
+                    ),
+                    highlight=False,
+                )
                 raise typer.Exit(2) from None
             if client.read_automations_by_name(auto_name):
-                console.print("[red]error:[/] " + escape(f"an automation named {auto_name!r} exists; remove it first or pass --name"),
-                              highlight=False)
+                console.print(
+                    "[red]error:[/] "
+                    + escape(f"an automation named {auto_name!r} exists; remove it first or pass --name"),
+                    highlight=False,
+                )
                 raise typer.Exit(2)
             return alert_automation(auto_name, doc.id, watchlist=watchlist, plate=plate_n).create()
 
@@ -987,11 +1275,19 @@ def alerts_list(as_json: Annotated[bool, typer.Option("--json", help="A JSON arr
         with get_client(sync_client=True) as client:
             return [a for a in client.read_automations() if a.name.startswith(ALERT_PREFIX)]
 
-    rows = [{"name": a.name[len(ALERT_PREFIX):], "id": str(a.id), "enabled": a.enabled,
-             "block_document_id": str(a.actions[0].block_document_id) if a.actions else None,
-             "match": json.dumps(a.trigger.match.model_dump(mode="json")) if hasattr(a.trigger, "match") else ""}
-            for a in _prefect_call("reading the automations", read)]
-    _print_rows(rows, ("name", "id", "enabled", "block_document_id", "match"), f"{len(rows)} alert automations", as_json)
+    rows = [
+        {
+            "name": a.name[len(ALERT_PREFIX) :],
+            "id": str(a.id),
+            "enabled": a.enabled,
+            "block_document_id": str(a.actions[0].block_document_id) if a.actions else None,
+            "match": json.dumps(a.trigger.match.model_dump(mode="json")) if hasattr(a.trigger, "match") else "",
+        }
+        for a in _prefect_call("reading the automations", read)
+    ]
+    _print_rows(
+        rows, ("name", "id", "enabled", "block_document_id", "match"), f"{len(rows)} alert automations", as_json
+    )
 
 
 @alerts_app.command("remove")
@@ -1019,11 +1315,15 @@ if __name__ == "__main__":
 
 @app.command("web")
 def web_cmd(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs DASHCAM_WEB_TOKEN.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; anything but loopback needs DASHCAM_WEB_TOKEN.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    archive_dir: Annotated[Path | None, setting_option("archive_dir", note="The only folder media is served from.")] = None,
+    archive_dir: Annotated[
+        Path | None, setting_option("archive_dir", note="The only folder media is served from.")
+    ] = None,
 ) -> None:
     """Serve the web UI (dashboard, drives, map, plates, search) on HOST:PORT."""
     from dashcam.web.security import is_loopback
@@ -1031,7 +1331,9 @@ def web_cmd(
     settings = _settings(data_dir=data_dir, database_url=database_url, archive_dir=archive_dir)
     token = settings.web_token.get_secret_value() if settings.web_token else ""
     if not is_loopback(host) and not token:
-        console.print(f"[red]Refusing to listen on {host}: set DASHCAM_WEB_TOKEN (an access token) to serve beyond this machine.[/red]")
+        console.print(
+            f"[red]Refusing to listen on {host}: set DASHCAM_WEB_TOKEN (an access token) to serve beyond this machine.[/red]"
+        )
         raise typer.Exit(2)
     import uvicorn
     from pydantic import SecretStr

@@ -63,9 +63,17 @@ def _footage(video: dict) -> str | None:
     return None
 
 
-def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_s: float = 10.0,
-                out: str | os.PathLike | None = None, crf: int = 23, preset: str = "veryfast",
-                blur: Callable[[dict], Any] | None = None) -> dict[str, Any]:
+def export_clip(
+    engine: Engine,
+    event_id: str,
+    *,
+    before_s: float = 10.0,
+    after_s: float = 10.0,
+    out: str | os.PathLike | None = None,
+    crf: int = 23,
+    preset: str = "veryfast",
+    blur: Callable[[dict], Any] | None = None,
+) -> dict[str, Any]:
     """Write the clip of plate event ``event_id`` (``vehicles.id``) to ``out``; return its facts.
 
     The cut is ``[pts_s - before_s, pts_s + after_s]`` seconds of the event's video, clamped to
@@ -108,7 +116,9 @@ def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_
     start = max(0.0, float(ev["pts_s"]) - before_s)
     end = min(float(video["duration_s"]), float(ev["pts_s"]) + after_s)
     if end - start <= 0.05:
-        raise ClipError(f"event {event_id} at {ev['pts_s']:.2f} s leaves nothing to cut in a {video['duration_s']:.2f} s video")
+        raise ClipError(
+            f"event {event_id} at {ev['pts_s']:.2f} s leaves nothing to cut in a {video['duration_s']:.2f} s video"
+        )
     inputs = [(src, start, video)]
     if partner is not None and (psrc := _footage(partner)) is not None:
         at = video["recording_start"] + timedelta(seconds=start) - partner["recording_start"]
@@ -131,8 +141,14 @@ def export_clip(engine: Engine, event_id: str, *, before_s: float = 10.0, after_
     finally:
         for c in cuts:
             c.unlink(missing_ok=True)
-    return {"path": str(dst), "duration_s": facts["duration_s"], "width": facts["width"], "height": facts["height"],
-            "sources": sources, "start_s": start}
+    return {
+        "path": str(dst),
+        "duration_s": facts["duration_s"],
+        "width": facts["width"],
+        "height": facts["height"],
+        "sources": sources,
+        "start_s": start,
+    }
 
 
 def _blurred_cut(path: str, ss: float, dur: float, video: dict, plan: Any, dst: Path, cuts: list[Path]) -> Path:
@@ -144,31 +160,69 @@ def _blurred_cut(path: str, ss: float, dur: float, video: dict, plan: Any, dst: 
     cuts.append(cut)
     facts = verify_media(path, "video")
     w, h = int(facts["width"]) // 2 * 2, int(facts["height"]) // 2 * 2
-    res = run_blurred(path, cut, plan, width=w, height=h, fps=float(video["fps"]), crf=12, preset="veryfast",
-                      start_frame=round(ss * float(video["fps"])), ss=ss, duration=dur, audio=True)
+    res = run_blurred(
+        path,
+        cut,
+        plan,
+        width=w,
+        height=h,
+        fps=float(video["fps"]),
+        crf=12,
+        preset="veryfast",
+        start_frame=round(ss * float(video["fps"])),
+        ss=ss,
+        duration=dur,
+        audio=True,
+    )
     if res.returncode != 0:
-        raise ClipError(f"ffmpeg could not blur the cut of {path}: {_ffmpeg_said(res.stderr, cut, dst) or res.returncode}")
+        raise ClipError(
+            f"ffmpeg could not blur the cut of {path}: {_ffmpeg_said(res.stderr, cut, dst) or res.returncode}"
+        )
     return cut
 
 
-def _cut(inputs: list, dur: float, dst: Path, tmp: Path, event_id: str, fps: float, crf: int,
-         preset: str) -> dict[str, Any]:
+def _cut(
+    inputs: list, dur: float, dst: Path, tmp: Path, event_id: str, fps: float, crf: int, preset: str
+) -> dict[str, Any]:
     """ffmpeg the clip of ``inputs`` (``[(path, start s, videos row)]``) into ``tmp``, verify it, rename to ``dst``."""
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     for path, ss, _v in inputs:
         cmd += ["-ss", f"{ss:.3f}", "-t", f"{dur:.3f}", "-i", "file:" + str(Path(path).resolve())]
     if len(inputs) == 2:
         h = min(int(inputs[0][2]["height"]), int(inputs[1][2]["height"]), 720) // 2 * 2
-        cmd += ["-filter_complex", f"[0:v]scale=-2:{h},setsar=1[a];[1:v]scale=-2:{h},setsar=1[b];[a][b]hstack=inputs=2[v]",
-                "-map", "[v]", "-map", "0:a?"]
+        cmd += [
+            "-filter_complex",
+            f"[0:v]scale=-2:{h},setsar=1[a];[1:v]scale=-2:{h},setsar=1[b];[a][b]hstack=inputs=2[v]",
+            "-map",
+            "[v]",
+            "-map",
+            "0:a?",
+        ]
     else:
         cmd += ["-map", "0:v:0", "-map", "0:a?", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]
-    cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-c:a", "aac",
-            "-movflags", "+faststart", "-f", "mp4", "file:" + str(tmp.resolve())]
+    cmd += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        "file:" + str(tmp.resolve()),
+    ]
     try:
         res = procs.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
         if res.returncode != 0:
-            raise ClipError(f"ffmpeg could not cut {event_id}: {_ffmpeg_said(res.stderr, tmp, dst) or f'exit {res.returncode}'}")
+            raise ClipError(
+                f"ffmpeg could not cut {event_id}: {_ffmpeg_said(res.stderr, tmp, dst) or f'exit {res.returncode}'}"
+            )
         facts = verify_media(tmp, "video", codec="h264", duration_s=dur, fps=fps)
         os.replace(tmp, dst)
         _fsync_dir(dst.parent)

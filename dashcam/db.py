@@ -544,8 +544,14 @@ def _reason(exc: BaseException) -> str:
 # Writes
 
 
-def _video_row(info: VideoInfo, n_events: int, archive_path: str | None, now: datetime,
-               damage: str | None = None, archive_check: dict | None = None) -> dict:
+def _video_row(
+    info: VideoInfo,
+    n_events: int,
+    archive_path: str | None,
+    now: datetime,
+    damage: str | None = None,
+    archive_check: dict | None = None,
+) -> dict:
     check = archive_check or {}
     return {
         "archive_verified_at": check.get("archive_verified_at"),
@@ -621,11 +627,19 @@ def search_rows(events: list[PlateEvent]) -> tuple[list[dict], list[dict], list[
             k = confusion_key(alt.text)
             keys.add(k)
             texts.add(alt.text)
-            readings[(vid, alt.text)] = {"vehicle_id": vid, "text": alt.text, "count": alt.count,
-                                         "mean_conf": alt.mean_conf, "confusion_key": k}
+            readings[(vid, alt.text)] = {
+                "vehicle_id": vid,
+                "text": alt.text,
+                "count": alt.count,
+                "mean_conf": alt.mean_conf,
+                "confusion_key": k,
+            }
     variants = sorted({(var, k) for k in keys if k for var in key_variants(k)})
-    return (list(readings.values()), [{"variant": var, "confusion_key": k} for var, k in variants],
-            [{"text": t} for t in sorted(texts)])
+    return (
+        list(readings.values()),
+        [{"variant": var, "confusion_key": k} for var, k in variants],
+        [{"text": t} for t in sorted(texts)],
+    )
 
 
 def dialect_insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
@@ -656,33 +670,39 @@ def _upsert_video(conn: sa.Connection, row: dict) -> None:
 
 
 def save_video(
-    engine: Engine, info: VideoInfo, events: list[PlateEvent], archive_path: str | None,
-    route: dict | None = None, *, damage: str | None = None, archive_check: dict | None = None,
+    engine: Engine,
+    info: VideoInfo,
+    events: list[PlateEvent],
+    archive_path: str | None,
+    route: dict | None = None,
+    *,
+    damage: str | None = None,
+    archive_check: dict | None = None,
 ) -> int:
     """Store one video and its events idempotently, in ONE transaction; return ``len(events)``.
 
-    Upserts the ``videos`` row (``ingested_at`` = now), deletes the video's previous
-    ``vehicles`` rows and inserts ``events``. A vehicle row that existed before under the same
-    id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
-    identical ``vehicles`` rows. The events' alternative readings replace the old
-    ``plate_readings`` rows of the video's events; the lookup variants of their confusion keys
-    and their texts are added to ``plate_key_variants`` and ``plate_texts`` (see
-    :mod:`dashcam.search`). ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
-    heading], ...]}``, see :func:`dashcam.gps.route_points`) replaces the video's ``routes``
-    row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is.
-    ``damage``: one line when the video decoded only in part (``AnalyzeResult.damage``), stored in
-    ``videos.damage``; None (clean) stores NULL, also over an older value. ``archive_check``: the
-result of :func:`dashcam.storage.verify_archive` for ``archive_path`` (``archive_verified_at``
-UTC datetime, ``archive_bytes``, ``archive_images_bytes``), stored on the row; None stores NULLs
-(not verified: retention never deletes its raw file). ``keep`` and the retention columns are
-left as they are. The video's
-    ``corrections`` are re-applied to the new rows in the same transaction
-    (:func:`dashcam.watch_lists.apply_corrections`). Writers of the same video are serialised by the row lock taken
-    by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
+        Upserts the ``videos`` row (``ingested_at`` = now), deletes the video's previous
+        ``vehicles`` rows and inserts ``events``. A vehicle row that existed before under the same
+        id (same video, same track) keeps its ``created_at``, so re-ingesting identical input leaves
+        identical ``vehicles`` rows. The events' alternative readings replace the old
+        ``plate_readings`` rows of the video's events; the lookup variants of their confusion keys
+        and their texts are added to ``plate_key_variants`` and ``plate_texts`` (see
+        :mod:`dashcam.search`). ``route`` (``{"source": str, "points": [[t_iso, lat, lon, speed,
+        heading], ...]}``, see :func:`dashcam.gps.route_points`) replaces the video's ``routes``
+        row in the same transaction; ``{}`` (no points) deletes it; None leaves an existing route as it is.
+        ``damage``: one line when the video decoded only in part (``AnalyzeResult.damage``), stored in
+        ``videos.damage``; None (clean) stores NULL, also over an older value. ``archive_check``: the
+    result of :func:`dashcam.storage.verify_archive` for ``archive_path`` (``archive_verified_at``
+    UTC datetime, ``archive_bytes``, ``archive_images_bytes``), stored on the row; None stores NULLs
+    (not verified: retention never deletes its raw file). ``keep`` and the retention columns are
+    left as they are. The video's
+        ``corrections`` are re-applied to the new rows in the same transaction
+        (:func:`dashcam.watch_lists.apply_corrections`). Writers of the same video are serialised by the row lock taken
+        by the upsert (PostgreSQL) or by ``BEGIN IMMEDIATE`` (SQLite).
 
-    Raises ``ValueError`` for events of another video, :class:`DatabaseError` when the database
-    fails (then nothing of this call was written, except for the rare failure of the COMMIT
-    itself, whose outcome the message says is unknown; re-running is safe).
+        Raises ``ValueError`` for events of another video, :class:`DatabaseError` when the database
+        fails (then nothing of this call was written, except for the rare failure of the COMMIT
+        itself, whose outcome the message says is unknown; re-running is safe).
     """
     foreign = sorted({ev.video_id for ev in events if ev.video_id != info.video_id})
     if foreign:
@@ -704,10 +724,17 @@ left as they are. The video's
                     sa.select(VEHICLES.c.id, VEHICLES.c.created_at).where(VEHICLES.c.video_id == info.video_id)
                 ).all()
             )
-            conn.execute(sa.delete(PLATE_READINGS).where(PLATE_READINGS.c.vehicle_id.in_(
-                sa.select(VEHICLES.c.id).where(VEHICLES.c.video_id == info.video_id))))
+            conn.execute(
+                sa.delete(PLATE_READINGS).where(
+                    PLATE_READINGS.c.vehicle_id.in_(
+                        sa.select(VEHICLES.c.id).where(VEHICLES.c.video_id == info.video_id)
+                    )
+                )
+            )
             conn.execute(sa.delete(VEHICLES).where(VEHICLES.c.video_id == info.video_id))
-            rows = [_vehicle_row(ev, info.path, created.get(vehicle_id(ev.video_id, ev.track_id), now)) for ev in events]
+            rows = [
+                _vehicle_row(ev, info.path, created.get(vehicle_id(ev.video_id, ev.track_id), now)) for ev in events
+            ]
             if rows:
                 conn.execute(sa.insert(VEHICLES), rows)
             readings, variants, texts = search_rows(events)
@@ -722,10 +749,17 @@ left as they are. The video's
                 conn.execute(sa.delete(ROUTES).where(ROUTES.c.video_id == info.video_id))
                 pts = [list(p) for p in route.get("points") or []]
                 if pts:  # an empty route ({}) removes a stale one: the video has no GPS any more
-                    conn.execute(sa.insert(ROUTES), [{
-                        "video_id": info.video_id, "source": str(route.get("source") or ""),
-                        "n_points": len(pts), "points": pts,
-                    }])
+                    conn.execute(
+                        sa.insert(ROUTES),
+                        [
+                            {
+                                "video_id": info.video_id,
+                                "source": str(route.get("source") or ""),
+                                "n_points": len(pts),
+                                "points": pts,
+                            }
+                        ],
+                    )
         except SQLAlchemyError as exc:
             with contextlib.suppress(SQLAlchemyError):  # connection gone: the server rolls back on its own
                 conn.rollback()

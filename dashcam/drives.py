@@ -183,8 +183,23 @@ def load_drives(conn, gap_min: float = 10.0) -> list[Drive]:
 
     from dashcam.db import VIDEOS
 
-    cols = [VIDEOS.c[c] for c in ("id", "path", "recording_start", "duration_s", "camera", "archive_path",
-                                  "n_events", "width", "height", "codec", "damage", "fps")]
+    cols = [
+        VIDEOS.c[c]
+        for c in (
+            "id",
+            "path",
+            "recording_start",
+            "duration_s",
+            "camera",
+            "archive_path",
+            "n_events",
+            "width",
+            "height",
+            "codec",
+            "damage",
+            "fps",
+        )
+    ]
     rows = conn.execute(sa.select(*cols)).mappings().all()
     return group_drives(rows, gap_min)
 

@@ -282,13 +282,18 @@ def retarget_yolo_onnx(src: str | Path, dst: str | Path, imgsz: int) -> Path:
         nc = 1
     out0 = g.output[0]
     elem = out0.type.tensor_type.elem_type
-    g.initializer.extend([
-        numpy_helper.from_array(np.array([0], np.int64), "dashcam_slice_start"),
-        numpy_helper.from_array(np.array([4 + nc], np.int64), "dashcam_slice_end"),
-        numpy_helper.from_array(np.array([1], np.int64), "dashcam_slice_axis"),
-    ])
-    g.node.append(helper.make_node(
-        "Slice", [out0.name, "dashcam_slice_start", "dashcam_slice_end", "dashcam_slice_axis"], ["boxes"]))
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([0], np.int64), "dashcam_slice_start"),
+            numpy_helper.from_array(np.array([4 + nc], np.int64), "dashcam_slice_end"),
+            numpy_helper.from_array(np.array([1], np.int64), "dashcam_slice_axis"),
+        ]
+    )
+    g.node.append(
+        helper.make_node(
+            "Slice", [out0.name, "dashcam_slice_start", "dashcam_slice_end", "dashcam_slice_axis"], ["boxes"]
+        )
+    )
     del g.output[:]
     g.output.append(helper.make_tensor_value_info("boxes", elem, [1, 4 + nc, n1]))
     meta.update(imgsz=f"[{imgsz}, {imgsz}]", task="detect")
@@ -393,7 +398,9 @@ def dequantize_dynamic_onnx(src: str | Path, dst: str | Path) -> Path:
             w_scale = w_scale.reshape(-1, 1, 1, 1)
         wname = f"{wq}_dequantized_fp32"
         g.initializer.append(numpy_helper.from_array((w * w_scale).astype(np.float32), wname))
-        conv = helper.make_node("Conv", [dql.input[0], wname], [mul.output[0]], name=n.name.replace("_quant", "") + "_fp32")
+        conv = helper.make_node(
+            "Conv", [dql.input[0], wname], [mul.output[0]], name=n.name.replace("_quant", "") + "_fp32"
+        )
         conv.attribute.extend(n.attribute)
         new_nodes[id(n)] = conv
         drop.update({id(cast), id(mul)})

@@ -136,13 +136,18 @@ class _AnalyzeOutput:
         are close-up plate tracks, so the tracked box is the plate box)."""
         for i in range(len(objs)):
             track_id, bbox = objs.track(i), objs.box(i)
-            self.boxes.append(TrackBox(frame_idx=frame_idx, track_id=track_id, car_bbox=bbox,
-                                       plate_bbox=bbox if plates else None))
+            self.boxes.append(
+                TrackBox(frame_idx=frame_idx, track_id=track_id, car_bbox=bbox, plate_bbox=bbox if plates else None)
+            )
             t = self.tracks.get(track_id)
             if t is None:
                 t = self.tracks[track_id] = TrackSummary(
-                    track_id=track_id, first_frame_idx=frame_idx, last_frame_idx=frame_idx,
-                    n_frames=0, best_car_bbox=bbox, best_frame_idx=frame_idx,
+                    track_id=track_id,
+                    first_frame_idx=frame_idx,
+                    last_frame_idx=frame_idx,
+                    n_frames=0,
+                    best_car_bbox=bbox,
+                    best_frame_idx=frame_idx,
                 )
             t.last_frame_idx = frame_idx
             t.n_frames += 1
@@ -167,7 +172,9 @@ class _AnalyzeOutput:
                 self.best_crop[key] = (quality, _jpeg(crop_plate(image, read.plate_bbox, CROP_MARGIN)))
             self._offer_thumb(self.tracks[read.track_id], (1, quality), image, read.car_bbox, frame_idx)
 
-    def _offer_thumb(self, t: TrackSummary, quality: tuple[int, float], image: np.ndarray, car_bbox: BBox, frame_idx: int) -> None:
+    def _offer_thumb(
+        self, t: TrackSummary, quality: tuple[int, float], image: np.ndarray, car_bbox: BBox, frame_idx: int
+    ) -> None:
         """Keep the vehicle thumbnail of the best frame so far for track ``t`` (encodes only on improvement)."""
         cur = self.best_thumb.get(t.track_id)
         if cur is None or quality > cur[0]:
@@ -244,16 +251,31 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         output.seen(found.plates, frame.image, frame.frame_idx, plates=True)
         output.add_plate_boxes(found.plate_boxes | {r.track_id: r.plate_bbox for r in found.reads}, first_box)
         output.add_reads(found.reads, frame.image, frame.frame_idx)
-        _emit(Progress(info.video_id, last_idx + 1, info.frame_count, n_frames, len(output.reads),
-                       len({r.track_id for r in output.reads})))
+        _emit(
+            Progress(
+                info.video_id,
+                last_idx + 1,
+                info.frame_count,
+                n_frames,
+                len(output.reads),
+                len({r.track_id for r in output.reads}),
+            )
+        )
     reads_path, tracks_path, boxes_path = output.write(Path(work_dir) / info.video_id)
     return AnalyzeResult(
-        video_id=info.video_id, work_dir=str(Path(work_dir) / info.video_id), reads_path=str(reads_path),
-        tracks_path=str(tracks_path), frames_decoded=last_idx + 1, frames_analyzed=n_frames,
-        n_vehicle_detections=n_vehicles, n_plate_reads=len(output.reads), n_plate_tries=n_plate_tries,
-        wall_s=time.perf_counter() - t0, damage=decode.damage, boxes_path=str(boxes_path),
+        video_id=info.video_id,
+        work_dir=str(Path(work_dir) / info.video_id),
+        reads_path=str(reads_path),
+        tracks_path=str(tracks_path),
+        frames_decoded=last_idx + 1,
+        frames_analyzed=n_frames,
+        n_vehicle_detections=n_vehicles,
+        n_plate_reads=len(output.reads),
+        n_plate_tries=n_plate_tries,
+        wall_s=time.perf_counter() - t0,
+        damage=decode.damage,
+        boxes_path=str(boxes_path),
     )
-
 
 
 def track_priors(info: VideoInfo, reads: list[PlateRead], settings: Settings, track=None) -> tuple[str, ...]:
@@ -299,16 +321,25 @@ def build_events(info: VideoInfo, result: AnalyzeResult, settings: Settings, tra
             continue
         best = vote.best_read
         t = tracks.get(track_id)
-        events.append(PlateEvent(
-            video_id=info.video_id, track_id=track_id, frame_idx=best.frame_idx, pts_s=best.pts_s,
-            ts=info.recording_start + timedelta(seconds=best.pts_s), final_plate=vote.final_plate,
-            plate_confidence=round(float(vote.confidence), 4), car_bbox=best.car_bbox, plate_bbox=best.plate_bbox,
-            n_reads=vote.n_reads,
-            first_frame_idx=t.first_frame_idx if t else min(r.frame_idx for r in track_reads),
-            last_frame_idx=t.last_frame_idx if t else max(r.frame_idx for r in track_reads),
-            crop_path=best.crop_path, thumb_path=t.thumb_path if t else None,
-            alternatives=track_alternatives(track_reads, vote.final_plate),
-        ))
+        events.append(
+            PlateEvent(
+                video_id=info.video_id,
+                track_id=track_id,
+                frame_idx=best.frame_idx,
+                pts_s=best.pts_s,
+                ts=info.recording_start + timedelta(seconds=best.pts_s),
+                final_plate=vote.final_plate,
+                plate_confidence=round(float(vote.confidence), 4),
+                car_bbox=best.car_bbox,
+                plate_bbox=best.plate_bbox,
+                n_reads=vote.n_reads,
+                first_frame_idx=t.first_frame_idx if t else min(r.frame_idx for r in track_reads),
+                last_frame_idx=t.last_frame_idx if t else max(r.frame_idx for r in track_reads),
+                crop_path=best.crop_path,
+                thumb_path=t.thumb_path if t else None,
+                alternatives=track_alternatives(track_reads, vote.final_plate),
+            )
+        )
     return _merge_duplicate_plates(events, info.fps)
 
 
@@ -383,12 +414,14 @@ def _merge_duplicate_plates(events: list[PlateEvent], fps: float) -> list[PlateE
                 break
             merged.remove(prev)
             keep = _merged_text(prev, e)
-            e = keep.model_copy(update={
-                "n_reads": prev.n_reads + e.n_reads,
-                "alternatives": _merge_alternatives(prev.alternatives, e.alternatives),
-                "first_frame_idx": min(prev.first_frame_idx, e.first_frame_idx),
-                "last_frame_idx": max(prev.last_frame_idx, e.last_frame_idx),
-            })
+            e = keep.model_copy(
+                update={
+                    "n_reads": prev.n_reads + e.n_reads,
+                    "alternatives": _merge_alternatives(prev.alternatives, e.alternatives),
+                    "first_frame_idx": min(prev.first_frame_idx, e.first_frame_idx),
+                    "last_frame_idx": max(prev.last_frame_idx, e.last_frame_idx),
+                }
+            )
         merged.append(e)
     return sorted(merged, key=lambda e: (e.frame_idx, e.track_id))
 
@@ -458,9 +491,13 @@ def route_points(track, start, end, step_s: float = 1.0) -> list[list]:
         fix = track.at(t)
         if fix is None:
             continue
-        out.append([
-            t.isoformat(), round(fix.lat, 7), round(fix.lon, 7),
-            None if fix.speed_mps is None else round(fix.speed_mps, 2),
-            None if fix.heading_deg is None else round(fix.heading_deg, 2),
-        ])
+        out.append(
+            [
+                t.isoformat(),
+                round(fix.lat, 7),
+                round(fix.lon, 7),
+                None if fix.speed_mps is None else round(fix.speed_mps, 2),
+                None if fix.heading_deg is None else round(fix.heading_deg, 2),
+            ]
+        )
     return out

@@ -123,9 +123,17 @@ class PlateRecognizer:
         frames = []
         for c in crops_bgr:
             img = cv2.cvtColor(c, cv2.COLOR_BGR2RGB) if self.rgb else cv2.cvtColor(c, cv2.COLOR_BGR2GRAY)
-            frames.append(resize_image(img, cfg.img_height, cfg.img_width, image_color_mode=cfg.image_color_mode,
-                                       keep_aspect_ratio=cfg.keep_aspect_ratio,
-                                       interpolation_method=cfg.interpolation, padding_color=cfg.padding_color))
+            frames.append(
+                resize_image(
+                    img,
+                    cfg.img_height,
+                    cfg.img_width,
+                    image_color_mode=cfg.image_color_mode,
+                    keep_aspect_ratio=cfg.keep_aspect_ratio,
+                    interpolation_method=cfg.interpolation,
+                    padding_color=cfg.padding_color,
+                )
+            )
         x = np.stack(frames).astype(np.uint8)
         out = self.rec.model.run([self.rec.plate_output_name], {"input": x})[0]
         return np.asarray(out, dtype=np.float32).reshape(len(crops_bgr), self.slots, len(self.alphabet))
@@ -159,8 +167,12 @@ def _as_read(p: np.ndarray, alphabet: str, pad: int) -> SlotDecode:
     k = p.argmax(axis=1)
     logp = float(np.log(p[np.arange(len(k)), k] + _EPS).sum())
     chars = [(alphabet[j], float(p[i, j])) for i, j in enumerate(k) if j != pad]
-    return SlotDecode("".join(c for c, _ in chars), float(np.mean([q for _, q in chars])) if chars else 0.0,
-                      tuple(q for _, q in chars), logp)
+    return SlotDecode(
+        "".join(c for c, _ in chars),
+        float(np.mean([q for _, q in chars])) if chars else 0.0,
+        tuple(q for _, q in chars),
+        logp,
+    )
 
 
 def _fit(p: np.ndarray, pattern: str, letters_o_i: bool, alphabet: str, pad: int, cls) -> SlotDecode | None:

@@ -40,7 +40,7 @@ def _start_ticks(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()[19]  # fields after "(comm)": state is field 3
+    return stat[stat.rindex(")") + 2 :].split()[19]  # fields after "(comm)": state is field 3
 
 
 def _alive(pid: int, start: str) -> bool:
@@ -68,7 +68,7 @@ def _dead_owner(tags: list[str]) -> str | None:
         if not t.startswith(_OWNER_PREFIX):
             continue
         try:
-            h, pid, start = t[len(_OWNER_PREFIX):].rsplit(":", 2)
+            h, pid, start = t[len(_OWNER_PREFIX) :].rsplit(":", 2)
             pid_i = int(pid)
         except ValueError:
             continue
@@ -101,14 +101,18 @@ def crash_orphaned_runs() -> list[UUID]:
     open_types = [StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]
     changed: list[UUID] = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_types)),
-            tags=FlowRunFilterTags(all_=[OWNER_TAG]),
-        ))
-        tasks = client.read_task_runs(task_run_filter=TaskRunFilter(
-            state=TaskRunFilterState(type=TaskRunFilterStateType(any_=open_types)),
-            tags=TaskRunFilterTags(all_=[OWNER_TAG]),
-        ))
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=open_types)),
+                tags=FlowRunFilterTags(all_=[OWNER_TAG]),
+            )
+        )
+        tasks = client.read_task_runs(
+            task_run_filter=TaskRunFilter(
+                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=open_types)),
+                tags=TaskRunFilterTags(all_=[OWNER_TAG]),
+            )
+        )
         for tr in tasks:
             owner = _dead_owner(tr.tags)
             if owner:
@@ -122,7 +126,7 @@ def crash_orphaned_runs() -> list[UUID]:
 
 
 def _message(owner: str) -> str:
-    pid = owner[len(_OWNER_PREFIX):].rsplit(":", 2)[1]
+    pid = owner[len(_OWNER_PREFIX) :].rsplit(":", 2)[1]
     return f"the dashcam ingest process (pid {pid}) that ran this died without finishing it (killed?)"
 
 
@@ -173,10 +177,25 @@ class LocalApiServer:
         }
         env.pop("PREFECT_API_URL", None)
         return procs.popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-            env=env, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
 
     def start(self, timeout_s: float | None = None) -> LocalApiServer:

@@ -193,7 +193,9 @@ class Manifest(BaseModel):
         try:
             return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise FileNotFoundError(f"handover manifest {path} is missing: was the heavy_output folder cleaned?") from exc
+            raise FileNotFoundError(
+                f"handover manifest {path} is missing: was the heavy_output folder cleaned?"
+            ) from exc
 
     @property
     def dir(self) -> Path:

@@ -35,10 +35,23 @@ AUTO = ("auto",)
 # ISO 3166-1 alpha-2 -> keys of dashcam.vote.PLATE_FORMATS (sources in dashcam.vote and
 # docs/configuration.md). Not listed -> no prior.
 COUNTRY_FORMATS: dict[str, tuple[str, ...]] = {
-    "NL": ("NL",), "US": ("US",), "FR": ("FR",), "IT": ("IT",), "SK": ("SK",), "GB": ("GB",),
-    "ES": ("ES",), "BE": ("BE",), "CZ": ("CZ",), "PL": ("PL",), "SE": ("SE",),
+    "NL": ("NL",),
+    "US": ("US",),
+    "FR": ("FR",),
+    "IT": ("IT",),
+    "SK": ("SK",),
+    "GB": ("GB",),
+    "ES": ("ES",),
+    "BE": ("BE",),
+    "CZ": ("CZ",),
+    "PL": ("PL",),
+    "SE": ("SE",),
     # US territories issue US-style plates
-    "PR": ("US",), "GU": ("US",), "VI": ("US",), "AS": ("US",), "MP": ("US",),
+    "PR": ("US",),
+    "GU": ("US",),
+    "VI": ("US",),
+    "AS": ("US",),
+    "MP": ("US",),
 }
 
 

@@ -30,7 +30,11 @@ def video_report_markdown(m: Manifest, events: list[PlateEvent], archive_path: s
         f"(real-time factor {rtf:.2f}x): {a.n_vehicle_detections} vehicle detections, "
         f"{a.n_plate_reads} plate reads",
         "",
-        *([f"**damaged video**: {a.damage}; the plates read in the frames that decoded are kept", ""] if a.damage else []),
+        *(
+            [f"**damaged video**: {a.damage}; the plates read in the frames that decoded are kept", ""]
+            if a.damage
+            else []
+        ),
         f"archive: `{archive_path}`" if archive_path else "archive: -",
         "",
         "| plate | confidence | reads | ts | frame | lat, lon | crop |",
@@ -38,8 +42,10 @@ def video_report_markdown(m: Manifest, events: list[PlateEvent], archive_path: s
     ]
     for e in events:
         pos = f"{e.lat:.6f}, {e.lon:.6f}" if e.lat is not None and e.lon is not None else "-"
-        lines.append(f"| **{e.final_plate}** | {e.plate_confidence:.2f} | {e.n_reads} | {e.ts.isoformat()} | "
-                     f"{e.frame_idx} | {pos} | `{e.crop_path or '-'}` |")
+        lines.append(
+            f"| **{e.final_plate}** | {e.plate_confidence:.2f} | {e.n_reads} | {e.ts.isoformat()} | "
+            f"{e.frame_idx} | {pos} | `{e.crop_path or '-'}` |"
+        )
     if not events:
         lines.append("| (no confident plate) | | | | | | |")
     return "\n".join(lines)

@@ -49,8 +49,13 @@ class PipeSafeConsoleHandler(PrefectConsoleHandler):
     """:class:`prefect.logging.handlers.PrefectConsoleHandler` that does not end the process
     when its stream's reader (the worker) is gone; same constructor arguments (logging.yml)."""
 
-    def __init__(self, stream=None, highlighter=PrefectConsoleHighlighter, styles: dict[str, str] | None = None,
-                 level: int | str = logging.NOTSET):
+    def __init__(
+        self,
+        stream=None,
+        highlighter=PrefectConsoleHighlighter,
+        styles: dict[str, str] | None = None,
+        level: int | str = logging.NOTSET,
+    ):
         super().__init__(stream=stream, highlighter=highlighter, styles=styles, level=level)
         self.worker_pid = os.getppid()  # a deployed run's parent is the worker that started it
         self.pipe_broken = False
@@ -59,7 +64,9 @@ class PipeSafeConsoleHandler(PrefectConsoleHandler):
         self.console = _PipeSafeConsole(  # as PrefectConsoleHandler builds it, plus on_broken
             highlighter=highlighter() if styled else NullHighlighter(),
             theme=Theme(styles, inherit=False) if styled else Theme(inherit=False),
-            file=self.stream, markup=PREFECT_LOGGING_MARKUP.value(), on_broken=self._broke,
+            file=self.stream,
+            markup=PREFECT_LOGGING_MARKUP.value(),
+            on_broken=self._broke,
         )
 
     def _broke(self) -> None:
@@ -75,14 +82,16 @@ class PipeSafeConsoleHandler(PrefectConsoleHandler):
 
     def _report(self) -> None:
         gone = os.getppid() != self.worker_pid
-        msg = (f"the worker that started this flow run (pid {self.worker_pid}) died: its console output is "
-               f"gone (broken pipe); the run goes on and logs to the Prefect API only"
-               if gone else "this flow run's console output is gone (broken pipe); the run goes on and logs "
-               "to the Prefect API only")
+        msg = (
+            f"the worker that started this flow run (pid {self.worker_pid}) died: its console output is "
+            f"gone (broken pipe); the run goes on and logs to the Prefect API only"
+            if gone
+            else "this flow run's console output is gone (broken pipe); the run goes on and logs "
+            "to the Prefect API only"
+        )
         try:
             from prefect import get_run_logger
 
             get_run_logger().warning(msg)
         except Exception:  # noqa: BLE001 - outside a run context there is no API log to write to
             logging.getLogger("prefect.dashcam").warning(msg)
-

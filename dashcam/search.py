@@ -115,8 +115,34 @@ _KEY = str.maketrans({c: rep for rep, chars in CONFUSION_CLASSES.items() for c i
 # that are too different to fold without merging unrelated plates (cheaper substitution only);
 # S/3 is issue 12's own example (X5NB2S read for XSNB23)
 SIMILAR_PAIRS: frozenset[frozenset[str]] = frozenset(
-    frozenset(p) for p in ("4L", "4A", "7Z", "72", "7T", "WN", "MN", "MW", "E3", "38", "B3", "S3", "5B", "HU", "UV",
-                           "VY", "KX", "PR", "EF", "HN", "UO", "U0", "JI", "J1", "FP")
+    frozenset(p)
+    for p in (
+        "4L",
+        "4A",
+        "7Z",
+        "72",
+        "7T",
+        "WN",
+        "MN",
+        "MW",
+        "E3",
+        "38",
+        "B3",
+        "S3",
+        "5B",
+        "HU",
+        "UV",
+        "VY",
+        "KX",
+        "PR",
+        "EF",
+        "HN",
+        "UO",
+        "U0",
+        "JI",
+        "J1",
+        "FP",
+    )
 )
 
 LOOKALIKE_COST = 0.2
@@ -182,14 +208,14 @@ def _affixes(key: str, min_len: int) -> set[str]:
     out: set[str] = set()
     for m in range(max(MIN_VARIANT_LEN, min_len), n):
         out.add(key[:m])
-        out.add(key[n - m:])
+        out.add(key[n - m :])
     return out
 
 
 def _deletions(key: str) -> set[str]:
     if len(key) <= MIN_VARIANT_LEN:
         return set()
-    return {key[:i] + key[i + 1:] for i in range(len(key))}
+    return {key[:i] + key[i + 1 :] for i in range(len(key))}
 
 
 def key_variants(key: str) -> set[str]:
@@ -312,9 +338,11 @@ def normalize_query(q: str | None) -> ParsedQuery:
 
 def _check_wildcard(t: str, exact: bool) -> str:
     if exact:
-        raise SearchError("an exact query (=... or \"...\") cannot contain wildcards")
+        raise SearchError('an exact query (=... or "...") cannot contain wildcards')
     if not _WILD_RE.match(t):
-        raise SearchError(f"unexpected character {_first_bad(t, '*?')!r} in plate pattern; use letters, digits, * and ?")
+        raise SearchError(
+            f"unexpected character {_first_bad(t, '*?')!r} in plate pattern; use letters, digits, * and ?"
+        )
     if not t.strip("*?"):
         raise SearchError("a wildcard pattern needs at least one letter or digit")
     return t
@@ -331,11 +359,15 @@ def _check_regex(src: str) -> str:
         bad = next(c for c in src if not _REGEX_ALLOWED.match(c))
         raise SearchError(f"character {bad!r} is not allowed in a plate regular expression")
     if "(?" in src:
-        raise SearchError("(? constructs (look-around, flags, named groups) are not supported in plate regular expressions")
+        raise SearchError(
+            "(? constructs (look-around, flags, named groups) are not supported in plate regular expressions"
+        )
     if re.search(r"\\[1-9]", src):
         raise SearchError("back-references are not supported in plate regular expressions")
     if re.search(r"\\[^dDwWsS.\\^$*+?{}\[\]()|\-]", src):
-        raise SearchError("only the escapes \\d \\w \\s (and escaped punctuation) are supported in plate regular expressions")
+        raise SearchError(
+            "only the escapes \\d \\w \\s (and escaped punctuation) are supported in plate regular expressions"
+        )
     if any(int(n) > 255 for m in re.finditer(r"\{(\d*)(?:,(\d*))?\}", src) for n in m.groups() if n):
         raise SearchError("repetition counts {m,n} above 255 are not supported in plate regular expressions")
     try:
@@ -372,7 +404,9 @@ def _filters(v: sa.Table, since, until, video_ids, bbox, min_conf) -> list:
         except (TypeError, ValueError):
             raise SearchError("bbox must be four numbers: min_lat, min_lon, max_lat, max_lon") from None
         if not (-90 <= min_lat <= max_lat <= 90) or not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
-            raise SearchError("bbox must be min_lat, min_lon, max_lat, max_lon in WGS84 degrees (lat -90..90, lon -180..180)")
+            raise SearchError(
+                "bbox must be min_lat, min_lon, max_lat, max_lon in WGS84 degrees (lat -90..90, lon -180..180)"
+            )
         conds.append(v.c.lat.between(min_lat, max_lat))
         if min_lon <= max_lon:
             conds.append(v.c.lon.between(min_lon, max_lon))
@@ -486,9 +520,11 @@ def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: i
     where = sa.and_(*conds) if conds else None
     if p.kind == "all":
         total = conn.execute(_where(sa.select(sa.func.count()).select_from(v), where)).scalar_one()
-        ids = conn.execute(
-            _where(sa.select(v.c.id), where).order_by(v.c.ts.desc(), v.c.id).limit(limit).offset(offset)
-        ).scalars().all()
+        ids = (
+            conn.execute(_where(sa.select(v.c.id), where).order_by(v.c.ts.desc(), v.c.id).limit(limit).offset(offset))
+            .scalars()
+            .all()
+        )
         return SearchPage(total, _page(conn, [(i, 1.0, None) for i in ids]), "all")
     if p.kind in ("wildcard", "regex"):
         return _run_pattern(conn, p, where, limit, offset)
@@ -513,7 +549,7 @@ def _run(conn: sa.Connection, p: ParsedQuery, conds: list, limit: int, offset: i
     ranked.sort(key=lambda x: x[0])
     ranked.sort(key=lambda x: x[3], reverse=True)
     ranked.sort(key=lambda x: x[1], reverse=True)
-    page = ranked[offset:offset + limit]
+    page = ranked[offset : offset + limit]
     return SearchPage(len(ranked), _page(conn, [(vid, s, t) for vid, s, t, _ in page]), p.kind)
 
 
@@ -582,16 +618,20 @@ def _run_pattern(conn: sa.Connection, p: ParsedQuery, where, limit: int, offset:
         return SearchPage(0, [], p.kind)
     texts = sa.select(pt.c.text).where(*match) if len(found) > MAX_TEXTS else found
     fin_ids = sa.select(v.c.id.label("id"), sa.literal(1.0).label("score"), v.c.final_plate.label("text")).where(
-        v.c.final_plate.in_(texts))
+        v.c.final_plate.in_(texts)
+    )
     alt_ids = sa.select(
         r.c.vehicle_id.label("id"), sa.literal(ALTERNATIVE_WEIGHT).label("score"), r.c.text.label("text")
     ).where(r.c.text.in_(texts))
     u = sa.union_all(fin_ids, alt_ids).subquery("m")
     best = (
         sa.select(u.c.id, sa.func.max(u.c.score).label("score"), sa.func.min(u.c.text).label("alt_text"))
-        .group_by(u.c.id).subquery("b")
+        .group_by(u.c.id)
+        .subquery("b")
     )
-    base = _where(sa.select(best.c.id, best.c.score, best.c.alt_text, v.c.final_plate).join(v, v.c.id == best.c.id), where)
+    base = _where(
+        sa.select(best.c.id, best.c.score, best.c.alt_text, v.c.final_plate).join(v, v.c.id == best.c.id), where
+    )
     total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
     rows = conn.execute(base.order_by(best.c.score.desc(), v.c.ts.desc(), v.c.id).limit(limit).offset(offset)).all()
     # an alternative-only match shows the (alphabetically first) matching alternative
@@ -654,7 +694,7 @@ def regex_hints(src: str) -> tuple[str, str]:
         m = re.match(r"\^([A-Za-z0-9]+)", src)
         if m:
             lit = m.group(1)
-            after = src[m.end():m.end() + 1]
+            after = src[m.end() : m.end() + 1]
             prefix = (lit[:-1] if after and after in _QUANT else lit).upper()
     literal = max(runs, key=len, default="")
     return prefix, literal if len(literal) >= 2 else ""
@@ -679,7 +719,8 @@ def _page(conn: sa.Connection, items: list[tuple[str, float, str | None]]) -> li
     rows = {m["id"]: _jsonable(m) for m in conn.execute(sa.select(v).where(v.c.id.in_(ids))).mappings()}
     alts: dict[str, list[dict]] = {i: [] for i in ids}
     for m in conn.execute(
-        sa.select(r.c.vehicle_id, r.c.text, r.c.count, r.c.mean_conf).where(r.c.vehicle_id.in_(ids))
+        sa.select(r.c.vehicle_id, r.c.text, r.c.count, r.c.mean_conf)
+        .where(r.c.vehicle_id.in_(ids))
         .order_by(r.c.vehicle_id, r.c.count.desc(), r.c.mean_conf.desc(), r.c.text)
     ).mappings():
         alts[m["vehicle_id"]].append({"text": m["text"], "count": m["count"], "mean_conf": m["mean_conf"]})

@@ -58,9 +58,15 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".ts", ".avi", ".mkv"}
 # archive verification
 
 
-def verify_archive(info: VideoInfo, archive_path: str | os.PathLike, events: Iterable[PlateEvent], *,
-                   height: int, min_duration_s: float | None = None,
-                   now: datetime | None = None) -> dict[str, Any]:
+def verify_archive(
+    info: VideoInfo,
+    archive_path: str | os.PathLike,
+    events: Iterable[PlateEvent],
+    *,
+    height: int,
+    min_duration_s: float | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Check a finished archive copy and its images; return what ``videos`` records about it.
 
     * the video (:func:`dashcam.archive.verify_media`): complete MP4, H.264, frame size
@@ -95,8 +101,11 @@ def verify_archive(info: VideoInfo, archive_path: str | os.PathLike, events: Ite
                 raise ArchiveError(f"{ip}: archived {what} of track {ev.track_id} is missing")
             verify_media(ip, "image")
             images += ip.stat().st_size
-    return {"archive_verified_at": now or datetime.now(UTC), "archive_bytes": p.stat().st_size,
-            "archive_images_bytes": images}
+    return {
+        "archive_verified_at": now or datetime.now(UTC),
+        "archive_bytes": p.stat().st_size,
+        "archive_images_bytes": images,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,10 +115,24 @@ def verify_archive(info: VideoInfo, archive_path: str | os.PathLike, events: Ite
 #: footage. Viofo: ``RO/`` (read-only = locked by G-sensor or the button), ``Event/``,
 #: ``Parking/``; Thinkware: ``evt_rec``, ``manual_rec``, ``parking_rec``, ``sos_rec``; Nextbase:
 #: ``Protected``; generic: ``Locked``, ``Lock``, ``Emergency``, ``EMER``, ``Events``, ``Saved``.
-PROTECTED_DIRS = frozenset({
-    "ro", "event", "events", "parking", "locked", "lock", "protected", "emergency", "emer", "saved",
-    "evt_rec", "manual_rec", "parking_rec", "sos_rec",
-})
+PROTECTED_DIRS = frozenset(
+    {
+        "ro",
+        "event",
+        "events",
+        "parking",
+        "locked",
+        "lock",
+        "protected",
+        "emergency",
+        "emer",
+        "saved",
+        "evt_rec",
+        "manual_rec",
+        "parking_rec",
+        "sos_rec",
+    }
+)
 #: Name tokens (file stem split at ``_ - .`` and spaces, case-insensitive) that mark a locked
 #: file: ``RO`` (Viofo/Novatek ``..._RO.MP4``, ``RO_...``), ``EVT``, ``EVENT``, ``LOCK``,
 #: ``LOCKED``, ``PROT``, ``SOS``, ``EMER``.
@@ -201,8 +224,11 @@ def _raw_decision(row: dict, watched: set[str], settings, now: datetime) -> Deci
         return None
     path = row["path"]
     d = Decision(row["id"], "raw", path, int(row["size_bytes"] or 0), "keep", "")
-    d.protected = protection(path) or ("user keep mark" if row.get("keep") else None) \
+    d.protected = (
+        protection(path)
+        or ("user keep mark" if row.get("keep") else None)
         or ("watch-list hit" if row["id"] in watched else None)
+    )
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -227,8 +253,10 @@ def _raw_decision(row: dict, watched: set[str], settings, now: datetime) -> Deci
         d.rule = "young"  # a budget candidate
     else:
         d.action, d.rule = "delete", "age"
-        d.reason = (f"finalized, archive verified {row['archive_verified_at']:%Y-%m-%d %H:%M}Z, "
-                    f"age {d.age_days:.1f} d > raw_keep_days {settings.raw_keep_days:g}")
+        d.reason = (
+            f"finalized, archive verified {row['archive_verified_at']:%Y-%m-%d %H:%M}Z, "
+            f"age {d.age_days:.1f} d > raw_keep_days {settings.raw_keep_days:g}"
+        )
     return d
 
 
@@ -252,8 +280,11 @@ def _archive_decision(row: dict, watched: set[str], settings, now: datetime) -> 
         return None
     path = row["archive_path"]
     d = Decision(row["id"], "archive", path, int(row.get("archive_bytes") or 0), "keep", "")
-    d.protected = protection(row["path"]) or ("user keep mark" if row.get("keep") else None) \
+    d.protected = (
+        protection(row["path"])
+        or ("user keep mark" if row.get("keep") else None)
         or ("watch-list hit" if row["id"] in watched else None)
+    )
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -308,14 +339,18 @@ def plan_retention(engine: Engine, settings, now: datetime | None = None) -> lis
                 out.append(dec)
     if settings.raw_max_gb is not None:
         budget = int(settings.raw_max_gb * GB)
-        used = raw_tier_bytes(settings, rows) - sum(d.size_bytes for d in out if d.tier == "raw" and d.action == "delete")
+        used = raw_tier_bytes(settings, rows) - sum(
+            d.size_bytes for d in out if d.tier == "raw" and d.action == "delete"
+        )
         for d in out:  # rows are in recording_start order: oldest first
             if used <= budget:
                 break
             if d.tier == "raw" and d.rule == "young":
                 d.action, d.rule = "delete", "budget"
-                d.reason = (f"disk budget: raw tier {used / GB:.2f} GB > raw_max_gb {settings.raw_max_gb:g}; "
-                            f"oldest eligible (age {d.age_days:.1f} d)")
+                d.reason = (
+                    f"disk budget: raw tier {used / GB:.2f} GB > raw_max_gb {settings.raw_max_gb:g}; "
+                    f"oldest eligible (age {d.age_days:.1f} d)"
+                )
                 used -= d.size_bytes
     for d in out:
         if d.rule == "young":
@@ -329,8 +364,14 @@ def _reverify_archive(row: dict) -> str | None:
     if why:
         return why
     try:
-        verify_media(row["archive_path"], "video", codec="h264", duration_s=row["duration_s"], fps=row["fps"],
-                     min_duration_s=0.0 if row.get("damage") else None)
+        verify_media(
+            row["archive_path"],
+            "video",
+            codec="h264",
+            duration_s=row["duration_s"],
+            fps=row["fps"],
+            min_duration_s=0.0 if row.get("damage") else None,
+        )
     except MediaCheckError as e:
         return f"archive copy fails verification now: {e}"
     return None
@@ -467,20 +508,31 @@ def storage_report(settings, engine: Engine | None = None, now: datetime | None 
     dels = [d for d in decisions if d.action == "delete"]
     return {
         "tiers": {
-            "raw": {"path": str(settings.raw_dir) if settings.raw_dir else None,
-                    "bytes": raw_tier_bytes(settings, rows), "files": raw_files},
+            "raw": {
+                "path": str(settings.raw_dir) if settings.raw_dir else None,
+                "bytes": raw_tier_bytes(settings, rows),
+                "files": raw_files,
+            },
             "work": {"path": str(settings.work_dir), "bytes": _tree_bytes(Path(settings.work_dir))},
-            "archive": {"path": str(archive_dir), "bytes": video_bytes + image_bytes,
-                        "video_bytes": video_bytes, "image_bytes": image_bytes},
+            "archive": {
+                "path": str(archive_dir),
+                "bytes": video_bytes + image_bytes,
+                "video_bytes": video_bytes,
+                "image_bytes": image_bytes,
+            },
         },
         "retention": {
-            "raw_keep_days": settings.raw_keep_days, "raw_max_gb": settings.raw_max_gb,
+            "raw_keep_days": settings.raw_keep_days,
+            "raw_max_gb": settings.raw_max_gb,
             "archive_keep_days": settings.archive_keep_days,
             "would_free_bytes": {t: sum(d.size_bytes for d in dels if d.tier == t) for t in ("raw", "archive")},
             "deletions": [d.as_dict() for d in dels],
         },
-        "protected": [{"video_id": d.video_id, "path": d.path, "reason": d.protected, "size_bytes": d.size_bytes}
-                      for d in decisions if d.protected and d.tier == "raw"],
+        "protected": [
+            {"video_id": d.video_id, "path": d.path, "reason": d.protected, "size_bytes": d.size_bytes}
+            for d in decisions
+            if d.protected and d.tier == "raw"
+        ],
         "videos": {
             "total": len(rows),
             "raw_present": sum(1 for r in rows if r["raw_deleted_at"] is None and os.path.isfile(r["path"])),

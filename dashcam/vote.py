@@ -87,8 +87,20 @@ UNFOLD = {"0": "O", "1": "I"}
 
 # Dutch sidecodes 1-14 (RDW), L = letter, D = digit, dashes removed.
 NL_SIDECODES = (
-    "LLDDDD", "DDDDLL", "DDLLDD", "LLDDLL", "LLLLDD", "DDLLLL", "DDLLLD",
-    "DLLLDD", "LLDDDL", "LDDDLL", "LLLDDL", "LDDLLL", "DLLDDD", "DDDLLD",
+    "LLDDDD",
+    "DDDDLL",
+    "DDLLDD",
+    "LLDDLL",
+    "LLLLDD",
+    "DDLLLL",
+    "DDLLLD",
+    "DLLLDD",
+    "LLDDDL",
+    "LDDDLL",
+    "LLLDDL",
+    "LDDLLL",
+    "DLLDDD",
+    "DDDLLD",
 )
 
 
@@ -113,8 +125,15 @@ class PlateFormat:
 # countries). Which country's formats apply by default comes from where the car is
 # (dashcam.region, Settings.plate_formats = "auto").
 _EU_COUNTRY_PATTERNS = {
-    "FR": ("LLDDDLL",), "IT": ("LLDDDLL",), "SK": ("LLDDDLL",), "GB": ("LLDDLLL",), "ES": ("DDDDLLL",),
-    "BE": ("DLLLDDD",), "CZ": ("DLDDDDD",), "PL": ("LLDDDDD", "LLLDDDD"), "SE": ("LLLDDD", "LLLDDL"),
+    "FR": ("LLDDDLL",),
+    "IT": ("LLDDDLL",),
+    "SK": ("LLDDDLL",),
+    "GB": ("LLDDLLL",),
+    "ES": ("DDDDLLL",),
+    "BE": ("DLLLDDD",),
+    "CZ": ("DLDDDDD",),
+    "PL": ("LLDDDDD", "LLLDDDD"),
+    "SE": ("LLLDDD", "LLLDDL"),
 }
 PLATE_FORMATS: dict[str, PlateFormat] = {
     "NL": PlateFormat(NL_SIDECODES, letters_o_i=False),

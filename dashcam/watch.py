@@ -96,12 +96,32 @@ DEFAULT_PATTERNS: tuple[str, ...] = ("*.mp4", "*.mov", "*.ts", "*.avi")
 #: rsync, WinSCP, Syncthing, Resilio and Office-style lock files; dotfiles and dot-folders
 #: (rsync's ``.name.XXXXXX``, ``.stfolder``); Synology's ``@eaDir`` thumbnails and ``#recycle``.
 DEFAULT_IGNORE: tuple[str, ...] = (
-    "*.part", "*.partial", "*.tmp", "*.temp", "*.crdownload", "*.download", "*.filepart",
-    "*.!sync", "*.syncthing.*", "~*", ".*", "@eaDir", "#recycle", "#snapshot",
+    "*.part",
+    "*.partial",
+    "*.tmp",
+    "*.temp",
+    "*.crdownload",
+    "*.download",
+    "*.filepart",
+    "*.!sync",
+    "*.syncthing.*",
+    "~*",
+    ".*",
+    "@eaDir",
+    "#recycle",
+    "#snapshot",
 )
 
-_EVENT_FILTER = [FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent, FileMovedEvent,
-                 FileDeletedEvent, DirMovedEvent, DirDeletedEvent]
+_EVENT_FILTER = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
 
 
 def idempotency_key(video_id: str) -> str:
@@ -157,8 +177,9 @@ class WatchConfig:
 class FileFilter:
     """Which paths under the watched roots are dashcam videos to ingest."""
 
-    def __init__(self, roots: Sequence[str], patterns: Iterable[str] = DEFAULT_PATTERNS,
-                 ignore: Iterable[str] = DEFAULT_IGNORE):
+    def __init__(
+        self, roots: Sequence[str], patterns: Iterable[str] = DEFAULT_PATTERNS, ignore: Iterable[str] = DEFAULT_IGNORE
+    ):
         self.roots = sorted((os.path.abspath(r) for r in roots), key=len, reverse=True)
         self.patterns = tuple(p.lower() for p in patterns)
         self.ignore = tuple(p.lower() for p in ignore)
@@ -209,8 +230,14 @@ class CompletionTracker:
         stat: ``os.stat``-like function.
     """
 
-    def __init__(self, quiet_s: float, *, stale_open_s: float = 3600.0,
-                 clock: Callable[[], float] = time.monotonic, stat: Callable[[str], os.stat_result] = os.stat):
+    def __init__(
+        self,
+        quiet_s: float,
+        *,
+        stale_open_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+        stat: Callable[[str], os.stat_result] = os.stat,
+    ):
         self.quiet_s = quiet_s
         self.stale_open_s = stale_open_s
         self.clock = clock
@@ -299,11 +326,24 @@ class CompletionTracker:
                 continue
             if p.writer_open:
                 if quiet_for < self.stale_open_s:
-                    self._say(p, "open", logging.INFO, "%s: unchanged for %g s but still open for writing; "
-                              "waiting for the writer to close it", path, self.quiet_s)
+                    self._say(
+                        p,
+                        "open",
+                        logging.INFO,
+                        "%s: unchanged for %g s but still open for writing; waiting for the writer to close it",
+                        path,
+                        self.quiet_s,
+                    )
                     continue
-                self._say(p, "stale", logging.WARNING, "%s: still open for writing after %g s without change; "
-                          "taking it as complete (its close event was probably lost)", path, self.stale_open_s)
+                self._say(
+                    p,
+                    "stale",
+                    logging.WARNING,
+                    "%s: still open for writing after %g s without change; "
+                    "taking it as complete (its close event was probably lost)",
+                    path,
+                    self.stale_open_s,
+                )
             if st.st_size == 0:
                 self._say(p, "empty", logging.INFO, "%s: empty file; waiting for data", path)
                 continue
@@ -433,8 +473,11 @@ class PrefectTrigger:
         from prefect.states import Scheduled, to_state_create
 
         body = DeploymentFlowRunCreate(
-            parameters={"videos": [path]}, name=os.path.basename(path), tags=self.tags,
-            idempotency_key=idempotency_key(video_id), state=to_state_create(Scheduled()),
+            parameters={"videos": [path]},
+            name=os.path.basename(path),
+            tags=self.tags,
+            idempotency_key=idempotency_key(video_id),
+            state=to_state_create(Scheduled()),
         ).model_dump(mode="json", exclude_unset=True)
         with get_client(sync_client=True) as client:
             if self._deployment_id is None:
@@ -442,14 +485,16 @@ class PrefectTrigger:
             try:
                 # the raw request, not client.create_flow_run_from_deployment(): the status code
                 # (201 created / 200 existing run for this idempotency key) is the answer we log
-                response = client.request("POST", "/deployments/{id}/create_flow_run",
-                                          path_params={"id": self._deployment_id}, json=body)
+                response = client.request(
+                    "POST", "/deployments/{id}/create_flow_run", path_params={"id": self._deployment_id}, json=body
+                )
             except Exception:
                 self._deployment_id = None  # the deployment may have been re-created
                 raise
         run = response.json()
-        return TriggerResult(str(run["id"]), run["name"], (run.get("state") or {}).get("name") or "?",
-                             response.status_code == 201)
+        return TriggerResult(
+            str(run["id"]), run["name"], (run.get("state") or {}).get("name") or "?", response.status_code == 201
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,14 +530,22 @@ class Watcher:
         OSError: inotify cannot watch the tree (e.g. ``fs.inotify.max_user_watches`` too low).
     """
 
-    def __init__(self, config: WatchConfig, *, trigger: Callable[[str, str], TriggerResult] | None = None,
-                 index: IngestedIndex | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        config: WatchConfig,
+        *,
+        trigger: Callable[[str, str], TriggerResult] | None = None,
+        index: IngestedIndex | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.cfg = config
         self.roots = [os.path.abspath(d) for d in config.dirs]
         self.filter = FileFilter(self.roots, config.patterns, config.ignore)
         self.tracker = CompletionTracker(config.quiet_s, stale_open_s=config.stale_open_s, clock=clock)
         self.trigger = trigger or PrefectTrigger(config.deployment)
-        self.index = index if index is not None else (IngestedIndex(config.database_url) if config.database_url else None)
+        self.index = (
+            index if index is not None else (IngestedIndex(config.database_url) if config.database_url else None)
+        )
         self.clock = clock
         self.handler = _Handler(self)
         self.observer: BaseObserver | None = None
@@ -525,14 +578,26 @@ class Watcher:
             try:
                 observer.schedule(self.handler, root, recursive=True, event_filter=_EVENT_FILTER)
             except OSError as exc:
-                raise OSError(exc.errno, f"cannot watch {root}: {exc.strerror or exc}; raise the inotify limit "
-                              "(sysctl fs.inotify.max_user_watches=524288) or use --polling") from exc
+                raise OSError(
+                    exc.errno,
+                    f"cannot watch {root}: {exc.strerror or exc}; raise the inotify limit "
+                    "(sysctl fs.inotify.max_user_watches=524288) or use --polling",
+                ) from exc
         observer.start()
-        mode = (f"polling every {self.cfg.poll_interval_s:g} s" if self.cfg.polling
-                else type(self.observer).__name__.replace("Observer", "").lower() or "native")
-        log.info("watching %s (%s; patterns %s; complete after %g s without change%s) -> deployment %s",
-                 ", ".join(self.roots), mode, " ".join(self.cfg.patterns), self.cfg.quiet_s,
-                 " and the writer's close" if self.track_close else "", self.cfg.deployment)
+        mode = (
+            f"polling every {self.cfg.poll_interval_s:g} s"
+            if self.cfg.polling
+            else type(self.observer).__name__.replace("Observer", "").lower() or "native"
+        )
+        log.info(
+            "watching %s (%s; patterns %s; complete after %g s without change%s) -> deployment %s",
+            ", ".join(self.roots),
+            mode,
+            " ".join(self.cfg.patterns),
+            self.cfg.quiet_s,
+            " and the writer's close" if self.track_close else "",
+            self.cfg.deployment,
+        )
         if self.cfg.catch_up:
             self.scan("catch-up")
         self.ready.set()
@@ -624,8 +689,12 @@ class Watcher:
             try:
                 ingested = self.index.ingested_paths()
             except Exception as exc:
-                log.warning("%s: cannot ask the database which files were ingested (%s); checking every file "
-                            "one by one instead", why, exc)
+                log.warning(
+                    "%s: cannot ask the database which files were ingested (%s); checking every file "
+                    "one by one instead",
+                    why,
+                    exc,
+                )
         found = skipped = new = 0
         for path in self._walk(self.roots):
             try:
@@ -644,8 +713,14 @@ class Watcher:
                 if self.tracker.observe(path, f"found by {why}, not ingested yet"):
                     new += 1
         if why == "catch-up" or new:
-            log.info("%s: %d video file(s) under %s: %d already ingested, %d new to check", why, found,
-                     ", ".join(self.roots), skipped, new)
+            log.info(
+                "%s: %d video file(s) under %s: %d already ingested, %d new to check",
+                why,
+                found,
+                ", ".join(self.roots),
+                skipped,
+                new,
+            )
         self._last_scan = self.clock()
         return new
 
@@ -667,8 +742,10 @@ class Watcher:
             return
         dead = [r for r in self.roots if not os.path.isdir(r)]
         if dead:
-            raise RuntimeError(f"watched folder {', '.join(dead)} disappeared (share unmounted?); stopping so "
-                               "that a restart catches up")
+            raise RuntimeError(
+                f"watched folder {', '.join(dead)} disappeared (share unmounted?); stopping so "
+                "that a restart catches up"
+            )
         if not self.observer.is_alive() or any(not e.is_alive() for e in list(self.observer.emitters)):
             raise RuntimeError("the file-system observer stopped; stopping so that a restart catches up")
 
@@ -719,12 +796,23 @@ class Watcher:
             self.tracker.observe(path)  # pending again if it changed while it was being handled
         if result.created:
             self.stats["queued"] += 1
-            log.info("%s: queued, flow run '%s' (%s) scheduled on deployment %s", path, result.flow_run_name,
-                     result.flow_run_id, self.cfg.deployment)
+            log.info(
+                "%s: queued, flow run '%s' (%s) scheduled on deployment %s",
+                path,
+                result.flow_run_name,
+                result.flow_run_id,
+                self.cfg.deployment,
+            )
         else:
             self.stats["existing_run"] += 1
-            log.info("%s: skipped, this video (id %s) already has flow run '%s' (%s, %s); not started twice",
-                     path, video_id, result.flow_run_name, result.flow_run_id, result.state)
+            log.info(
+                "%s: skipped, this video (id %s) already has flow run '%s' (%s, %s); not started twice",
+                path,
+                video_id,
+                result.flow_run_name,
+                result.flow_run_id,
+                result.state,
+            )
 
 
 def watch(config: WatchConfig, stop: threading.Event | None = None) -> None:
@@ -740,6 +828,11 @@ def watch(config: WatchConfig, stop: threading.Event | None = None) -> None:
             signal.signal(sig, lambda *_: stop.set())
     watcher = Watcher(config)
     watcher.run(stop)
-    log.info("stopped: %d queued, %d already had a run, %d already ingested; %d pending file(s) left for the "
-             "next start's catch-up", watcher.stats["queued"], watcher.stats["existing_run"],
-             watcher.stats["ingested"], len(watcher.tracker.pending()))
+    log.info(
+        "stopped: %d queued, %d already had a run, %d already ingested; %d pending file(s) left for the "
+        "next start's catch-up",
+        watcher.stats["queued"],
+        watcher.stats["existing_run"],
+        watcher.stats["ingested"],
+        len(watcher.tracker.pending()),
+    )

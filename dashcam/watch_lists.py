@@ -155,7 +155,9 @@ def parse_pattern(text: Any) -> tuple[str, str, bool]:
     regex, characters no plate has, over-long).
     """
     if text is None or not str(text).strip():
-        raise WatchListError("plate pattern is empty: give a plate (XS-NB-23), a wildcard (XS*23) or a regex (/^XS.*3$/)")
+        raise WatchListError(
+            "plate pattern is empty: give a plate (XS-NB-23), a wildcard (XS*23) or a regex (/^XS.*3$/)"
+        )
     try:
         parsed = normalize_query(str(text))
     except SearchError as exc:
@@ -183,14 +185,17 @@ def _when(value: Any, name: str) -> datetime | None:
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise WatchListError(f"{name} {value[:40]!r} is not an ISO 8601 date/time (2026-11-02 or 2026-11-02T14:30)") from None
+            raise WatchListError(
+                f"{name} {value[:40]!r} is not an ISO 8601 date/time (2026-11-02 or 2026-11-02T14:30)"
+            ) from None
     if not isinstance(value, datetime):
         raise WatchListError(f"{name} must be a date/time")
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _entry_row(pattern: Any, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any,
-               active_until: Any) -> dict:
+def _entry_row(
+    pattern: Any, label: Any, notes: Any, fuzzy: Any, min_score: Any, active_from: Any, active_until: Any
+) -> dict:
     kind, pat, exact_only = parse_pattern(pattern)
     if isinstance(fuzzy, str):
         f = fuzzy.strip().lower()
@@ -210,9 +215,16 @@ def _entry_row(pattern: Any, label: Any, notes: Any, fuzzy: Any, min_score: Any,
     a_from, a_until = _when(active_from, "active_from"), _when(active_until, "active_until")
     if a_from and a_until and a_until < a_from:
         raise WatchListError("active_until is before active_from")
-    return {"kind": kind, "pattern": pat, "label": _text(label, "label", MAX_LABEL),
-            "notes": _text(notes, "notes", MAX_NOTES, one_line=False), "fuzzy": fuzzy, "min_score": ms,
-            "active_from": a_from, "active_until": a_until}
+    return {
+        "kind": kind,
+        "pattern": pat,
+        "label": _text(label, "label", MAX_LABEL),
+        "notes": _text(notes, "notes", MAX_NOTES, one_line=False),
+        "fuzzy": fuzzy,
+        "min_score": ms,
+        "active_from": a_from,
+        "active_until": a_until,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,9 +246,19 @@ def _begin(engine: sa.Engine) -> sa.Connection:
     return conn
 
 
-def add_entry(engine: sa.Engine, pattern: str, *, watchlist: str = DEFAULT_LIST, label: str = "", notes: str = "",
-              fuzzy: bool = True, min_score: float | None = None, active_from: datetime | str | None = None,
-              active_until: datetime | str | None = None, create_list: bool = True) -> dict:
+def add_entry(
+    engine: sa.Engine,
+    pattern: str,
+    *,
+    watchlist: str = DEFAULT_LIST,
+    label: str = "",
+    notes: str = "",
+    fuzzy: bool = True,
+    min_score: float | None = None,
+    active_from: datetime | str | None = None,
+    active_until: datetime | str | None = None,
+    create_list: bool = True,
+) -> dict:
     """Add one entry to ``watchlist`` (created if new, unless ``create_list`` is False: then an
     unknown list raises :class:`WatchListError`); return it as :func:`list_entries` does.
 
@@ -245,12 +267,27 @@ def add_entry(engine: sa.Engine, pattern: str, *, watchlist: str = DEFAULT_LIST,
     ``active_from`` / ``active_until``: datetimes or ISO 8601 strings (naive = UTC), bounds on the
     events' ``ts``. Raises :class:`WatchListError` / :class:`DatabaseError`.
     """
-    return import_rows(engine, [dict(watchlist=watchlist, pattern=pattern, label=label, notes=notes, fuzzy=fuzzy,
-                                     min_score=min_score, active_from=active_from, active_until=active_until)],
-                       create_list=create_list)[0]
+    return import_rows(
+        engine,
+        [
+            dict(
+                watchlist=watchlist,
+                pattern=pattern,
+                label=label,
+                notes=notes,
+                fuzzy=fuzzy,
+                min_score=min_score,
+                active_from=active_from,
+                active_until=active_until,
+            )
+        ],
+        create_list=create_list,
+    )[0]
 
 
-def import_rows(engine: sa.Engine, rows: Iterable[dict], where: str = "entry", *, create_list: bool = True) -> list[dict]:
+def import_rows(
+    engine: sa.Engine, rows: Iterable[dict], where: str = "entry", *, create_list: bool = True
+) -> list[dict]:
     """Validate every row (keys of :data:`CSV_FIELDS`) first, then add them all in one
     transaction; a bad row raises :class:`WatchListError` naming it and nothing is added. A list
     named by a row is created when new, unless ``create_list`` is False (then it is an error)."""
@@ -258,9 +295,15 @@ def import_rows(engine: sa.Engine, rows: Iterable[dict], where: str = "entry", *
     for i, r in enumerate(rows, start=1):
         try:
             name = _text(r.get("watchlist") or DEFAULT_LIST, "watch list name", MAX_NAME, required=True)
-            row = _entry_row(r.get("pattern"), r.get("label"), r.get("notes"),
-                             True if r.get("fuzzy") is None else r.get("fuzzy"), r.get("min_score"),
-                             r.get("active_from"), r.get("active_until"))
+            row = _entry_row(
+                r.get("pattern"),
+                r.get("label"),
+                r.get("notes"),
+                True if r.get("fuzzy") is None else r.get("fuzzy"),
+                r.get("min_score"),
+                r.get("active_from"),
+                r.get("active_until"),
+            )
         except WatchListError as exc:
             raise WatchListError(f"{where} {i}: {exc}" if where != "entry" else str(exc)) from None
         checked.append((name, row))
@@ -271,8 +314,13 @@ def import_rows(engine: sa.Engine, rows: Iterable[dict], where: str = "entry", *
                 lid = _list_id(conn, name, create=create_list)
                 if lid is None:
                     raise WatchListError(f"there is no watch list named {name[:40]!r}")
-                ids.append(conn.execute(sa.insert(WATCH_ENTRIES).values(watchlist_id=lid, created_at=_now(), **row)
-                                        .returning(WATCH_ENTRIES.c.id)).scalar_one())
+                ids.append(
+                    conn.execute(
+                        sa.insert(WATCH_ENTRIES)
+                        .values(watchlist_id=lid, created_at=_now(), **row)
+                        .returning(WATCH_ENTRIES.c.id)
+                    ).scalar_one()
+                )
     except SQLAlchemyError as exc:
         raise _db_error(engine, "adding watch-list entries", exc) from exc
     by_id = {e["id"]: e for e in list_entries(engine)}
@@ -283,12 +331,31 @@ def list_entries(engine: sa.Engine, watchlist: str | None = None) -> list[dict]:
     """Entries as JSON-ready dicts: ``id, watchlist, kind, pattern, label, notes, fuzzy,
     min_score, active_from, active_until, created_at, n_hits, last_hit`` (ISO 8601 UTC), by list then id."""
     e, w, h = WATCH_ENTRIES, WATCHLISTS, WATCH_HITS
-    hits = sa.select(h.c.entry_id, sa.func.count().label("n_hits"), sa.func.max(h.c.created_at).label("last_hit")
-                     ).group_by(h.c.entry_id).subquery()
-    stmt = (sa.select(e.c.id, w.c.name.label("watchlist"), e.c.kind, e.c.pattern, e.c.label, e.c.notes, e.c.fuzzy,
-                      e.c.min_score, e.c.active_from, e.c.active_until, e.c.created_at,
-                      sa.func.coalesce(hits.c.n_hits, 0).label("n_hits"), hits.c.last_hit)
-            .join(w, w.c.id == e.c.watchlist_id).outerjoin(hits, hits.c.entry_id == e.c.id).order_by(w.c.name, e.c.id))
+    hits = (
+        sa.select(h.c.entry_id, sa.func.count().label("n_hits"), sa.func.max(h.c.created_at).label("last_hit"))
+        .group_by(h.c.entry_id)
+        .subquery()
+    )
+    stmt = (
+        sa.select(
+            e.c.id,
+            w.c.name.label("watchlist"),
+            e.c.kind,
+            e.c.pattern,
+            e.c.label,
+            e.c.notes,
+            e.c.fuzzy,
+            e.c.min_score,
+            e.c.active_from,
+            e.c.active_until,
+            e.c.created_at,
+            sa.func.coalesce(hits.c.n_hits, 0).label("n_hits"),
+            hits.c.last_hit,
+        )
+        .join(w, w.c.id == e.c.watchlist_id)
+        .outerjoin(hits, hits.c.entry_id == e.c.id)
+        .order_by(w.c.name, e.c.id)
+    )
     if watchlist is not None:
         stmt = stmt.where(w.c.name == watchlist)
     try:
@@ -303,13 +370,17 @@ def remove_entry(engine: sa.Engine, entry_id: int, *, keep_empty_list: bool = Fa
     is deleted too, unless ``keep_empty_list`` (the web UI, where lists are made on their own)."""
     try:
         with _begin(engine) as conn, conn.begin():
-            lid = conn.execute(sa.select(WATCH_ENTRIES.c.watchlist_id).where(WATCH_ENTRIES.c.id == int(entry_id))).scalar()
+            lid = conn.execute(
+                sa.select(WATCH_ENTRIES.c.watchlist_id).where(WATCH_ENTRIES.c.id == int(entry_id))
+            ).scalar()
             if lid is None:
                 return False
             conn.execute(sa.delete(WATCH_HITS).where(WATCH_HITS.c.entry_id == int(entry_id)))
             conn.execute(sa.delete(WATCH_ENTRIES).where(WATCH_ENTRIES.c.id == int(entry_id)))
-            if not keep_empty_list and not conn.execute(
-                    sa.select(sa.func.count()).where(WATCH_ENTRIES.c.watchlist_id == lid)).scalar_one():
+            if (
+                not keep_empty_list
+                and not conn.execute(sa.select(sa.func.count()).where(WATCH_ENTRIES.c.watchlist_id == lid)).scalar_one()
+            ):
                 conn.execute(sa.delete(WATCHLISTS).where(WATCHLISTS.c.id == lid))
             return True
     except SQLAlchemyError as exc:
@@ -334,8 +405,12 @@ def list_lists(engine: sa.Engine) -> list[dict]:
     """Watch lists as JSON-ready dicts ``id, name, created_at, n_entries, n_hits``, by name."""
     e, w, h = WATCH_ENTRIES, WATCHLISTS, WATCH_HITS
     n_e = sa.select(sa.func.count()).where(e.c.watchlist_id == w.c.id).scalar_subquery()
-    n_h = sa.select(sa.func.count()).select_from(h.join(e, e.c.id == h.c.entry_id)).where(
-        e.c.watchlist_id == w.c.id).scalar_subquery()
+    n_h = (
+        sa.select(sa.func.count())
+        .select_from(h.join(e, e.c.id == h.c.entry_id))
+        .where(e.c.watchlist_id == w.c.id)
+        .scalar_subquery()
+    )
     stmt = sa.select(w.c.id, w.c.name, w.c.created_at, n_e.label("n_entries"), n_h.label("n_hits")).order_by(w.c.name)
     try:
         with engine.connect() as conn:
@@ -351,7 +426,9 @@ def remove_list(engine: sa.Engine, list_id: int) -> bool:
         with _begin(engine) as conn, conn.begin():
             if conn.execute(sa.select(w.c.id).where(w.c.id == int(list_id))).scalar() is None:
                 return False
-            conn.execute(sa.delete(h).where(h.c.entry_id.in_(sa.select(e.c.id).where(e.c.watchlist_id == int(list_id)))))
+            conn.execute(
+                sa.delete(h).where(h.c.entry_id.in_(sa.select(e.c.id).where(e.c.watchlist_id == int(list_id))))
+            )
             conn.execute(sa.delete(e).where(e.c.watchlist_id == int(list_id)))
             conn.execute(sa.delete(w).where(w.c.id == int(list_id)))
             return True
@@ -359,9 +436,18 @@ def remove_list(engine: sa.Engine, list_id: int) -> bool:
         raise _db_error(engine, f"removing watch list {list_id}", exc) from exc
 
 
-def update_entry(engine: sa.Engine, entry_id: int, pattern: str, *, label: str = "", notes: str = "",
-                 fuzzy: bool = True, min_score: float | None = None, active_from: datetime | str | None = None,
-                 active_until: datetime | str | None = None) -> dict:
+def update_entry(
+    engine: sa.Engine,
+    entry_id: int,
+    pattern: str,
+    *,
+    label: str = "",
+    notes: str = "",
+    fuzzy: bool = True,
+    min_score: float | None = None,
+    active_from: datetime | str | None = None,
+    active_until: datetime | str | None = None,
+) -> dict:
     """Replace every field of entry ``entry_id`` (validated as :func:`add_entry` does; its list
     stays). Its stored hits are dropped, for the old pattern may not match them; run
     :func:`match_entry` to find them again. Returns the entry as :func:`list_entries` does.
@@ -380,18 +466,45 @@ def update_entry(engine: sa.Engine, entry_id: int, pattern: str, *, label: str =
     return next(x for x in list_entries(engine) if x["id"] == int(entry_id))
 
 
-def list_hits(engine: sa.Engine, *, watchlist: str | None = None, event_ids: list[str] | None = None,
-              entry_id: int | None = None, limit: int = 100) -> list[dict]:
+def list_hits(
+    engine: sa.Engine,
+    *,
+    watchlist: str | None = None,
+    event_ids: list[str] | None = None,
+    entry_id: int | None = None,
+    limit: int = 100,
+) -> list[dict]:
     """Stored hits, newest event first, as JSON-ready dicts: ``id, entry_id, watchlist, label, kind,
     pattern, event_id, video_id, score, matched_text, created_at`` and, while the event exists,
     ``plate, ts, lat, lon, crop_path, pts_s`` (else None). ``entry_id`` / ``event_ids`` /
     ``watchlist`` narrow them."""
     h, e, w, v = WATCH_HITS, WATCH_ENTRIES, WATCHLISTS, VEHICLES
-    stmt = (sa.select(h.c.id, h.c.entry_id, w.c.name.label("watchlist"), e.c.label, e.c.kind, e.c.pattern, h.c.event_id,
-                      h.c.video_id, h.c.score, h.c.matched_text, h.c.created_at, v.c.final_plate.label("plate"), v.c.ts,
-                      v.c.lat, v.c.lon, v.c.crop_path, v.c.pts_s)
-            .join(e, e.c.id == h.c.entry_id).join(w, w.c.id == e.c.watchlist_id).outerjoin(v, v.c.id == h.c.event_id)
-            .order_by(v.c.ts.desc(), h.c.id.desc()).limit(max(1, min(int(limit), 10000))))
+    stmt = (
+        sa.select(
+            h.c.id,
+            h.c.entry_id,
+            w.c.name.label("watchlist"),
+            e.c.label,
+            e.c.kind,
+            e.c.pattern,
+            h.c.event_id,
+            h.c.video_id,
+            h.c.score,
+            h.c.matched_text,
+            h.c.created_at,
+            v.c.final_plate.label("plate"),
+            v.c.ts,
+            v.c.lat,
+            v.c.lon,
+            v.c.crop_path,
+            v.c.pts_s,
+        )
+        .join(e, e.c.id == h.c.entry_id)
+        .join(w, w.c.id == e.c.watchlist_id)
+        .outerjoin(v, v.c.id == h.c.event_id)
+        .order_by(v.c.ts.desc(), h.c.id.desc())
+        .limit(max(1, min(int(limit), 10000)))
+    )
     if watchlist is not None:
         stmt = stmt.where(w.c.name == watchlist)
     if event_ids is not None:
@@ -442,10 +555,18 @@ def export_csv(engine: sa.Engine, path: str | Path, watchlist: str | None = None
             w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             w.writeheader()
             for e in entries:
-                w.writerow({"watchlist": e["watchlist"], "pattern": entry_query(e["kind"], e["pattern"], e["fuzzy"]),
-                            "label": e["label"], "notes": e["notes"], "fuzzy": "true" if e["fuzzy"] else "false",
-                            "min_score": "" if e["min_score"] is None else e["min_score"],
-                            "active_from": e["active_from"] or "", "active_until": e["active_until"] or ""})
+                w.writerow(
+                    {
+                        "watchlist": e["watchlist"],
+                        "pattern": entry_query(e["kind"], e["pattern"], e["fuzzy"]),
+                        "label": e["label"],
+                        "notes": e["notes"],
+                        "fuzzy": "true" if e["fuzzy"] else "false",
+                        "min_score": "" if e["min_score"] is None else e["min_score"],
+                        "active_from": e["active_from"] or "",
+                        "active_until": e["active_until"] or "",
+                    }
+                )
         with tmp.open(newline="", encoding="utf-8") as f:  # verify before it takes its name
             n = sum(1 for _ in csv.DictReader(f))
         if n != len(entries):
@@ -488,8 +609,13 @@ def match_entry(engine: sa.Engine, entry_id: int, *, default_min_score: float = 
         raise _db_error(engine, f"matching watch-list entry {entry_id}", exc) from exc
 
 
-def _match(engine: sa.Engine, *, video_id: str | None = None, entry_id: int | None = None,
-           default_min_score: float = DEFAULT_MIN_SCORE) -> list[dict]:
+def _match(
+    engine: sa.Engine,
+    *,
+    video_id: str | None = None,
+    entry_id: int | None = None,
+    default_min_score: float = DEFAULT_MIN_SCORE,
+) -> list[dict]:
     e, w = WATCH_ENTRIES, WATCHLISTS
     new: list[dict] = []
     with _begin(engine) as conn, conn.begin():
@@ -501,24 +627,54 @@ def _match(engine: sa.Engine, *, video_id: str | None = None, entry_id: int | No
             threshold = (ent["min_score"] or default_min_score) if ent["fuzzy"] else 0.0
             offset = 0
             while True:
-                page = search_events(conn, q, video_ids=None if video_id is None else [video_id],
-                                     since=ent["active_from"], until=ent["active_until"], limit=1000, offset=offset)
+                page = search_events(
+                    conn,
+                    q,
+                    video_ids=None if video_id is None else [video_id],
+                    since=ent["active_from"],
+                    until=ent["active_until"],
+                    limit=1000,
+                    offset=offset,
+                )
                 for row in page.rows:
                     if row["score"] < threshold:
                         continue
-                    hit_id = conn.execute(_insert_ignore(conn, {
-                        "entry_id": ent["id"], "event_id": row["id"], "video_id": row["video_id"],
-                        "score": row["score"], "matched_text": row["matched_text"], "created_at": _now(),
-                    })).scalar()
+                    hit_id = conn.execute(
+                        _insert_ignore(
+                            conn,
+                            {
+                                "entry_id": ent["id"],
+                                "event_id": row["id"],
+                                "video_id": row["video_id"],
+                                "score": row["score"],
+                                "matched_text": row["matched_text"],
+                                "created_at": _now(),
+                            },
+                        )
+                    ).scalar()
                     if hit_id is not None:
-                        new.append({
-                            "hit_id": hit_id, "entry_id": ent["id"], "watchlist": ent["watchlist"],
-                            "label": ent["label"], "kind": ent["kind"], "pattern": ent["pattern"],
-                            "event_id": row["id"], "video_id": row["video_id"], "track_id": row["track_id"],
-                            "plate": row["final_plate"], "matched_text": row["matched_text"], "score": row["score"],
-                            "ts": row["ts"], "lat": row["lat"], "lon": row["lon"], "crop_path": row["crop_path"],
-                            "thumb_path": row["thumb_path"], "video_path": row["video_path"],
-                        })
+                        new.append(
+                            {
+                                "hit_id": hit_id,
+                                "entry_id": ent["id"],
+                                "watchlist": ent["watchlist"],
+                                "label": ent["label"],
+                                "kind": ent["kind"],
+                                "pattern": ent["pattern"],
+                                "event_id": row["id"],
+                                "video_id": row["video_id"],
+                                "track_id": row["track_id"],
+                                "plate": row["final_plate"],
+                                "matched_text": row["matched_text"],
+                                "score": row["score"],
+                                "ts": row["ts"],
+                                "lat": row["lat"],
+                                "lon": row["lon"],
+                                "crop_path": row["crop_path"],
+                                "thumb_path": row["thumb_path"],
+                                "video_path": row["video_path"],
+                            }
+                        )
                 offset += len(page.rows)
                 if not page.rows or offset >= page.total:
                     break
@@ -536,8 +692,13 @@ def osm_url(lat: float | None, lon: float | None, zoom: int = 17) -> str | None:
     return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map={zoom}/{lat:.6f}/{lon:.6f}"
 
 
-def hit_event(hit: dict, *, flow_run_id: str | None = None, media_base_url: str | None = None,
-              archive_dir: str | Path | None = None) -> dict:
+def hit_event(
+    hit: dict,
+    *,
+    flow_run_id: str | None = None,
+    media_base_url: str | None = None,
+    archive_dir: str | Path | None = None,
+) -> dict:
     """Keyword arguments of ``prefect.events.emit_event`` for one new hit of :func:`match_video`.
 
     ``event`` :data:`HIT_EVENT`; ``resource`` the plate (``dashcam.plate.<PLATE>``, labels
@@ -555,20 +716,38 @@ def hit_event(hit: dict, *, flow_run_id: str | None = None, media_base_url: str 
             crop_url = media_base_url.rstrip("/") + "/" + cp.relative_to(Path(archive_dir)).as_posix()
         elif cp.is_absolute():
             crop_url = cp.as_uri()
-    related = [{"prefect.resource.id": f"dashcam.video.{hit['video_id']}", "prefect.resource.role": "video",
-                "prefect.resource.name": Path(hit.get("video_path") or hit["video_id"]).name}]
+    related = [
+        {
+            "prefect.resource.id": f"dashcam.video.{hit['video_id']}",
+            "prefect.resource.role": "video",
+            "prefect.resource.name": Path(hit.get("video_path") or hit["video_id"]).name,
+        }
+    ]
     if flow_run_id:
         related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"})
     return {
         "event": HIT_EVENT,
-        "resource": {"prefect.resource.id": f"dashcam.plate.{hit['plate']}", "prefect.resource.name": hit["plate"],
-                     "dashcam.watchlist": hit["watchlist"], "dashcam.label": hit["label"] or ""},
+        "resource": {
+            "prefect.resource.id": f"dashcam.plate.{hit['plate']}",
+            "prefect.resource.name": hit["plate"],
+            "dashcam.watchlist": hit["watchlist"],
+            "dashcam.label": hit["label"] or "",
+        },
         "related": related,
         "payload": {
-            "plate": hit["plate"], "matched_text": hit["matched_text"], "watchlist": hit["watchlist"],
-            "label": hit["label"], "pattern": hit["pattern"], "score": hit["score"], "ts": hit["ts"],
-            "lat": hit["lat"], "lon": hit["lon"], "map_url": osm_url(hit["lat"], hit["lon"]),
-            "event_id": hit["event_id"], "crop_path": crop, "crop_url": crop_url,
+            "plate": hit["plate"],
+            "matched_text": hit["matched_text"],
+            "watchlist": hit["watchlist"],
+            "label": hit["label"],
+            "pattern": hit["pattern"],
+            "score": hit["score"],
+            "ts": hit["ts"],
+            "lat": hit["lat"],
+            "lon": hit["lon"],
+            "map_url": osm_url(hit["lat"], hit["lon"]),
+            "event_id": hit["event_id"],
+            "crop_path": crop,
+            "crop_url": crop_url,
         },
     }
 
@@ -583,8 +762,15 @@ Crop: {{ event.payload.crop_url or "none" }}
 Event: {{ event.payload.event_id }}"""
 
 
-def alert_automation(name: str, block_document_id, *, watchlist: str | None = None, plate: str | None = None,
-                     subject: str = ALERT_SUBJECT, body: str = ALERT_BODY):
+def alert_automation(
+    name: str,
+    block_document_id,
+    *,
+    watchlist: str | None = None,
+    plate: str | None = None,
+    subject: str = ALERT_SUBJECT,
+    body: str = ALERT_BODY,
+):
     """A ``prefect.automations.Automation`` (not yet created): an ``EventTrigger`` on
     :data:`HIT_EVENT` (reactive, one event; only those of ``watchlist`` / ``plate`` when given) and
     a ``SendNotification`` action to the notification block ``block_document_id`` with the Jinja
@@ -596,7 +782,9 @@ def alert_automation(name: str, block_document_id, *, watchlist: str | None = No
     if watchlist:
         match["dashcam.watchlist"] = watchlist
     return Automation(
-        name=name, description="dashcam watch-list alert (dashcam alerts add)", enabled=True,
+        name=name,
+        description="dashcam watch-list alert (dashcam alerts add)",
+        enabled=True,
         trigger=EventTrigger(expect={HIT_EVENT}, match=match, posture=Posture.Reactive, threshold=1),
         actions=[SendNotification(block_document_id=block_document_id, subject=subject, body=body)],
     )
@@ -611,7 +799,9 @@ def _plate_text(text: Any, name: str = "plate") -> str:
     norm = t.upper().translate(str.maketrans("", "", " -.\u00b7"))
     if not norm or not re.fullmatch(r"[A-Z0-9]+", norm):
         bad = next((c for c in norm if not (c.isascii() and c.isalnum())), "")
-        raise WatchListError(f"{name} {t[:20]!r} has {'no letters or digits' if not norm else f'character {bad!r}'}: plates have letters and digits")
+        raise WatchListError(
+            f"{name} {t[:20]!r} has {'no letters or digits' if not norm else f'character {bad!r}'}: plates have letters and digits"
+        )
     if len(norm) > MAX_PLATE:
         raise WatchListError(f"{name} {norm[:20]!r} has {len(norm)} characters; at most {MAX_PLATE}")
     return norm
@@ -637,7 +827,9 @@ def correct_event(engine: sa.Engine, event_id: str, text: str, *, note: str = ""
         with _begin(engine) as conn, conn.begin():
             ev = conn.execute(sa.select(v).where(v.c.id == eid)).mappings().first()
             if ev is None:
-                raise WatchListError(f"no event {eid!r} (event ids are <video_id>:<track_id>, see dashcam plates --json)")
+                raise WatchListError(
+                    f"no event {eid!r} (event ids are <video_id>:<track_id>, see dashcam plates --json)"
+                )
             old = conn.execute(sa.select(c).where(c.c.event_id == eid)).mappings().first()
             if old is not None:
                 _undo(conn, eid, old)
@@ -645,10 +837,21 @@ def correct_event(engine: sa.Engine, event_id: str, text: str, *, note: str = ""
                 ocr = old["ocr_text"]
             else:
                 ocr = ev["final_plate"]
-            conn.execute(sa.insert(c).values(
-                event_id=eid, video_id=ev["video_id"], track_id=ev["track_id"], ts=ev["ts"],
-                first_frame_idx=ev["first_frame_idx"], last_frame_idx=ev["last_frame_idx"], ocr_text=ocr, text=new,
-                note=note, by=who, at=_now()))
+            conn.execute(
+                sa.insert(c).values(
+                    event_id=eid,
+                    video_id=ev["video_id"],
+                    track_id=ev["track_id"],
+                    ts=ev["ts"],
+                    first_frame_idx=ev["first_frame_idx"],
+                    last_frame_idx=ev["last_frame_idx"],
+                    ocr_text=ocr,
+                    text=new,
+                    note=note,
+                    by=who,
+                    at=_now(),
+                )
+            )
             apply_corrections(conn, ev["video_id"])
             video_id = ev["video_id"]
     except SQLAlchemyError as exc:
@@ -664,8 +867,11 @@ def _undo(conn: sa.Connection, eid: str, corr) -> None:
     if cur is None or cur != corr["text"] or corr["ocr_text"] == corr["text"]:
         return
     conn.execute(sa.delete(r).where(r.c.vehicle_id == eid, r.c.text == corr["ocr_text"]))
-    conn.execute(sa.update(v).where(v.c.id == eid).values(final_plate=corr["ocr_text"],
-                                                          confusion_key=confusion_key(corr["ocr_text"])))
+    conn.execute(
+        sa.update(v)
+        .where(v.c.id == eid)
+        .values(final_plate=corr["ocr_text"], confusion_key=confusion_key(corr["ocr_text"]))
+    )
 
 
 def apply_corrections(conn: sa.Connection, video_id: str) -> int:
@@ -685,9 +891,21 @@ def apply_corrections(conn: sa.Connection, video_id: str) -> int:
     corrs = conn.execute(sa.select(c).where(c.c.video_id == video_id).order_by(c.c.at)).mappings().all()
     if not corrs:
         return 0
-    events = {m["id"]: m for m in conn.execute(
-        sa.select(v.c.id, v.c.track_id, v.c.ts, v.c.first_frame_idx, v.c.last_frame_idx, v.c.final_plate, v.c.n_reads,
-                  v.c.plate_confidence).where(v.c.video_id == video_id)).mappings()}
+    events = {
+        m["id"]: m
+        for m in conn.execute(
+            sa.select(
+                v.c.id,
+                v.c.track_id,
+                v.c.ts,
+                v.c.first_frame_idx,
+                v.c.last_frame_idx,
+                v.c.final_plate,
+                v.c.n_reads,
+                v.c.plate_confidence,
+            ).where(v.c.video_id == video_id)
+        ).mappings()
+    }
     held = {k["event_id"] for k in corrs if k["event_id"] in events}
     changed = 0
     for k in corrs:
@@ -697,37 +915,66 @@ def apply_corrections(conn: sa.Connection, video_id: str) -> int:
             for ev in events.values():
                 if ev["id"] in held:
                     continue
-                ov = min(k["last_frame_idx"], ev["last_frame_idx"]) - max(k["first_frame_idx"], ev["first_frame_idx"]) + 1
+                ov = (
+                    min(k["last_frame_idx"], ev["last_frame_idx"])
+                    - max(k["first_frame_idx"], ev["first_frame_idx"])
+                    + 1
+                )
                 if ov > best_overlap:
                     best, best_overlap = ev, ov
             if best is None:
                 continue
             held.add(best["id"])
-            conn.execute(sa.update(c).where(c.c.event_id == eid).values(
-                event_id=best["id"], track_id=best["track_id"], ts=best["ts"],
-                first_frame_idx=best["first_frame_idx"], last_frame_idx=best["last_frame_idx"]))
+            conn.execute(
+                sa.update(c)
+                .where(c.c.event_id == eid)
+                .values(
+                    event_id=best["id"],
+                    track_id=best["track_id"],
+                    ts=best["ts"],
+                    first_frame_idx=best["first_frame_idx"],
+                    last_frame_idx=best["last_frame_idx"],
+                )
+            )
             eid = best["id"]
         ev = events[eid]
         if ev["final_plate"] == k["text"]:
             continue  # applied already (or the OCR now reads it so)
         ocr = ev["final_plate"]
         conn.execute(sa.delete(r).where(r.c.vehicle_id == eid, r.c.text.in_([k["text"], ocr])))
-        conn.execute(sa.insert(r).values(vehicle_id=eid, text=ocr, count=ev["n_reads"], mean_conf=ev["plate_confidence"],
-                                         confusion_key=confusion_key(ocr)))
+        conn.execute(
+            sa.insert(r).values(
+                vehicle_id=eid,
+                text=ocr,
+                count=ev["n_reads"],
+                mean_conf=ev["plate_confidence"],
+                confusion_key=confusion_key(ocr),
+            )
+        )
         key = confusion_key(k["text"])
         conn.execute(sa.update(v).where(v.c.id == eid).values(final_plate=k["text"], confusion_key=key))
         conn.execute(sa.update(c).where(c.c.event_id == eid).values(ocr_text=ocr))
-        insert_missing(conn, PLATE_TEXTS, [{"text": k["text"]}, {"text": ocr}] if ocr < k["text"] else
-                       [{"text": ocr}, {"text": k["text"]}])
-        insert_missing(conn, PLATE_KEY_VARIANTS, [{"variant": x, "confusion_key": kk}
-                                                  for kk in sorted({key, confusion_key(ocr)})
-                                                  for x in sorted(key_variants(kk))])
+        insert_missing(
+            conn,
+            PLATE_TEXTS,
+            [{"text": k["text"]}, {"text": ocr}] if ocr < k["text"] else [{"text": ocr}, {"text": k["text"]}],
+        )
+        insert_missing(
+            conn,
+            PLATE_KEY_VARIANTS,
+            [
+                {"variant": x, "confusion_key": kk}
+                for kk in sorted({key, confusion_key(ocr)})
+                for x in sorted(key_variants(kk))
+            ],
+        )
         changed += 1
     return changed
 
 
-def list_corrections(engine: sa.Engine, *, video_id: str | None = None, plate: str | None = None,
-                     event_ids: list[str] | None = None) -> list[dict]:
+def list_corrections(
+    engine: sa.Engine, *, video_id: str | None = None, plate: str | None = None, event_ids: list[str] | None = None
+) -> list[dict]:
     """Corrections as JSON-ready dicts (all ``corrections`` columns plus ``attached``: whether
     the event exists now), by time."""
     c, v = CORRECTIONS, VEHICLES
@@ -768,7 +1015,11 @@ def add_plate_note(engine: sa.Engine, plate: str, text: str, *, kind: str = "not
     try:
         with _begin(engine) as conn, conn.begin():
             if kind == "tag":
-                got = conn.execute(sa.select(n).where(n.c.plate == p, n.c.kind == "tag", n.c.text == t)).mappings().first()
+                got = (
+                    conn.execute(sa.select(n).where(n.c.plate == p, n.c.kind == "tag", n.c.text == t))
+                    .mappings()
+                    .first()
+                )
                 if got is not None:
                     return _jsonable(got)
             row["id"] = conn.execute(sa.insert(n).values(**row).returning(n.c.id)).scalar_one()

@@ -43,9 +43,11 @@ RETIRED_AUTOMATIONS = ["dashcam: crash zombie flow runs"]  # names used by older
 
 def zombie_message(pool: str, zombie_after_s: int) -> str:
     """State message of a run the heartbeat automation marks Crashed: says which worker died."""
-    return (f"worker died: the {pool} worker that ran this flow run (dashcam-worker@{pool}), or its machine, "
-            f"stopped - no heartbeat for {zombie_after_s} s. A crashed stage is started again by its ingest "
-            f"run on a live {pool} worker; a crashed ingest run is rescheduled.")
+    return (
+        f"worker died: the {pool} worker that ran this flow run (dashcam-worker@{pool}), or its machine, "
+        f"stopped - no heartbeat for {zombie_after_s} s. A crashed stage is started again by its ingest "
+        f"run on a live {pool} worker; a crashed ingest run is rescheduled."
+    )
 
 
 def ensure_work_pools(gpu_concurrency: int | None = 1) -> None:
@@ -83,8 +85,13 @@ def ensure_automations(zombie_after_s: int = ZOMBIE_AFTER_S) -> None:
             description=f"Mark flow runs of pool {pool} Crashed when their heartbeats stop (worker or machine died).",
             trigger=EventTrigger(
                 after={"prefect.flow-run.heartbeat"},
-                expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                        "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+                expect={
+                    "prefect.flow-run.heartbeat",
+                    "prefect.flow-run.Completed",
+                    "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled",
+                    "prefect.flow-run.Crashed",
+                },
                 match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
                 match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": flows}),
                 for_each={"prefect.resource.id"},
@@ -102,13 +109,20 @@ def ensure_automations(zombie_after_s: int = ZOMBIE_AFTER_S) -> None:
             trigger=EventTrigger(
                 expect={"prefect.flow-run.Crashed"},
                 match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-                match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": "ingest"}),
+                match_related=ResourceSpecification(
+                    {"prefect.resource.role": "flow", "prefect.resource.name": "ingest"}
+                ),
                 posture=Posture.Reactive,
                 threshold=1,
                 within=timedelta(0),
             ),
-            actions=[ChangeFlowRunState(state=StateType.SCHEDULED, name="AwaitingRetry",
-                                        message="rescheduled after a crash by dashcam automation")],
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.SCHEDULED,
+                    name="AwaitingRetry",
+                    message="rescheduled after a crash by dashcam automation",
+                )
+            ],
         ),
     ]
     for name in [a.name for a in wanted] + RETIRED_AUTOMATIONS:
@@ -132,8 +146,13 @@ def _delete_automations(name: str) -> None:
 def deploy_flows(code_dir: Path = ROOT) -> None:
     env = dict(os.environ, DASHCAM_CODE_DIR=str(code_dir))
     prefect = Path(sys.executable).with_name("prefect")
-    out = subprocess.run([str(prefect), "--no-prompt", "deploy", "--all", "--prefect-file", str(ROOT / "deployments" / "prefect.yaml")],
-                         cwd=ROOT, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(prefect), "--no-prompt", "deploy", "--all", "--prefect-file", str(ROOT / "deployments" / "prefect.yaml")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"prefect deploy failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
 

@@ -107,17 +107,29 @@ def _run_stage(stage: str, fn, params: dict, settings: Settings | None, video_ke
 
     logger = get_run_logger()
     for attempt in range(1, CHILD_ATTEMPTS + 1):
-        child = cast("FlowRun", run_deployment(  # a sync flow: async_dispatch runs the sync variant, a FlowRun
-            DEPLOYMENTS[stage], parameters=params, timeout=None, poll_interval=2,
-            # the root (the deployed ``ingest`` run, not this ``ingest-video`` subflow, which gets a
-            # new id when a crashed parent is rerun): a rerun re-attaches to the children it started
-            idempotency_key=f"{flow_run.root_flow_run_id}:{video_key}:{stage}:{attempt}",
-        ))
+        child = cast(
+            "FlowRun",
+            run_deployment(  # a sync flow: async_dispatch runs the sync variant, a FlowRun
+                DEPLOYMENTS[stage],
+                parameters=params,
+                timeout=None,
+                poll_interval=2,
+                # the root (the deployed ``ingest`` run, not this ``ingest-video`` subflow, which gets a
+                # new id when a crashed parent is rerun): a rerun re-attaches to the children it started
+                idempotency_key=f"{flow_run.root_flow_run_id}:{video_key}:{stage}:{attempt}",
+            ),
+        )
         if child.state is not None and child.state.is_completed():
             return child.state.result()
-        logger.warning("%s of %s ended %s (attempt %d of %d): %s", stage, video_key,
-                       child.state.name if child.state else "without state", attempt, CHILD_ATTEMPTS,
-                       (child.state.message if child.state else None) or "no message")
+        logger.warning(
+            "%s of %s ended %s (attempt %d of %d): %s",
+            stage,
+            video_key,
+            child.state.name if child.state else "without state",
+            attempt,
+            CHILD_ATTEMPTS,
+            (child.state.message if child.state else None) or "no message",
+        )
     raise RuntimeError(f"{stage} of {video_key} did not complete after {CHILD_ATTEMPTS} attempts")
 
 
@@ -126,14 +138,22 @@ def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = 
     """Process one video through every stage. Raises the failing stage's error."""
     manifest_path = _run_stage("analyze", analyze_video, {"path": path, "gpx": gpx}, settings, path)
     archive_path = _run_stage("archive", archive_video, {"manifest": manifest_path}, settings, path)
-    n = _run_stage("finalize", finalize_video, {"manifest": manifest_path, "archive_path": archive_path}, settings, path)
+    n = _run_stage(
+        "finalize", finalize_video, {"manifest": manifest_path, "archive_path": archive_path}, settings, path
+    )
     m = Manifest.model_validate_json(Path(manifest_path).read_text())
     events: list[PlateEvent] = read_jsonl(Path(m.events_path), PlateEvent)
     return VideoSummary(
-        path=path, video_id=m.info.video_id, duration_s=m.info.duration_s, frames_analyzed=m.analyze.frames_analyzed,
+        path=path,
+        video_id=m.info.video_id,
+        duration_s=m.info.duration_s,
+        frames_analyzed=m.analyze.frames_analyzed,
         warnings=m.warnings,
-        wall_s=m.analyze.wall_s, n_events=n, plates=[(e.final_plate, e.plate_confidence) for e in events],
-        archive_path=archive_path, damage=m.analyze.damage,
+        wall_s=m.analyze.wall_s,
+        n_events=n,
+        plates=[(e.final_plate, e.plate_confidence) for e in events],
+        archive_path=archive_path,
+        damage=m.analyze.damage,
     )
 
 
@@ -183,7 +203,9 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
 
     logger = get_run_logger()
     if deployment.id and (flow_run.run_count or 1) > MAX_PARENT_RUNS:
-        raise RuntimeError(f"this run has started {flow_run.run_count} times (crashes?): giving up after {MAX_PARENT_RUNS}")
+        raise RuntimeError(
+            f"this run has started {flow_run.run_count} times (crashes?): giving up after {MAX_PARENT_RUNS}"
+        )
     run_settings = _settings(settings)
     check_database(run_settings.db_url)
     if gpx:  # readable with timed points? (the date hint only stands in for date-less NMEA here)
@@ -202,5 +224,7 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
                 failures.append(f"{path}: {exc}")
                 logger.error("failed: %s: %s", path, exc)
     if failures:
-        raise IngestError(f"{len(failures)} of {len(videos)} videos failed:\n" + "\n".join(failures), summaries, failures)
+        raise IngestError(
+            f"{len(failures)} of {len(videos)} videos failed:\n" + "\n".join(failures), summaries, failures
+        )
     return summaries

@@ -50,17 +50,47 @@ def retention(apply: bool = False, settings: Settings | None = None) -> dict:
         engine.dispose()
     shown = done if apply else todo
     protected = [d for d in plan if d.protected]
-    rows: list[dict[str, str | None]] = [{"action": ("deleted" if d.action == "delete" else "recorded gone") if apply else f"would {d.action}",
-             "tier": d.tier, "video_id": d.video_id, "path": d.path, "GB": _gb(d.size_bytes), "reason": d.reason}
-            for d in shown]
-    rows += [{"action": "protected", "tier": d.tier, "video_id": d.video_id, "path": d.path, "GB": _gb(d.size_bytes),
-              "reason": d.protected} for d in protected]
+    rows: list[dict[str, str | None]] = [
+        {
+            "action": ("deleted" if d.action == "delete" else "recorded gone") if apply else f"would {d.action}",
+            "tier": d.tier,
+            "video_id": d.video_id,
+            "path": d.path,
+            "GB": _gb(d.size_bytes),
+            "reason": d.reason,
+        }
+        for d in shown
+    ]
+    rows += [
+        {
+            "action": "protected",
+            "tier": d.tier,
+            "video_id": d.video_id,
+            "path": d.path,
+            "GB": _gb(d.size_bytes),
+            "reason": d.protected,
+        }
+        for d in protected
+    ]
     freed = sum(d.size_bytes for d in shown if d.action == "delete")
-    create_table_artifact(key="retention", table=rows or [{"action": "-", "reason": "nothing to delete"}],
-                          description=f"retention {'applied' if apply else 'dry run'}: {len(shown)} files, "
-                                      f"{_gb(freed)} GB {'freed' if apply else 'would be freed'}, "
-                                      f"{len(protected)} protected")
-    logger.info("%s %d files (%s GB); %d protected", "deleted" if apply else "would delete", len(shown), _gb(freed),
-                len(protected))
-    return {"applied": apply, "deleted": [d.as_dict() for d in done], "planned": [d.as_dict() for d in todo],
-            "protected": len(protected), "freed_bytes": freed}
+    create_table_artifact(
+        key="retention",
+        table=rows or [{"action": "-", "reason": "nothing to delete"}],
+        description=f"retention {'applied' if apply else 'dry run'}: {len(shown)} files, "
+        f"{_gb(freed)} GB {'freed' if apply else 'would be freed'}, "
+        f"{len(protected)} protected",
+    )
+    logger.info(
+        "%s %d files (%s GB); %d protected",
+        "deleted" if apply else "would delete",
+        len(shown),
+        _gb(freed),
+        len(protected),
+    )
+    return {
+        "applied": apply,
+        "deleted": [d.as_dict() for d in done],
+        "planned": [d.as_dict() for d in todo],
+        "protected": len(protected),
+        "freed_bytes": freed,
+    }

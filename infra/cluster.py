@@ -76,7 +76,7 @@ def _proc_stat(pid: int) -> tuple[int, int] | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
     return int(fields[1]), int(fields[19])
 
 
@@ -135,14 +135,16 @@ class PrefectServer:
     def env(self) -> dict[str, str]:
         """Environment for clients of this server (CLI subprocesses, workers)."""
         env = dict(os.environ)
-        env.update({
-            "PREFECT_HOME": str(self.home),
-            "PREFECT_API_URL": self.api_url,
-            "PREFECT_UI_URL": self.ui_url,  # the run links Prefect prints point at the UI
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_ENABLED": "true" if self.ui else "false",
-            "DO_NOT_TRACK": "1",
-        })
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home),
+                "PREFECT_API_URL": self.api_url,
+                "PREFECT_UI_URL": self.ui_url,  # the run links Prefect prints point at the UI
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_ENABLED": "true" if self.ui else "false",
+                "DO_NOT_TRACK": "1",
+            }
+        )
         return env
 
     def start(self, timeout_s: float = 180) -> PrefectServer:
@@ -154,16 +156,23 @@ class PrefectServer:
         with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
         for url in [self.api_url + "/health"] + ([self.ui_url + "/"] if self.ui else []):
             while True:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"prefect server exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"prefect server exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}"
+                    )
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise TimeoutError(f"prefect server did not answer {url} within {timeout_s} s:\n{self.log.read_text()[-3000:]}")
+                    raise TimeoutError(
+                        f"prefect server did not answer {url} within {timeout_s} s:\n{self.log.read_text()[-3000:]}"
+                    )
                 try:
                     body = fetch(url)
                 except OSError:
@@ -208,9 +217,18 @@ class LocalCluster:
         restart_s: seconds between a worker's exit and its restart (systemd's RestartSec).
     """
 
-    def __init__(self, home: Path, dashcam_env: dict[str, str], prefect_db_url: str | None = None,
-                 postgres_dir: Path | None = None, heartbeat_s: int = 30, zombie_after_s: int = ZOMBIE_AFTER_S,
-                 worker_poll_s: float = 2, restart_s: float = WORKER_RESTART_S, port: int | None = None):
+    def __init__(
+        self,
+        home: Path,
+        dashcam_env: dict[str, str],
+        prefect_db_url: str | None = None,
+        postgres_dir: Path | None = None,
+        heartbeat_s: int = 30,
+        zombie_after_s: int = ZOMBIE_AFTER_S,
+        worker_poll_s: float = 2,
+        restart_s: float = WORKER_RESTART_S,
+        port: int | None = None,
+    ):
         self.home = Path(home)
         self.dashcam_env = dict(dashcam_env)
         self.prefect_db_url = prefect_db_url
@@ -238,14 +256,16 @@ class LocalCluster:
     def env(self) -> dict[str, str]:
         env = self.server.env()
         env.update(self.dashcam_env)
-        env.update({
-            "PREFECT_WORKER_QUERY_SECONDS": str(self.worker_poll_s),
-            "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(self.heartbeat_s),
-            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-            "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO",
-            "YOLO_VERBOSE": "False",
-        })
+        env.update(
+            {
+                "PREFECT_WORKER_QUERY_SECONDS": str(self.worker_poll_s),
+                "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+                "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(self.heartbeat_s),
+                "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+                "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO",
+                "YOLO_VERBOSE": "False",
+            }
+        )
         if self.result_storage:
             env["PREFECT_DEFAULT_RESULT_STORAGE_BLOCK"] = self.result_storage
         return env
@@ -257,9 +277,13 @@ class LocalCluster:
             if self.prefect_db_url is None or "DASHCAM_DATABASE_URL" not in self.dashcam_env:
                 self.postgres = self._stack.enter_context(local_postgres(self.postgres_dir, durable=True))
             if self.prefect_db_url is None:
-                self.prefect_db_url = self.postgres.url(self.postgres.create_database("prefect", exist_ok=True), "asyncpg")
+                self.prefect_db_url = self.postgres.url(
+                    self.postgres.create_database("prefect", exist_ok=True), "asyncpg"
+                )
             if "DASHCAM_DATABASE_URL" not in self.dashcam_env:
-                self.dashcam_env["DASHCAM_DATABASE_URL"] = self.postgres.url(self.postgres.create_database("dashcam", exist_ok=True))
+                self.dashcam_env["DASHCAM_DATABASE_URL"] = self.postgres.url(
+                    self.postgres.create_database("dashcam", exist_ok=True)
+                )
             for key in ("DASHCAM_WORK_DIR", "DASHCAM_ARCHIVE_DIR", "DASHCAM_DATA_DIR"):
                 if self.dashcam_env.get(key):
                     Path(self.dashcam_env[key]).mkdir(parents=True, exist_ok=True)
@@ -267,9 +291,13 @@ class LocalCluster:
             self.server = PrefectServer(self.home / "prefect", port=self.port, db_url=self.prefect_db_url)
             self.server.start()
             self._stack.callback(self.server.stop)
-            out = subprocess.run([str(BIN / "dashcam"), "deploy", "--raw-dir", raw_dir,
-                                  "--zombie-after-s", str(self.zombie_after_s)],
-                                 env=self.env(), cwd=ROOT, capture_output=True, text=True)
+            out = subprocess.run(
+                [str(BIN / "dashcam"), "deploy", "--raw-dir", raw_dir, "--zombie-after-s", str(self.zombie_after_s)],
+                env=self.env(),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
             if out.returncode != 0:
                 raise RuntimeError(f"dashcam deploy failed:\n{out.stdout}\n{out.stderr}")
             self.result_storage = out.stdout.strip().splitlines()[-1].split()[-1]
@@ -285,8 +313,22 @@ class LocalCluster:
     def start_worker(self, pool: str) -> subprocess.Popen:
         with open(self.home / f"worker-{pool}.log", "ab") as log:  # the child keeps its own copy
             proc = subprocess.Popen(
-                [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process", "--name", f"{pool}-worker"],
-                env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(BIN / "prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    pool,
+                    "--type",
+                    "process",
+                    "--name",
+                    f"{pool}-worker",
+                ],
+                env=self.env(),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         with self._lock:
             self.workers[pool] = proc
@@ -307,11 +349,15 @@ class LocalCluster:
                     self._runs_seen.update(descendants(proc.pid))
                 elif pool not in dead:
                     dead[pool] = (time.monotonic(), proc)
-                    self._log(f"worker {pool} (pid {proc.pid}) exited with {proc.returncode}; restarting in {self.restart_s:g} s")
+                    self._log(
+                        f"worker {pool} (pid {proc.pid}) exited with {proc.returncode}; restarting in {self.restart_s:g} s"
+                    )
             for pool, (t_exit, old) in list(dead.items()):
                 if time.monotonic() - t_exit >= self.restart_s and not self._stopping.is_set():
                     new = self.start_worker(pool)
-                    self.restarts.append(WorkerRestart(pool, old.pid, old.returncode, t_exit, time.monotonic(), new.pid))
+                    self.restarts.append(
+                        WorkerRestart(pool, old.pid, old.returncode, t_exit, time.monotonic(), new.pid)
+                    )
                     self._log(f"worker {pool} restarted (pid {new.pid})")
                     del dead[pool]
 
@@ -364,10 +410,17 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=Path("/tmp/dashcam-cluster"))
     ap.add_argument("--raw-dir", default=None, help="the NAS raw folder (default HOME/nas/raw)")
     ap.add_argument("--port", type=int, default=None, help="Prefect server/UI port (default 4200, else a free one)")
-    ap.add_argument("--prefect-db-url", default=None,
-                    help="postgresql+asyncpg://… for the Prefect server (default: database prefect on the cluster's PostgreSQL)")
-    ap.add_argument("--zombie-after-s", type=int, default=ZOMBIE_AFTER_S,
-                    help="mark a run Crashed after this long without heartbeats (default %(default)s)")
+    ap.add_argument(
+        "--prefect-db-url",
+        default=None,
+        help="postgresql+asyncpg://… for the Prefect server (default: database prefect on the cluster's PostgreSQL)",
+    )
+    ap.add_argument(
+        "--zombie-after-s",
+        type=int,
+        default=ZOMBIE_AFTER_S,
+        help="mark a run Crashed after this long without heartbeats (default %(default)s)",
+    )
     args = ap.parse_args()
     home = args.home.resolve()
     nas = home / "nas"
@@ -384,13 +437,16 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         cluster.start(raw)
-        print(f"Prefect UI:   {cluster.server.ui_url}\n"
-              f"export PREFECT_API_URL={cluster.server.api_url}\n"
-              f"results DB:   {cluster.results_db_url}\n"
-              f"              (`dashcam plates` finds it from the blocks when PREFECT_API_URL is set)\n"
-              f"raw folder:   {raw}\n"
-              f"logs in {home} (server: prefect/server.log, workers: worker-*.log, restarts: cluster.log); "
-              f"workers restart {cluster.restart_s:g} s after they exit; Ctrl-C stops everything", flush=True)
+        print(
+            f"Prefect UI:   {cluster.server.ui_url}\n"
+            f"export PREFECT_API_URL={cluster.server.api_url}\n"
+            f"results DB:   {cluster.results_db_url}\n"
+            f"              (`dashcam plates` finds it from the blocks when PREFECT_API_URL is set)\n"
+            f"raw folder:   {raw}\n"
+            f"logs in {home} (server: prefect/server.log, workers: worker-*.log, restarts: cluster.log); "
+            f"workers restart {cluster.restart_s:g} s after they exit; Ctrl-C stops everything",
+            flush=True,
+        )
         signal.pause()
     except KeyboardInterrupt:
         pass

@@ -65,8 +65,13 @@ class PgServer:
     def connect_admin(self) -> psycopg.Connection:
         """An autocommit psycopg connection to the admin database (close it yourself)."""
         return psycopg.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
-            dbname=self.admin_db, autocommit=True, connect_timeout=10,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.admin_db,
+            autocommit=True,
+            connect_timeout=10,
         )
 
     def create_database(self, name: str | None = None, exist_ok: bool = False) -> str:
@@ -78,7 +83,7 @@ class PgServer:
         with self.connect_admin() as conn:
             if exist_ok and conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 return name
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+            conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
         return name
 
     def drop_database(self, name: str) -> None:
@@ -188,19 +193,52 @@ def local_postgres(base: Path | None = None, durable: bool = False) -> Iterator[
         if not (datadir / "PG_VERSION").exists():
             shutil.rmtree(datadir, ignore_errors=True)  # a half-done initdb
             subprocess.run(
-                [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8", "--no-locale", *([] if durable else ["--no-sync"])],
-                cwd=base, env=env, check=True, capture_output=True, text=True, timeout=120, **run_as,
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(datadir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    *([] if durable else ["--no-sync"]),
+                ],
+                cwd=base,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                **run_as,
             )
         for _attempt in range(3):
             port = free_port()
             with open(log, "ab") as logf:
                 proc = subprocess.Popen(
-                    [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
-                     "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", *fast,
-                     "-c", "max_connections=100", "-c", "shared_buffers=32MB"],
-                    cwd=base, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent, **run_as,
+                    [
+                        str(bindir / "postgres"),
+                        "-D",
+                        str(datadir),
+                        "-p",
+                        str(port),
+                        "-c",
+                        "listen_addresses=127.0.0.1",
+                        "-c",
+                        "unix_socket_directories=",
+                        *fast,
+                        "-c",
+                        "max_connections=100",
+                        "-c",
+                        "shared_buffers=32MB",
+                    ],
+                    cwd=base,
+                    env=env,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,
+                    **run_as,
                 )
             server = PgServer("127.0.0.1", port, "postgres", None, "postgres")
             deadline = time.monotonic() + PG_START_TIMEOUT_S

@@ -39,9 +39,20 @@ def _file_state(context, parameters) -> str:
 #: not, so changing it keeps the analysis cached. A model file replaced under the same name is
 #: not detected: give it a new name (or run with ``PREFECT_TASKS_REFRESH_CACHE=true``).
 ANALYSIS_SETTINGS = (
-    "detect_fps", "vehicle_model", "plate_model", "vehicle_fp32", "ocr_engine", "vehicle_conf",
-    "plate_conf", "plate_crop_imgsz", "plate_min_vehicle_px", "plate_retry_s", "plate_settle_reads",
-    "closeup_plates", "tracker", "work_dir",
+    "detect_fps",
+    "vehicle_model",
+    "plate_model",
+    "vehicle_fp32",
+    "ocr_engine",
+    "vehicle_conf",
+    "plate_conf",
+    "plate_crop_imgsz",
+    "plate_min_vehicle_px",
+    "plate_retry_s",
+    "plate_settle_reads",
+    "closeup_plates",
+    "tracker",
+    "work_dir",
 )
 
 
@@ -56,8 +67,9 @@ def _analysis_key(context, parameters) -> str:
     s: Settings = parameters["settings"]
     # the package version stands for the pipeline code behind the task (TASK_SOURCE covers the
     # task body only)
-    return (f"{parameters['info'].video_id}:dashcam={dashcam.__version__}:"
-            + ",".join(f"{k}={getattr(s, k)!r}" for k in ANALYSIS_SETTINGS))
+    return f"{parameters['info'].video_id}:dashcam={dashcam.__version__}:" + ",".join(
+        f"{k}={getattr(s, k)!r}" for k in ANALYSIS_SETTINGS
+    )
 
 
 def analysis_on_disk(info: VideoInfo, settings: Settings) -> bool:
@@ -95,14 +107,27 @@ def probe(path: str, settings: Settings) -> VideoInfo:
     info = probe_video(Path(path), camera_tz=settings.camera_tz)
     get_run_logger().info(
         "%s: id %s, %.1f s, %dx%d @ %.2f fps %s, recording start %s (%s)",
-        Path(path).name, info.video_id, info.duration_s, info.width, info.height, info.fps,
-        info.codec, info.recording_start.isoformat(), info.recording_start_source,
+        Path(path).name,
+        info.video_id,
+        info.duration_s,
+        info.width,
+        info.height,
+        info.fps,
+        info.codec,
+        info.recording_start.isoformat(),
+        info.recording_start_source,
     )
     return info
 
 
-@task(name="analyze", cache_policy=CACHED_ON_ANALYSIS, persist_result=True, retries=1, retry_delay_seconds=10,
-      retry_condition_fn=_retry_unless_bad_video)
+@task(
+    name="analyze",
+    cache_policy=CACHED_ON_ANALYSIS,
+    persist_result=True,
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=_retry_unless_bad_video,
+)
 def analyze_task(info: VideoInfo, settings: Settings) -> AnalyzeResult:
     """Decode (streaming) -> vehicles + tracking -> plates -> OCR; records land in the work dir.
 
@@ -113,9 +138,12 @@ def analyze_task(info: VideoInfo, settings: Settings) -> AnalyzeResult:
     logger = get_run_logger()
     logger.info(
         "analyzed %d of %d frames in %.1f s (%.2fx real time): %d vehicle detections, %d plate reads",
-        result.frames_analyzed, result.frames_decoded, result.wall_s,
+        result.frames_analyzed,
+        result.frames_decoded,
+        result.wall_s,
         info.duration_s / result.wall_s if result.wall_s else 0.0,
-        result.n_vehicle_detections, result.n_plate_reads,
+        result.n_vehicle_detections,
+        result.n_plate_reads,
     )
     if result.damage:
         logger.warning("%s is %s; the reads of the frames that decoded are kept", Path(info.path).name, result.damage)
@@ -146,8 +174,9 @@ def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[Pla
 
 
 @task(name="gps")
-def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings,
-        result: AnalyzeResult | None = None) -> tuple[list[PlateEvent], str | None, list[str]]:
+def gps(
+    info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Settings, result: AnalyzeResult | None = None
+) -> tuple[list[PlateEvent], str | None, list[str]]:
     """Find the video's GPS track (embedded -> sidecar -> track dir, see dashcam.gps.sources),
     interpolate WGS84 lat/lon, speed and heading at each event's ts, and write the simplified
     route (1 point/s) to ``<work_dir>/<video_id>/route.json`` for persist. Returns the events,
@@ -177,20 +206,33 @@ def gps(info: VideoInfo, events: list[PlateEvent], gpx: str | None, settings: Se
         events = pipeline.build_events(info, result, settings, track=track)
     aligned = align_gps(events, track, settings)
     points = write_route(route_path, track, source, info.recording_start, info.duration_s, step_s=1.0)
-    logger.info("GPS from %s (%d points, clock offset %.1f s): %d of %d events positioned, route %d points",
-                source, len(track), track.clock_offset_s, sum(e.lat is not None for e in aligned), len(aligned), len(points))
+    logger.info(
+        "GPS from %s (%d points, clock offset %.1f s): %d of %d events positioned, route %d points",
+        source,
+        len(track),
+        track.clock_offset_s,
+        sum(e.lat is not None for e in aligned),
+        len(aligned),
+        len(points),
+    )
     return aligned, source, problems
 
 
 @task(name="handover")
-def handover(info: VideoInfo, result: AnalyzeResult, events: list[PlateEvent], gps_source: str | None = None,
-             warnings: list[str] | None = None) -> str:
+def handover(
+    info: VideoInfo,
+    result: AnalyzeResult,
+    events: list[PlateEvent],
+    gps_source: str | None = None,
+    warnings: list[str] | None = None,
+) -> str:
     """Write ``events.jsonl`` and then ``manifest.json`` (atomically, manifest last) to the work dir."""
     out = Path(result.work_dir)
     events_path = out / "events.jsonl"
     write_jsonl(events_path, events)
-    manifest = Manifest(info=info, analyze=result, events_path=str(events_path), gps_source=gps_source,
-                        warnings=list(warnings or []))
+    manifest = Manifest(
+        info=info, analyze=result, events_path=str(events_path), gps_source=gps_source, warnings=list(warnings or [])
+    )
     path = out / "manifest.json"
     atomic_write_text(path, manifest.model_dump_json(indent=1))
     return str(path)
@@ -237,8 +279,13 @@ def archive(manifest_path: str, settings: Settings) -> str:
     from dashcam.blur import archive_plan  # issue 16: privacy blur (None: archive_blur="none")
 
     video_path, archived = archive_video(
-        m.info, events, archive_dir, height=settings.archive_height,
-        crf=settings.archive_crf, preset=settings.archive_preset, min_duration_s=min_duration,
+        m.info,
+        events,
+        archive_dir,
+        height=settings.archive_height,
+        crf=settings.archive_crf,
+        preset=settings.archive_preset,
+        min_duration_s=min_duration,
         blur=archive_plan(m, settings),
     )
     write_jsonl(m.archived_events_path, archived)
@@ -249,12 +296,20 @@ def archive(manifest_path: str, settings: Settings) -> str:
     check_path = m.archive_check_path
     check_path.unlink(missing_ok=True)
     try:
-        check = verify_archive(m.info, video_path, archived, height=settings.archive_height, min_duration_s=min_duration)
+        check = verify_archive(
+            m.info, video_path, archived, height=settings.archive_height, min_duration_s=min_duration
+        )
     except ArchiveError as exc:
-        raise ArchiveError(f"archive verification of video {m.info.video_id} failed: {exc}; the raw file is kept") from exc
+        raise ArchiveError(
+            f"archive verification of video {m.info.video_id} failed: {exc}; the raw file is kept"
+        ) from exc
     atomic_write_text(check_path, json.dumps({"archive_path": str(video_path), **check}, default=str))
-    get_run_logger().info("archived to %s (verified: %d bytes video, %d bytes crops/thumbnails)", video_path,
-                          check["archive_bytes"], check["archive_images_bytes"])
+    get_run_logger().info(
+        "archived to %s (verified: %d bytes video, %d bytes crops/thumbnails)",
+        video_path,
+        check["archive_bytes"],
+        check["archive_images_bytes"],
+    )
     return str(video_path)
 
 
@@ -296,11 +351,18 @@ def watch_lists(manifest_path: str, settings: Settings) -> int:
     finally:
         engine.dispose()
     for hit in hits:
-        emit_event(**hit_event(hit, flow_run_id=flow_run.id, media_base_url=settings.media_base_url,
-                               archive_dir=settings.archive_dir))
+        emit_event(
+            **hit_event(
+                hit, flow_run_id=flow_run.id, media_base_url=settings.media_base_url, archive_dir=settings.archive_dir
+            )
+        )
     if hits:
-        get_run_logger().info("%d watch-list hit(s) in video %s: %s", len(hits), m.info.video_id,
-                              ", ".join(sorted({f"{h['plate']} ({h['label'] or h['watchlist']})" for h in hits})))
+        get_run_logger().info(
+            "%d watch-list hit(s) in video %s: %s",
+            len(hits),
+            m.info.video_id,
+            ", ".join(sorted({f"{h['plate']} ({h['label'] or h['watchlist']})" for h in hits})),
+        )
     return len(hits)
 
 
@@ -313,5 +375,8 @@ def report(manifest_path: str, archive_path: str | None) -> str:
 
     m = _manifest(manifest_path)
     markdown = video_report_markdown(m, m.read_events(), archive_path)
-    return str(create_markdown_artifact(key=f"video-{m.info.video_id}", markdown=markdown,
-                                        description=f"plates of {Path(m.info.path).name}"))
+    return str(
+        create_markdown_artifact(
+            key=f"video-{m.info.video_id}", markdown=markdown, description=f"plates of {Path(m.info.path).name}"
+        )
+    )

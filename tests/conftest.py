@@ -49,7 +49,9 @@ def pg_server() -> Iterator[PgServer]:
     existing = os.environ.get("DASHCAM_TEST_PG_URL")
     if existing:
         u = make_url(existing)
-        yield PgServer(u.host or "127.0.0.1", u.port or 5432, u.username or "postgres", u.password, u.database or "postgres")
+        yield PgServer(
+            u.host or "127.0.0.1", u.port or 5432, u.username or "postgres", u.password, u.database or "postgres"
+        )
         return
     with local_postgres() as server:
         yield server

@@ -42,7 +42,7 @@ def copy_in_chunks(src: Path, dst: Path, chunks: int = 4, pause_s: float = 0.2) 
     step = -(-len(data) // chunks)
     with open(dst, "wb") as f:
         for i in range(0, len(data), step):
-            f.write(data[i:i + step])
+            f.write(data[i : i + step])
             f.flush()
             time.sleep(pause_s)
     return datetime.now(UTC)

@@ -98,7 +98,9 @@ def test_read_image_labelled_photos(rel, settings):
     assert set(best) == {"plate_bbox", "plate_conf", "text", "raw_text", "text_conf", "car_bbox"}
 
 
-@pytest.mark.parametrize("rel", ["endtoend/eu/eu1.jpg", "endtoend/us/wts-lg-000087.jpg", "endtoend/us/wts-lg-000169.jpg"])
+@pytest.mark.parametrize(
+    "rel", ["endtoend/eu/eu1.jpg", "endtoend/us/wts-lg-000087.jpg", "endtoend/us/wts-lg-000169.jpg"]
+)
 def test_tight_plate_crop_reads(rel, settings, tmp_path):
     """An image that is itself a plate (the labelled box + 4%: a user's crop, an OCR benchmark
     image) reads as that plate: read_image letterboxes it for the detector, and failing that
@@ -171,10 +173,7 @@ def test_vehicle_tracker_keeps_ids(settings):
 def test_plate_detector_and_reader_on_video_frame(settings):
     """Frame 0 of a Dutch clip: plate found inside the vehicle, box matches boxes.csv, text read."""
     clip = "TrainingSet/Categorie I/Video10_2.avi"
-    row = next(
-        r for r in csv_rows(VIDEOS / "boxes.csv")
-        if r["file"] == clip and r["clip_frame"] == "0"
-    )
+    row = next(r for r in csv_rows(VIDEOS / "boxes.csv") if r["file"] == clip and r["clip_frame"] == "0")
     gt = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
     frame = _frames(VIDEOS / clip, 1, 1)[0]
     vehicles = VehicleTracker(settings).detect(frame)
@@ -329,9 +328,20 @@ def _due(sch, vehicles, pts: float) -> list[int]:
 def _read(track_id: int, text: str, conf: float, pts: float):
     from dashcam.records import PlateRead
 
-    return PlateRead(frame_idx=int(pts * 12), pts_s=pts, track_id=track_id, car_bbox=(0, 0, 200, 100), car_conf=0.9,
-                     plate_bbox=(50, 60, 150, 80), plate_conf=0.8, text=text, raw_text=text, text_conf=conf,
-                     plate_area=2000.0, sharpness=100.0)
+    return PlateRead(
+        frame_idx=int(pts * 12),
+        pts_s=pts,
+        track_id=track_id,
+        car_bbox=(0, 0, 200, 100),
+        car_conf=0.9,
+        plate_bbox=(50, 60, 150, 80),
+        plate_conf=0.8,
+        text=text,
+        raw_text=text,
+        text_conf=conf,
+        plate_area=2000.0,
+        sharpness=100.0,
+    )
 
 
 def test_scheduler_skips_small_vehicles_and_settled_tracks():
@@ -356,10 +366,12 @@ def test_scheduler_unsettled_reads_every_frame_and_backs_off_without_plate():
     a, b = _veh(1, 200), _veh(2, 200)
     assert len(_due(sch, [a, b], 0.0)) == 2
     sch.record([_read(1, "AB12CD", 0.6, 0.0)])  # a: plate read (low confidence); b: no plate found
-    for pts, b_now, want in ((0.2, b, [1]),  # b backs off
-                             (0.4, _veh(2, 240), [1, 2]),  # b came closer (area x1.44)
-                             (0.6, _veh(2, 240), [1]),
-                             (1.5, _veh(2, 240), [1, 2])):  # plate_retry_s passed
+    for pts, b_now, want in (
+        (0.2, b, [1]),  # b backs off
+        (0.4, _veh(2, 240), [1, 2]),  # b came closer (area x1.44)
+        (0.6, _veh(2, 240), [1]),
+        (1.5, _veh(2, 240), [1, 2]),
+    ):  # plate_retry_s passed
         assert _due(sch, [a, b_now], pts) == want, pts
         sch.record([_read(1, "AB12CD", 0.6, pts)])  # a keeps giving unsettled reads: read every frame
     assert _due(sch, [a], 1.7) == [1]

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.skipif(not ROAD.exists(), reason=f"shared test data not
 def ffprobe(path: Path) -> dict:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     return json.loads(out)
 
@@ -61,8 +62,17 @@ def test_atomic_writes_create_parents_and_leave_no_temp_files(tmp_path):
 
 
 def test_write_jsonl_uses_atomic_write(tmp_path):
-    rows = [TrackSummary(track_id=i, first_frame_idx=0, last_frame_idx=4, n_frames=2,
-                         best_car_bbox=(1.0, 2.0, 3.0, 4.0), best_frame_idx=2) for i in range(3)]
+    rows = [
+        TrackSummary(
+            track_id=i,
+            first_frame_idx=0,
+            last_frame_idx=4,
+            n_frames=2,
+            best_car_bbox=(1.0, 2.0, 3.0, 4.0),
+            best_frame_idx=2,
+        )
+        for i in range(3)
+    ]
     path = tmp_path / "work" / "tracks.jsonl"
     write_jsonl(path, rows)
     assert read_jsonl(path, TrackSummary) == rows
@@ -155,13 +165,24 @@ def _events(info, work: Path) -> list[PlateEvent]:
         crop, thumb = work / f"crop_{tid}.jpg", work / f"thumb_{tid}.jpg"
         cv2.imwrite(str(crop), f.image[300:340, 500:620])
         cv2.imwrite(str(thumb), cv2.resize(f.image, (320, 180)))
-        evs.append(PlateEvent(
-            video_id=info.video_id, track_id=tid, frame_idx=f.frame_idx, pts_s=f.pts_s,
-            ts=datetime(2017, 2, 3, 17, 24, 8, tzinfo=UTC), final_plate=f"AB{tid}CD",
-            plate_confidence=0.9, car_bbox=(400.0, 250.0, 700.0, 450.0),
-            plate_bbox=(500.0, 300.0, 620.0, 340.0), n_reads=3, first_frame_idx=0,
-            last_frame_idx=f.frame_idx, crop_path=str(crop), thumb_path=str(thumb),
-        ))
+        evs.append(
+            PlateEvent(
+                video_id=info.video_id,
+                track_id=tid,
+                frame_idx=f.frame_idx,
+                pts_s=f.pts_s,
+                ts=datetime(2017, 2, 3, 17, 24, 8, tzinfo=UTC),
+                final_plate=f"AB{tid}CD",
+                plate_confidence=0.9,
+                car_bbox=(400.0, 250.0, 700.0, 450.0),
+                plate_bbox=(500.0, 300.0, 620.0, 340.0),
+                n_reads=3,
+                first_frame_idx=0,
+                last_frame_idx=f.frame_idx,
+                crop_path=str(crop),
+                thumb_path=str(thumb),
+            )
+        )
     evs.append(evs[0].model_copy(update={"track_id": 9, "crop_path": None, "thumb_path": None}))
     return evs
 
@@ -216,9 +237,19 @@ def test_archive_video_redoes_an_incomplete_copy(tmp_path):
 def test_archive_video_missing_crop_is_an_error(tmp_path):
     info = probe(AVI)
     ev = PlateEvent(
-        video_id=info.video_id, track_id=1, frame_idx=0, pts_s=0.0, ts=datetime.now(UTC),
-        final_plate="XX11YY", plate_confidence=0.8, car_bbox=(0, 0, 1, 1), plate_bbox=(0, 0, 1, 1),
-        n_reads=2, first_frame_idx=0, last_frame_idx=0, crop_path=str(tmp_path / "gone.jpg"),
+        video_id=info.video_id,
+        track_id=1,
+        frame_idx=0,
+        pts_s=0.0,
+        ts=datetime.now(UTC),
+        final_plate="XX11YY",
+        plate_confidence=0.8,
+        car_bbox=(0, 0, 1, 1),
+        plate_bbox=(0, 0, 1, 1),
+        n_reads=2,
+        first_frame_idx=0,
+        last_frame_idx=0,
+        crop_path=str(tmp_path / "gone.jpg"),
     )
     with pytest.raises(ArchiveError, match="gone.jpg"):
         archive_video(info, [ev], tmp_path / "archive", height=720)
@@ -282,9 +313,19 @@ def test_archive_copy_of_a_broken_crop_is_refused(tmp_path):
     data = cv2.imencode(".jpg", frame)[1].tobytes()
     crop.write_bytes(data[: len(data) // 2])
     ev = PlateEvent(
-        video_id=info.video_id, track_id=1, frame_idx=0, pts_s=0.0, ts=datetime.now(UTC),
-        final_plate="XX11YY", plate_confidence=0.8, car_bbox=(0, 0, 1, 1), plate_bbox=(0, 0, 1, 1),
-        n_reads=2, first_frame_idx=0, last_frame_idx=0, crop_path=str(crop),
+        video_id=info.video_id,
+        track_id=1,
+        frame_idx=0,
+        pts_s=0.0,
+        ts=datetime.now(UTC),
+        final_plate="XX11YY",
+        plate_confidence=0.8,
+        car_bbox=(0, 0, 1, 1),
+        plate_bbox=(0, 0, 1, 1),
+        n_reads=2,
+        first_frame_idx=0,
+        last_frame_idx=0,
+        crop_path=str(crop),
     )
     archive = tmp_path / "archive"
     with pytest.raises(ArchiveError, match=r"plates/1.jpg.*cut short.*complete so far: video_720p.mp4") as ei:

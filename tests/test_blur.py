@@ -23,18 +23,29 @@ def test_plan_follows_the_track_between_analysed_frames():
     from dashcam.blur import PAD_X, plan_plate_blur
 
     # a vehicle moving right 10 px per analysed frame (step 5); its plate read only at frame 0
-    boxes = [TrackBox(frame_idx=f, track_id=3, car_bbox=(100 + 2 * f, 100, 300 + 2 * f, 250),
-                      plate_bbox=(150, 200, 250, 230) if f == 0 else None) for f in range(0, 30, 5)]
+    boxes = [
+        TrackBox(
+            frame_idx=f,
+            track_id=3,
+            car_bbox=(100 + 2 * f, 100, 300 + 2 * f, 250),
+            plate_bbox=(150, 200, 250, 230) if f == 0 else None,
+        )
+        for f in range(0, 30, 5)
+    ]
     boxes.append(TrackBox(frame_idx=10, track_id=4, car_bbox=(400, 100, 500, 200)))  # never read: nothing
     plan = plan_plate_blur(boxes, 640, 480, step=5, n_frames=32)
     assert sorted(plan.boxes) == list(range(0, 31))  # every frame of the track + held 5 past the end
-    (x1, _y1, x2, _y2), = plan.at(12)  # interpolated between frames 10 and 15, on the vehicle box
+    ((x1, _y1, x2, _y2),) = plan.at(12)  # interpolated between frames 10 and 15, on the vehicle box
     assert x1 == pytest.approx(150 + 24 - PAD_X * 100) and x2 == pytest.approx(250 + 24 + PAD_X * 100)
     assert plan.at(31) == [] and plan.at(29)  # held, then stops
     assert plan_plate_blur(boxes, 640, 480, step=5, skip_tracks=[3]).boxes == {}
     # a tracker gap longer than 3 steps: boxes held one step on each side, none in between
-    gap = plan_plate_blur([TrackBox(frame_idx=f, track_id=1, car_bbox=(0, 0, 100, 100), plate_bbox=(10, 10, 50, 30))
-                           for f in (0, 40)], 640, 480, step=5)
+    gap = plan_plate_blur(
+        [TrackBox(frame_idx=f, track_id=1, car_bbox=(0, 0, 100, 100), plate_bbox=(10, 10, 50, 30)) for f in (0, 40)],
+        640,
+        480,
+        step=5,
+    )
     assert sorted(gap.boxes) == [*range(0, 6), *range(35, 46)]
 
 
@@ -137,16 +148,33 @@ def test_clip_blur_from_the_archive_copy_and_keep_watched(analysed, tmp_path):
     plain, _ = archive_video(info, [], tmp_path / "plain-archive", height=720)
     boxes = read_jsonl(Path(manifest.analyze.boxes_path), TrackBox)
     track = collections.Counter(b.track_id for b in boxes if b.plate_bbox is not None).most_common(1)[0][0]
-    ev = PlateEvent(video_id=info.video_id, track_id=track, frame_idx=18, pts_s=1.5, ts=info.recording_start,
-                    final_plate="XSNB23", plate_confidence=0.9, car_bbox=(0, 0, 640, 480), plate_bbox=(0, 0, 10, 10),
-                    n_reads=3, first_frame_idx=0, last_frame_idx=35)
+    ev = PlateEvent(
+        video_id=info.video_id,
+        track_id=track,
+        frame_idx=18,
+        pts_s=1.5,
+        ts=info.recording_start,
+        final_plate="XSNB23",
+        plate_confidence=0.9,
+        car_bbox=(0, 0, 640, 480),
+        plate_bbox=(0, 0, 10, 10),
+        n_reads=3,
+        first_frame_idx=0,
+        last_frame_idx=35,
+    )
     db_url = f"sqlite:///{tmp_path / 'd.db'}"
     engine = make_engine(db_url)
     raw = tmp_path / "gone.avi"  # the raw file is gone: the clip is cut from the (unblurred) archive copy
     save_video(engine, info.model_copy(update={"path": str(raw)}), [ev], str(plain))
     out = tmp_path / "clip.mp4"
-    res = export_clip(engine, f"{info.video_id}:{track}", before_s=0.5, after_s=1.0, out=out,
-                      blur=lambda v: clip_plan(settings.archive_dir, settings.work_dir, v, settings.detect_fps))
+    res = export_clip(
+        engine,
+        f"{info.video_id}:{track}",
+        before_s=0.5,
+        after_s=1.0,
+        out=out,
+        blur=lambda v: clip_plan(settings.archive_dir, settings.work_dir, v, settings.detect_fps),
+    )
     assert res["sources"] == [str(plain)] and abs(res["duration_s"] - 1.5) < 0.2
     read = _Reader(settings)
     frames = list(_frames(out))
@@ -156,11 +184,33 @@ def test_clip_blur_from_the_archive_copy_and_keep_watched(analysed, tmp_path):
     wl.add_entry(engine, "XSNB23", label="ours")
     assert [h["plate"] for h in wl.match_video(engine, info.video_id)] == ["XSNB23"]
     engine.dispose()
-    env = dict(os.environ, DASHCAM_DATABASE_URL=db_url, DASHCAM_DATA_DIR=str(settings.data_dir),
-               DASHCAM_ARCHIVE_DIR=str(settings.archive_dir), DASHCAM_WORK_DIR=str(settings.work_dir))
+    env = dict(
+        os.environ,
+        DASHCAM_DATABASE_URL=db_url,
+        DASHCAM_DATA_DIR=str(settings.data_dir),
+        DASHCAM_ARCHIVE_DIR=str(settings.archive_dir),
+        DASHCAM_WORK_DIR=str(settings.work_dir),
+    )
     owner = tmp_path / "owner.mp4"
-    r = subprocess.run([sys.executable, "-m", "dashcam.cli", "clip", f"{info.video_id}:{track}", "--before", "0.5",
-                        "--after", "1.0", "--blur", "--keep-watched", "--out", str(owner)],
-                       env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dashcam.cli",
+            "clip",
+            f"{info.video_id}:{track}",
+            "--before",
+            "0.5",
+            "--after",
+            "1.0",
+            "--blur",
+            "--keep-watched",
+            "--out",
+            str(owner),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert sum("XSNB23" in read(f) for f in list(_frames(owner))[::4]) >= 3

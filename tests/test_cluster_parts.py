@@ -51,8 +51,13 @@ def test_console_logging_survives_a_dead_reader(tmp_path, handler):
     env = dict(os.environ, PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="INFO", PYTHONPATH=str(REPO_ROOT))
     if handler == "dashcam":  # as deployments/prefect.yaml sets it for every deployed run
         env["PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"] = "dashcam.runlog.PipeSafeConsoleHandler"
-    p = subprocess.Popen([sys.executable, str(script), str(alive)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(
+        [sys.executable, str(script), str(alive)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     assert b"first line" in p.stderr.readline()
     p.stdout.close()
     p.stderr.close()
@@ -93,7 +98,9 @@ def test_kept_postgres_survives_a_restart():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the unreachable-folder check applies when PostgreSQL runs as another user")
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="the unreachable-folder check applies when PostgreSQL runs as another user"
+)
 def test_postgres_folder_the_server_user_cannot_reach_is_refused(tmp_path):
     from postgres import local_postgres
 
@@ -118,12 +125,19 @@ def test_prefect_ui_is_served(prefect):
 
 def _resolve(env: dict[str, str], **settings) -> tuple[str, str]:
     """resolve_database in a fresh process with ``env`` (Prefect reads PREFECT_API_URL at import)."""
-    code = ("import sys, json; from dashcam.settings import Settings, resolve_database, DatabaseConfigError\n"
-            f"kw = json.loads({repr(__import__('json').dumps(settings))})\n"
-            "try:\n    print(json.dumps(resolve_database(Settings(**kw))))\n"
-            "except DatabaseConfigError as e:\n    print(json.dumps(['error', str(e)]))\n")
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(REPO_ROOT)},
-                         capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, json; from dashcam.settings import Settings, resolve_database, DatabaseConfigError\n"
+        f"kw = json.loads({repr(__import__('json').dumps(settings))})\n"
+        "try:\n    print(json.dumps(resolve_database(Settings(**kw))))\n"
+        "except DatabaseConfigError as e:\n    print(json.dumps(['error', str(e)]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return tuple(__import__("json").loads(out.stdout.strip().splitlines()[-1]))
 
@@ -152,8 +166,10 @@ def test_resolve_database_finds_the_deployed_db_in_the_blocks(prefect, tmp_path)
     assert url.startswith("sqlite:///") and "no block dashcam-results-database/dashcam" in source
 
     deployed = "postgresql+psycopg://dashcam:secret@db.example:5432/dashcam"
-    save = ("from blocks.config import save_blocks_from_settings; from dashcam.settings import Settings\n"
-            f"save_blocks_from_settings(Settings(database_url={deployed!r}, data_dir={str(tmp_path)!r}), raw_dir='/nas/raw')\n")
+    save = (
+        "from blocks.config import save_blocks_from_settings; from dashcam.settings import Settings\n"
+        f"save_blocks_from_settings(Settings(database_url={deployed!r}, data_dir={str(tmp_path)!r}), raw_dir='/nas/raw')\n"
+    )
     subprocess.run([sys.executable, "-c", save], env={**env, "PYTHONPATH": str(REPO_ROOT)}, check=True, timeout=120)
     url, source = _resolve(env, data_dir=str(tmp_path))
     assert url == deployed
@@ -165,21 +181,33 @@ def test_resolve_database_finds_the_deployed_db_in_the_blocks(prefect, tmp_path)
 def test_automations_are_replaced_on_redeploy(prefect):
     """``dashcam deploy`` twice on one server (a cluster restart): one automation of each name,
     the per-pool zombie automations with messages naming the dead worker, the retired one gone."""
-    code = ("from deployments.register import ensure_automations\n"
-            "from prefect.automations import Automation\n"
-            "from prefect.events.schemas.automations import EventTrigger\n"
-            "Automation(name='dashcam: crash zombie flow runs', trigger=EventTrigger(expect={'x'}), actions=[]).create()\n"
-            "ensure_automations(50)\nensure_automations(50)\n"
-            "from prefect.client.orchestration import get_client\n"
-            "with get_client(sync_client=True) as c:\n"
-            "    for a in c.read_automations():\n"
-            "        print(a.name, '|', a.actions[0].message)\n")
-    out = subprocess.run([sys.executable, "-c", code], env={**prefect.env(), "PYTHONPATH": str(REPO_ROOT)},
-                         capture_output=True, text=True, timeout=180)
+    code = (
+        "from deployments.register import ensure_automations\n"
+        "from prefect.automations import Automation\n"
+        "from prefect.events.schemas.automations import EventTrigger\n"
+        "Automation(name='dashcam: crash zombie flow runs', trigger=EventTrigger(expect={'x'}), actions=[]).create()\n"
+        "ensure_automations(50)\nensure_automations(50)\n"
+        "from prefect.client.orchestration import get_client\n"
+        "with get_client(sync_client=True) as c:\n"
+        "    for a in c.read_automations():\n"
+        "        print(a.name, '|', a.actions[0].message)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**prefect.env(), "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = sorted(out.stdout.strip().splitlines())
     names = [line.split(" | ")[0] for line in lines]
-    assert names == ["dashcam: crash zombie flow runs (pool gpu)", "dashcam: crash zombie flow runs (pool server)",
-                     "dashcam: reschedule crashed ingest"], lines
-    assert lines[0].split(" | ")[1].startswith("worker died: the gpu worker that ran this flow run (dashcam-worker@gpu)")
+    assert names == [
+        "dashcam: crash zombie flow runs (pool gpu)",
+        "dashcam: crash zombie flow runs (pool server)",
+        "dashcam: reschedule crashed ingest",
+    ], lines
+    assert (
+        lines[0].split(" | ")[1].startswith("worker died: the gpu worker that ran this flow run (dashcam-worker@gpu)")
+    )
     assert "no heartbeat for 50 s" in lines[1]

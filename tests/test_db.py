@@ -46,7 +46,9 @@ def make_info(video_id: str = "vid-a", **kw) -> VideoInfo:
     return VideoInfo(**values)
 
 
-def make_event(video_id: str = "vid-a", track_id: int = 1, plate: str = "AB123C", offset_s: float = 0.0, **kw) -> PlateEvent:
+def make_event(
+    video_id: str = "vid-a", track_id: int = 1, plate: str = "AB123C", offset_s: float = 0.0, **kw
+) -> PlateEvent:
     values = dict(
         video_id=video_id,
         track_id=track_id,
@@ -76,8 +78,18 @@ def three_events(video_id: str = "vid-a") -> list[PlateEvent]:
     return [
         make_event(video_id, 3, "XY999Z", 30.0),
         make_event(video_id, 1, "AB123C", 10.0),
-        make_event(video_id, 2, "AB12CD", 20.0, lat=None, lon=None, speed_mps=None, heading_deg=None,
-                   crop_path=None, thumb_path=None),
+        make_event(
+            video_id,
+            2,
+            "AB12CD",
+            20.0,
+            lat=None,
+            lon=None,
+            speed_mps=None,
+            heading_deg=None,
+            crop_path=None,
+            thumb_path=None,
+        ),
     ]
 
 
@@ -196,8 +208,12 @@ def test_save_then_query_returns_all_columns(engine):
         "n_events": 3,
         "damage": None,
         # storage (migration 0005): unverified archive, nothing deleted, no keep mark
-        "archive_verified_at": None, "archive_bytes": None, "archive_images_bytes": None,
-        "raw_deleted_at": None, "archive_deleted_at": None, "keep": False,
+        "archive_verified_at": None,
+        "archive_bytes": None,
+        "archive_images_bytes": None,
+        "raw_deleted_at": None,
+        "archive_deleted_at": None,
+        "keep": False,
     }
     assert get_video(engine, "nope") is None
     assert query_events(engine, video_id="nope") == []
@@ -272,8 +288,12 @@ def test_failure_mid_batch_leaves_previous_rows_intact(engine):
 
     # The video upsert and the delete succeed, then the INSERT batch hits a constraint
     # violation in its middle (track 5 twice): the whole transaction must roll back.
-    bad = [make_event(track_id=4, plate="NEW1"), make_event(track_id=5, plate="NEW2"),
-           make_event(track_id=5, plate="NEW3"), make_event(track_id=6, plate="NEW4")]
+    bad = [
+        make_event(track_id=4, plate="NEW1"),
+        make_event(track_id=5, plate="NEW2"),
+        make_event(track_id=5, plate="NEW3"),
+        make_event(track_id=6, plate="NEW4"),
+    ]
     with pytest.raises(DatabaseError, match="saving video vid-a .*rolled back and nothing was written") as ei:
         save_video(engine, make_info(duration_s=1.0), bad, "/archive/new.mp4")
     assert isinstance(ei.value.__cause__, sa.exc.IntegrityError)
@@ -300,7 +320,9 @@ def test_connection_dropped_mid_transaction_postgresql(pg_url, pg_server):
         event.listen(engine, "before_cursor_execute", kill_own_backend)
         try:
             with pytest.raises(DatabaseError, match="rolled back and nothing was written") as ei:
-                save_video(engine, make_info(duration_s=1.0), [make_event(track_id=9, plate="NEW9")], "/archive/new.mp4")
+                save_video(
+                    engine, make_info(duration_s=1.0), [make_event(track_id=9, plate="NEW9")], "/archive/new.mp4"
+                )
         finally:
             event.remove(engine, "before_cursor_execute", kill_own_backend)
         assert killed == [True]

@@ -36,12 +36,17 @@ IMAGES = "data/plates-images"
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """CLI environment: own PREFECT_HOME and data dir, no PREFECT_API_URL (unless ``extra``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASHCAM_"))}
-    env.update({
-        "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1", "DASHCAM_DATA_DIR": str(tmp_path / "data"), "DASHCAM_MODEL_DIR": str(model_dir()),
-        "DASHCAM_CAMERA_TZ": "UTC",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # 2 busy cores: the default 20 s is short
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "DASHCAM_DATA_DIR": str(tmp_path / "data"),
+            "DASHCAM_MODEL_DIR": str(model_dir()),
+            "DASHCAM_CAMERA_TZ": "UTC",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # 2 busy cores: the default 20 s is short
+        }
+    )
     env.update(extra)
     return env
 
@@ -192,11 +197,14 @@ def test_frozen_then_stopped_postgres_fails_fast_before_analysis(tmp_path):
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:
     """A real PNG (valid IHDR/IDAT/IEND chunks and CRCs) whose header declares width x height."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 

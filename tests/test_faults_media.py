@@ -42,16 +42,25 @@ def prefect_api(prefect_session_server, tmp_path_factory):
     """The session's one Prefect server (tests/conftest.py) and one result store for in-process
     runs and CLI subprocesses."""
     storage = tmp_path_factory.mktemp("prefect-results")
-    with temporary_settings({PREFECT_API_URL: prefect_session_server.api_url, PREFECT_LOCAL_STORAGE_PATH: str(storage)}):
+    with temporary_settings(
+        {PREFECT_API_URL: prefect_session_server.api_url, PREFECT_LOCAL_STORAGE_PATH: str(storage)}
+    ):
         yield prefect_session_server, storage
 
 
 def _env(api, tmp_path: Path, db_url: str, **extra: str) -> dict[str, str]:
     server, storage = api
     env = server.env()
-    env.update({"DASHCAM_DATA_DIR": str(tmp_path / "data"), "DASHCAM_DATABASE_URL": db_url,
-                "DASHCAM_MODEL_DIR": str(model_dir()), "DASHCAM_CAMERA_TZ": "UTC",
-                "PREFECT_LOCAL_STORAGE_PATH": str(storage), **extra})
+    env.update(
+        {
+            "DASHCAM_DATA_DIR": str(tmp_path / "data"),
+            "DASHCAM_DATABASE_URL": db_url,
+            "DASHCAM_MODEL_DIR": str(model_dir()),
+            "DASHCAM_CAMERA_TZ": "UTC",
+            "PREFECT_LOCAL_STORAGE_PATH": str(storage),
+            **extra,
+        }
+    )
     return env
 
 
@@ -87,8 +96,11 @@ def _latest_analyze_run():
     from prefect.client.schemas.sorting import TaskRunSort
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="analyze-")),
-                                     sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=1)
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="analyze-")),
+            sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+            limit=1,
+        )
     assert runs, "no analyze task run on the API"
     return runs[0]
 
@@ -129,8 +141,29 @@ def test_full_archive_disk_fails_clearly_and_leaves_no_broken_archive(prefect_ap
     # ffmpeg's packets fit and only its trailer hits the full disk: exit status 0 (measured; the
     # full-size clip fails earlier with exit status 1)
     no_plate = tmp_path / "highway_640x360.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(shared_dir() / ROAD), "-t", "3", "-vf", "scale=640:360",
-                    "-an", "-c:v", "libx264", "-crf", "23", "-preset", "veryfast", str(no_plate)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(shared_dir() / ROAD),
+            "-t",
+            "3",
+            "-vf",
+            "scale=640:360",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "23",
+            "-preset",
+            "veryfast",
+            str(no_plate),
+        ],
+        check=True,
+    )
     clips = [no_plate, shared_dir() / CLIP]
     ids = [compute_video_id(c) for c in clips]
     env = _env(prefect_api, tmp_path, sqlite_url, DASHCAM_ARCHIVE_DIR=str(archive))
@@ -177,8 +210,13 @@ def test_analyze_is_cached_on_first_resume_and_for_another_path(prefect_api, sql
 
     # 1. `dashcam ingest` SIGKILLed after analyze finished (its manifest is written), before the end
     exe = Path(sys.executable).with_name("dashcam")
-    proc = subprocess.Popen([str(exe), "ingest", str(clip)], env=_env(prefect_api, tmp_path, sqlite_url),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), "ingest", str(clip)],
+        env=_env(prefect_api, tmp_path, sqlite_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not (work / "manifest.json").exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -235,7 +273,7 @@ def test_analyze_is_cached_on_first_resume_and_for_another_path(prefect_api, sql
 def _damage_middle(src: Path, dst: Path, n_bytes: int = 400_000) -> None:
     data = bytearray(src.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + n_bytes] = random.Random(11).randbytes(n_bytes)  # about 12 of the 36 MJPEG frames
+    data[mid : mid + n_bytes] = random.Random(11).randbytes(n_bytes)  # about 12 of the 36 MJPEG frames
     dst.write_bytes(bytes(data))
 
 
@@ -258,4 +296,3 @@ def test_damaged_avi_keeps_plates_read_before_the_damage(prefect_api, sqlite_url
 
     run = _latest_analyze_run()  # decoded once: the analyze task ran once and completed
     assert run.state.name == "Completed" and run.run_count == 1
-

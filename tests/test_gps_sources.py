@@ -52,9 +52,18 @@ def settings(tmp_path: Path, **kw) -> Settings:
 
 def event(video_id: str, ts: datetime, track_id: int = 1) -> PlateEvent:
     return PlateEvent(
-        video_id=video_id, track_id=track_id, frame_idx=0, pts_s=0.0, ts=ts, final_plate="AB123C",
-        plate_confidence=0.9, car_bbox=(0, 0, 10, 10), plate_bbox=(1, 1, 5, 5), n_reads=3,
-        first_frame_idx=0, last_frame_idx=1,
+        video_id=video_id,
+        track_id=track_id,
+        frame_idx=0,
+        pts_s=0.0,
+        ts=ts,
+        final_plate="AB123C",
+        plate_confidence=0.9,
+        car_bbox=(0, 0, 10, 10),
+        plate_bbox=(1, 1, 5, 5),
+        n_reads=3,
+        first_frame_idx=0,
+        last_frame_idx=1,
     )
 
 

@@ -22,9 +22,21 @@ pytestmark = pytest.mark.skipif(not CLIP.exists() or not CAR.exists(), reason="s
 
 def _event(video_id: str, ts, track_id: int, crop: str | None) -> PlateEvent:
     return PlateEvent(
-        video_id=video_id, track_id=track_id, frame_idx=12, pts_s=1.0, ts=ts, final_plate="AB123C",
-        plate_confidence=0.91, car_bbox=(0, 0, 10, 10), plate_bbox=(1, 1, 5, 5), n_reads=3,
-        first_frame_idx=0, last_frame_idx=20, crop_path=crop, lat=45.25, lon=13.75,
+        video_id=video_id,
+        track_id=track_id,
+        frame_idx=12,
+        pts_s=1.0,
+        ts=ts,
+        final_plate="AB123C",
+        plate_confidence=0.91,
+        car_bbox=(0, 0, 10, 10),
+        plate_bbox=(1, 1, 5, 5),
+        n_reads=3,
+        first_frame_idx=0,
+        last_frame_idx=20,
+        crop_path=crop,
+        lat=45.25,
+        lon=13.75,
     )
 
 
@@ -33,9 +45,18 @@ def manifest(tmp_path) -> Manifest:
     info = probe(CLIP, camera_tz="UTC")
     work = tmp_path / "work" / info.video_id
     work.mkdir(parents=True)
-    result = AnalyzeResult(video_id=info.video_id, work_dir=str(work), reads_path=str(work / "reads.jsonl"),
-                           tracks_path=str(work / "tracks.jsonl"), frames_decoded=30, frames_analyzed=15,
-                           n_vehicle_detections=15, n_plate_reads=3, wall_s=2.0, damage="damaged: test line")
+    result = AnalyzeResult(
+        video_id=info.video_id,
+        work_dir=str(work),
+        reads_path=str(work / "reads.jsonl"),
+        tracks_path=str(work / "tracks.jsonl"),
+        frames_decoded=30,
+        frames_analyzed=15,
+        n_vehicle_detections=15,
+        n_plate_reads=3,
+        wall_s=2.0,
+        damage="damaged: test line",
+    )
     events_path = work / "events.jsonl"
     write_jsonl(events_path, [_event(info.video_id, info.recording_start, 1, str(work / "crops/1.jpg"))])
     m = Manifest(info=info, analyze=result, events_path=str(events_path))
@@ -69,8 +90,9 @@ def test_manifest_reads_archived_events_when_present(manifest, tmp_path):
 
 def test_archive_check_is_used_only_for_its_own_copy(manifest):
     assert manifest.read_archive_check("/archive/video_720p.mp4") is None  # none written
-    manifest.archive_check_path.write_text(json.dumps(
-        {"archive_path": "/archive/video_720p.mp4", "archive_verified_at": "2026-12-01T12:00:00+00:00"}))
+    manifest.archive_check_path.write_text(
+        json.dumps({"archive_path": "/archive/video_720p.mp4", "archive_verified_at": "2026-12-01T12:00:00+00:00"})
+    )
     check = manifest.read_archive_check("/archive/video_720p.mp4")
     assert check is not None and check["archive_verified_at"].year == 2026
     assert check["archive_verified_at"].utcoffset() == timedelta(0)

@@ -49,8 +49,23 @@ def _stable(rows: list[dict]) -> list[dict]:
 
 
 def _ffprobe_height(path: Path) -> int:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=height",
-                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=height",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return int(out.strip())
 
 
@@ -109,7 +124,9 @@ def test_gps_aligned_from_viofo_named_clip(prefect_api, sqlite_url, tmp_path):
 
     name = "2020_1218_061709_0001F.MP4"
     video = tmp_path / name
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(shared_dir() / CLIP), "-c", "copy", "-f", "mp4", str(video)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(shared_dir() / CLIP), "-c", "copy", "-f", "mp4", str(video)], check=True
+    )
     shutil.copy(shared_dir() / TRACK, video.with_suffix(".gpx"))  # same-stem sidecar
     settings = _settings(tmp_path, sqlite_url)
     ingest([str(video)], settings=settings)
@@ -118,6 +135,7 @@ def test_gps_aligned_from_viofo_named_clip(prefect_api, sqlite_url, tmp_path):
     assert row["final_plate"] == "XSNB23"
     ts = row["ts"]
     from datetime import datetime
+
     ts = datetime.fromisoformat(ts)
     start = datetime(2020, 12, 18, 6, 17, 9, tzinfo=UTC)
     assert start <= ts <= start + timedelta(seconds=4)
@@ -133,8 +151,13 @@ def test_gps_aligned_from_viofo_named_clip(prefect_api, sqlite_url, tmp_path):
 
 def _dashcam(args: list[str], server: PrefectServer, tmp_path: Path, db_url: str) -> subprocess.CompletedProcess:
     env = server.env()
-    env.update({"DASHCAM_DATA_DIR": str(tmp_path / "data"), "DASHCAM_DATABASE_URL": db_url,
-                "DASHCAM_MODEL_DIR": str(model_dir())})
+    env.update(
+        {
+            "DASHCAM_DATA_DIR": str(tmp_path / "data"),
+            "DASHCAM_DATABASE_URL": db_url,
+            "DASHCAM_MODEL_DIR": str(model_dir()),
+        }
+    )
     exe = Path(sys.executable).with_name("dashcam")
     return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=600)
 
@@ -168,8 +191,22 @@ def test_cli_ingest_then_plates_json(prefect_api, sqlite_url, tmp_path):
     assert proc.returncode == 0, proc.stderr
     [event] = [json.loads(line) for line in proc.stdout.splitlines()]
     assert event["final_plate"] == "23GSX6"
-    assert set(event) >= {"id", "track_id", "video_id", "frame_idx", "ts", "final_plate", "plate_confidence",
-                          "car_bbox", "plate_bbox", "created_at", "lat", "lon", "crop_path", "n_reads"}
+    assert set(event) >= {
+        "id",
+        "track_id",
+        "video_id",
+        "frame_idx",
+        "ts",
+        "final_plate",
+        "plate_confidence",
+        "car_bbox",
+        "plate_bbox",
+        "created_at",
+        "lat",
+        "lon",
+        "crop_path",
+        "n_reads",
+    }
 
 
 def test_archived_plate_crops_read_back_to_their_plate(prefect_api, sqlite_url, tmp_path):
@@ -189,6 +226,10 @@ def test_archived_plate_crops_read_back_to_their_plate(prefect_api, sqlite_url, 
         assert [d["text"] for d in read_image(crop, settings)] == [row["final_plate"]], crop.name
     # and through the CLI, as a user would
     env = {**os.environ, "DASHCAM_MODEL_DIR": str(model_dir()), "DASHCAM_CAMERA_TZ": "UTC"}
-    out = subprocess.run([str(Path(sys.executable).parent / "dashcam"), "read", str(rows[0]["crop_path"])],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dashcam"), "read", str(rows[0]["crop_path"])],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0 and rows[0]["final_plate"] in out.stdout, out.stderr[-500:]

@@ -65,9 +65,12 @@ def cluster(tmp_path_factory):
 
 def _nas_env(nas: Path, db_url: str | None) -> dict[str, str | None]:
     return {
-        "DASHCAM_WORK_DIR": str(nas / "heavy_output"), "DASHCAM_ARCHIVE_DIR": str(nas / "archive"),
-        "DASHCAM_DATA_DIR": str(nas.parent / "data"), "DASHCAM_DATABASE_URL": db_url,
-        "DASHCAM_MODEL_DIR": str(model_dir()), "DASHCAM_CAMERA_TZ": "UTC",
+        "DASHCAM_WORK_DIR": str(nas / "heavy_output"),
+        "DASHCAM_ARCHIVE_DIR": str(nas / "archive"),
+        "DASHCAM_DATA_DIR": str(nas.parent / "data"),
+        "DASHCAM_DATABASE_URL": db_url,
+        "DASHCAM_MODEL_DIR": str(model_dir()),
+        "DASHCAM_CAMERA_TZ": "UTC",
     }
 
 
@@ -77,8 +80,13 @@ def _point_blocks_at(nas: Path, db_url: str) -> None:
     from dashcam.settings import Settings
 
     env = _nas_env(nas, db_url)
-    settings = Settings(work_dir=env["DASHCAM_WORK_DIR"], archive_dir=env["DASHCAM_ARCHIVE_DIR"],
-                        database_url=db_url, model_dir=env["DASHCAM_MODEL_DIR"], camera_tz="UTC")
+    settings = Settings(
+        work_dir=env["DASHCAM_WORK_DIR"],
+        archive_dir=env["DASHCAM_ARCHIVE_DIR"],
+        database_url=db_url,
+        model_dir=env["DASHCAM_MODEL_DIR"],
+        camera_tz="UTC",
+    )
     save_blocks_from_settings(settings, raw_dir=str(nas / "raw"))
 
 
@@ -143,14 +151,19 @@ CLEAN: dict = {}
 def test_deployed_ingest_runs_stages_on_their_pools(cluster, tmp_path):
     """A clean run into the results DB that the cluster deployed (its own blocks, untouched)."""
     t0 = time.monotonic()
-    run = run_deployment("ingest/ingest", parameters={"videos": [str(shared_dir() / CLIP)]}, timeout=600, poll_interval=2)
+    run = run_deployment(
+        "ingest/ingest", parameters={"videos": [str(shared_dir() / CLIP)]}, timeout=600, poll_interval=2
+    )
     latency = time.monotonic() - t0
     assert run.state.is_completed(), run.state
     rows, files = _snapshot(cluster.results_db_url, cluster.home / "nas" / "archive")
     assert [r["final_plate"] for r in rows] == ["ZDPB67"]
     assert any(f.endswith("video_720p.mp4") for f in files) and any(f.split("/")[1] == "plates" for f in files)
-    for deployment, pool in (("analyze-video/gpu", "gpu"), ("archive-video/server", "server"),
-                             ("finalize-video/server", "server")):
+    for deployment, pool in (
+        ("analyze-video/gpu", "gpu"),
+        ("archive-video/server", "server"),
+        ("finalize-video/server", "server"),
+    ):
         [child] = _runs_of(deployment)
         assert child.work_pool_name == pool and child.name == "Video20_2.avi" and child.state.is_completed()
         assert child.parent_task_run_id is not None  # linked as a subflow of the parent in the UI
@@ -166,8 +179,13 @@ def test_plates_finds_the_deployed_results_db(cluster, tmp_path):
     assert CLEAN, "the clean deployed run must pass first"
     env = {k: v for k, v in cluster.server.env().items() if not k.startswith("DASHCAM_")}
     env["DASHCAM_DATA_DIR"] = str(tmp_path / "elsewhere")  # the local default would be an empty DB here
-    out = subprocess.run([str(Path(sys.executable).with_name("dashcam")), "plates", "--json"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("dashcam")), "plates", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert [json.loads(line)["final_plate"] for line in out.stdout.splitlines()] == ["ZDPB67"]
     assert f"Prefect block dashcam-results-database/dashcam on {cluster.server.api_url}" in out.stderr
@@ -226,8 +244,10 @@ def test_gpu_worker_sigkilled_alone_run_goes_on(cluster, tmp_path):
     assert analyze.state.name == "Completed", analyze.state
     assert any(f"worker that started this flow run (pid {killed['pid']}) died" in m for m in _logs_of(analyze.id))
     TIMES["gpu worker SIGKILL"] = recovered
-    print(f"gpu worker SIGKILL (run goes on, worker back after {restart.restarted_at - restart.exited_at:.1f} s) "
-          f"-> parent Completed in {recovered:.0f} s")
+    print(
+        f"gpu worker SIGKILL (run goes on, worker back after {restart.restarted_at - restart.exited_at:.1f} s) "
+        f"-> parent Completed in {recovered:.0f} s"
+    )
 
 
 def test_power_cut_of_gpu_worker_and_its_run_recovers(cluster, tmp_path):
@@ -250,15 +270,20 @@ def test_power_cut_of_gpu_worker_and_its_run_recovers(cluster, tmp_path):
     assert _task_states(analyze_runs[1].id)["probe"] == "Cached"  # finished before the kill: not redone
     assert recovered <= 3 * ZOMBIE_AFTER_S + 120, recovered  # generous; the target (window + 30 s) is in the docs
     TIMES["power cut"] = recovered
-    print(f"power cut of the gpu worker + its run (worker back after {restart.restarted_at - restart.exited_at:.1f} s, "
-          f"zombie window {ZOMBIE_AFTER_S} s) -> parent Completed in {recovered:.0f} s")
+    print(
+        f"power cut of the gpu worker + its run (worker back after {restart.restarted_at - restart.exited_at:.1f} s, "
+        f"zombie window {ZOMBIE_AFTER_S} s) -> parent Completed in {recovered:.0f} s"
+    )
 
 
 def test_heavy_flow_process_killed_recovers(cluster, tmp_path):
     def kill():
         worker = psutil.Process(cluster.workers["gpu"].pid)
-        flows = [p for p in worker.children(recursive=True) if "prefect.engine" in " ".join(p.cmdline())
-                 or "flow_run" in " ".join(p.cmdline())]
+        flows = [
+            p
+            for p in worker.children(recursive=True)
+            if "prefect.engine" in " ".join(p.cmdline()) or "flow_run" in " ".join(p.cmdline())
+        ]
         assert flows, [p.cmdline() for p in worker.children(recursive=True)]
         for p in flows:
             os.kill(p.pid, signal.SIGKILL)

@@ -55,8 +55,9 @@ def _time_matched(path, info) -> GpsTrack:
     """The real track, its clock offset set so that the clip's start is the track's start (as a
     camera clock that is off by years would be corrected by an embedded track's offset)."""
     t = load_gpx(path)
-    return GpsTrack(t.points, max_gap_s=10.0, source=path.name,
-                    clock_offset_s=(t.start - info.recording_start).total_seconds())
+    return GpsTrack(
+        t.points, max_gap_s=10.0, source=path.name, clock_offset_s=(t.start - info.recording_start).total_seconds()
+    )
 
 
 @pytest.fixture(scope="module")

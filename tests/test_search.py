@@ -33,18 +33,48 @@ T0 = datetime(2024, 5, 17, 8, 30, 0, tzinfo=UTC)
 
 
 def info(video_id: str = "vid-a", start: datetime = T0) -> VideoInfo:
-    return VideoInfo(path=f"/videos/{video_id}.MP4", video_id=video_id, size_bytes=1000, duration_s=600.0, fps=30.0,
-                     frame_count=18000, width=1920, height=1080, codec="h264", recording_start=start,
-                     recording_start_source="filename", camera="F")
+    return VideoInfo(
+        path=f"/videos/{video_id}.MP4",
+        video_id=video_id,
+        size_bytes=1000,
+        duration_s=600.0,
+        fps=30.0,
+        frame_count=18000,
+        width=1920,
+        height=1080,
+        codec="h264",
+        recording_start=start,
+        recording_start_source="filename",
+        camera="F",
+    )
 
 
-def ev(video_id: str, track_id: int, plate: str, offset_s: float = 0.0, alts=(), conf: float = 0.8,
-       lat: float | None = 52.0, lon: float | None = 5.0, start: datetime = T0) -> PlateEvent:
+def ev(
+    video_id: str,
+    track_id: int,
+    plate: str,
+    offset_s: float = 0.0,
+    alts=(),
+    conf: float = 0.8,
+    lat: float | None = 52.0,
+    lon: float | None = 5.0,
+    start: datetime = T0,
+) -> PlateEvent:
     return PlateEvent(
-        video_id=video_id, track_id=track_id, frame_idx=int(offset_s * 30), pts_s=offset_s,
-        ts=start + timedelta(seconds=offset_s), final_plate=plate, plate_confidence=conf,
-        car_bbox=(0.0, 0.0, 100.0, 100.0), plate_bbox=(10.0, 10.0, 50.0, 20.0), n_reads=5,
-        first_frame_idx=0, last_frame_idx=10, lat=lat, lon=lon,
+        video_id=video_id,
+        track_id=track_id,
+        frame_idx=int(offset_s * 30),
+        pts_s=offset_s,
+        ts=start + timedelta(seconds=offset_s),
+        final_plate=plate,
+        plate_confidence=conf,
+        car_bbox=(0.0, 0.0, 100.0, 100.0),
+        plate_bbox=(10.0, 10.0, 50.0, 20.0),
+        n_reads=5,
+        first_frame_idx=0,
+        last_frame_idx=10,
+        lat=lat,
+        lon=lon,
         alternatives=[PlateAlternative(text=t, count=c, mean_conf=m) for t, c, m in alts],
     )
 
@@ -57,8 +87,20 @@ def engine(db_url):
 
 
 # realistic distractors: NL sidecode plates that share groups or key variants with XSNB23
-DISTRACTORS = ["XSNB28", "XSNV23", "XTNB23", "ZSNB23", "XSNB2", "12NB23", "XSHB32", "SXNB23", "NB2399", "XSPB23",
-               "GSNB73", "XSN823X"]
+DISTRACTORS = [
+    "XSNB28",
+    "XSNV23",
+    "XTNB23",
+    "ZSNB23",
+    "XSNB2",
+    "12NB23",
+    "XSHB32",
+    "SXNB23",
+    "NB2399",
+    "XSPB23",
+    "GSNB73",
+    "XSN823X",
+]
 
 
 @pytest.fixture
@@ -68,9 +110,20 @@ def filled(engine):
     a += [ev("vid-a", 10 + i, p, 20.0 + i) for i, p in enumerate(DISTRACTORS)]
     save_video(engine, info("vid-a"), a, None)
     tb = T0 + timedelta(days=1)
-    b = [ev("vid-b", 1, "63HKHD", 5.0, alts=[("63HKH0", 2, 0.6), ("63HKWD", 1, 0.4)], conf=0.7, lat=48.0, lon=2.0,
-            start=tb),
-         ev("vid-b", 2, "01XJND", 8.0, conf=0.95, lat=None, lon=None, start=tb)]
+    b = [
+        ev(
+            "vid-b",
+            1,
+            "63HKHD",
+            5.0,
+            alts=[("63HKH0", 2, 0.6), ("63HKWD", 1, 0.4)],
+            conf=0.7,
+            lat=48.0,
+            lon=2.0,
+            start=tb,
+        ),
+        ev("vid-b", 2, "01XJND", 8.0, conf=0.95, lat=None, lon=None, start=tb),
+    ]
     save_video(engine, info("vid-b", tb), b, None)
     c = [ev("vid-c", 1, "XSNB23", 1.0, conf=0.65, start=T0 - timedelta(days=30))]
     save_video(engine, info("vid-c", T0 - timedelta(days=30)), c, None)
@@ -141,7 +194,10 @@ def test_all_newest_first_and_paging(filled):
 def test_exact_query(filled):
     page = search_events(filled, "=XSNB23")
     assert page.kind == "exact"
-    assert [(r["id"], r["score"], r["matched_text"]) for r in page.rows] == [("vid-a:1", 1.0, "XSNB23"), ("vid-c:1", 1.0, "XSNB23")]
+    assert [(r["id"], r["score"], r["matched_text"]) for r in page.rows] == [
+        ("vid-a:1", 1.0, "XSNB23"),
+        ("vid-c:1", 1.0, "XSNB23"),
+    ]
     alt = search_events(filled, '"63hkh0"')  # an alternative matches exactly
     assert [(r["id"], r["score"], r["matched_text"]) for r in alt.rows] == [("vid-b:1", 0.9, "63HKH0")]
     assert search_events(filled, "=XSNB2").total == 2  # XSNB2 is a plate and an alternative of vid-a:1
@@ -204,8 +260,10 @@ def test_fuzzy_matches_alternatives(filled):
     [row] = page.rows
     assert row["final_plate"] == "63HKHD"
     assert row["matched_text"] == "63HKHD" and row["score"] == pytest.approx(plate_score("63HKH0", "63HKHD"), abs=1e-4)
-    assert row["alternatives"] == [{"text": "63HKH0", "count": 2, "mean_conf": 0.6},
-                                   {"text": "63HKWD", "count": 1, "mean_conf": 0.4}]
+    assert row["alternatives"] == [
+        {"text": "63HKH0", "count": 2, "mean_conf": 0.6},
+        {"text": "63HKWD", "count": 1, "mean_conf": 0.4},
+    ]
     far = search_events(filled, "63HKW0")  # closer to the alternative 63HKWD than to 63HKHD
     assert far.rows[0]["matched_text"] == "63HKWD"
     assert far.rows[0]["score"] == pytest.approx(0.9 * plate_score("63HKW0", "63HKWD"), abs=1e-4)
@@ -239,24 +297,29 @@ def test_filters(filled):
     assert search_events(filled, None, video_ids=[]).total == 0
     assert search_events(filled, None, video_ids="vid-b").total == 2  # one id as a string, not its letters
     assert plates(search_events(filled, None, bbox=(47.5, 1.5, 48.5, 2.5))) == ["63HKHD"]
-    assert search_events(filled, None, bbox=(40.0, 170.0, 60.0, 10.0)).total == 15  # across the antimeridian: lon >= 170 or <= 10
+    assert (
+        search_events(filled, None, bbox=(40.0, 170.0, 60.0, 10.0)).total == 15
+    )  # across the antimeridian: lon >= 170 or <= 10
     assert plates(search_events(filled, None, min_conf=0.9)) == ["01XJND", "XSNB23"]
     assert search_events(filled, "X5NB2S", min_conf=0.85).rows[0]["id"] == "vid-a:1"
     assert search_events(filled, "/HK/", since=T0 + timedelta(days=2)).total == 0
     assert search_events(filled, "XS*", video_ids=["vid-c"], min_conf=0.6).total == 1
 
 
-@pytest.mark.parametrize("kw", [
-    {"since": T0, "until": T0 - timedelta(seconds=1)},
-    {"bbox": (1, 2, 3)},
-    {"bbox": (95, 0, 96, 1)},
-    {"min_conf": 1.5},
-    {"min_conf": "x"},
-    {"limit": 0},
-    {"limit": 10_000},
-    {"offset": -1},
-    {"since": "yesterday"},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"since": T0, "until": T0 - timedelta(seconds=1)},
+        {"bbox": (1, 2, 3)},
+        {"bbox": (95, 0, 96, 1)},
+        {"min_conf": 1.5},
+        {"min_conf": "x"},
+        {"limit": 0},
+        {"limit": 10_000},
+        {"offset": -1},
+        {"since": "yesterday"},
+    ],
+)
 def test_bad_filters_raise_search_error(engine, kw):
     with pytest.raises(SearchError):
         search_events(engine, "AB12CD", **kw)
@@ -266,12 +329,34 @@ def test_bad_filters_raise_search_error(engine, kw):
 # hostile input
 
 
-@pytest.mark.parametrize("q", [
-    "/(ab/", "/[a-/", "/a{2,1}/", "/(?=A)B/", r"/(a)\1/", "/", "//",
-    "A" * 10_000, "/" + "A" * 10_000 + "/",
-    "AB\x00CD", "AB\nCD", "AB\u202eCD",
-    "AB%", "AB_1", "/%/", "/_/", "/' OR 1=1 --/", "'; DROP TABLE vehicles; --", "AB' OR '1'='1", '"', "Ä123", "=AB*", "**",
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "/(ab/",
+        "/[a-/",
+        "/a{2,1}/",
+        "/(?=A)B/",
+        r"/(a)\1/",
+        "/",
+        "//",
+        "A" * 10_000,
+        "/" + "A" * 10_000 + "/",
+        "AB\x00CD",
+        "AB\nCD",
+        "AB\u202eCD",
+        "AB%",
+        "AB_1",
+        "/%/",
+        "/_/",
+        "/' OR 1=1 --/",
+        "'; DROP TABLE vehicles; --",
+        "AB' OR '1'='1",
+        '"',
+        "Ä123",
+        "=AB*",
+        "**",
+    ],
+)
 def test_hostile_queries_raise_search_error(filled, q):
     with pytest.raises(SearchError) as exc:
         search_events(filled, q)
@@ -303,9 +388,15 @@ def test_sqlite_regexp_function_is_registered(sqlite_url):
 
 def _readings(engine) -> list[tuple]:
     with engine.connect() as conn:
-        return conn.execute(sa.select(PLATE_READINGS.c.vehicle_id, PLATE_READINGS.c.text, PLATE_READINGS.c.count,
-                                      PLATE_READINGS.c.mean_conf, PLATE_READINGS.c.confusion_key)
-                            .order_by(PLATE_READINGS.c.vehicle_id, PLATE_READINGS.c.text)).all()
+        return conn.execute(
+            sa.select(
+                PLATE_READINGS.c.vehicle_id,
+                PLATE_READINGS.c.text,
+                PLATE_READINGS.c.count,
+                PLATE_READINGS.c.mean_conf,
+                PLATE_READINGS.c.confusion_key,
+            ).order_by(PLATE_READINGS.c.vehicle_id, PLATE_READINGS.c.text)
+        ).all()
 
 
 def test_save_video_writes_and_replaces_alternatives(engine):
@@ -363,10 +454,32 @@ def test_migration_round_trip_backfills_keys(db_url):
         eng.dispose()
 
 
-@pytest.mark.parametrize("src", [
-    "^XS.B", "^XS*", ".NB2", "^xs.b2[0-9]$", "HK|NB", "(AB)CD12", "[A-Z]{2}NB", r"\dNB23", "^A+B", "^12?", r"hkh\d",
-    "X.?NB2", "AB+CD", "A{2}BC", "AB{2}C", "^(XS)?NB", "N[B8]2", "^[^X]SNB", "S{0,1}NB23$", "^XSNB23$", "xs",
-])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "^XS.B",
+        "^XS*",
+        ".NB2",
+        "^xs.b2[0-9]$",
+        "HK|NB",
+        "(AB)CD12",
+        "[A-Z]{2}NB",
+        r"\dNB23",
+        "^A+B",
+        "^12?",
+        r"hkh\d",
+        "X.?NB2",
+        "AB+CD",
+        "A{2}BC",
+        "AB{2}C",
+        "^(XS)?NB",
+        "N[B8]2",
+        "^[^X]SNB",
+        "S{0,1}NB23$",
+        "^XSNB23$",
+        "xs",
+    ],
+)
 def test_regex_hints_never_exclude_a_match(src):
     import re
 
@@ -434,23 +547,44 @@ def test_cli_plates_fuzzy_and_regex(filled, db_url):
     assert [json.loads(line)["final_plate"] for line in res.stdout.splitlines()] == ["63HKHD"]
     res = runner.invoke(app, ["plates", "--plate", "63hk*", "--json", "--database-url", db_url])  # unchanged meaning
     assert [json.loads(line)["final_plate"] for line in res.stdout.splitlines()] == ["63HKHD"]
-    res = runner.invoke(app, ["plates", "--fuzzy", "X5NB2S", "--database-url", db_url], env={"COLUMNS": "200"})  # the table
+    res = runner.invoke(
+        app, ["plates", "--fuzzy", "X5NB2S", "--database-url", db_url], env={"COLUMNS": "200"}
+    )  # the table
     assert res.exit_code == 0 and "XSNB23" in res.stdout and "fuzzy" in res.stdout
     res = runner.invoke(app, ["plates", "--regex", "(ab", "--database-url", db_url])
     assert res.exit_code == 2 and "invalid regular expression" in res.output and "Traceback" not in res.output
 
 
 def _read(text: str, conf: float, frame: int = 0) -> PlateRead:
-    return PlateRead(frame_idx=frame, pts_s=frame / 30, track_id=1, car_bbox=(0, 0, 10, 10), car_conf=0.9,
-                     plate_bbox=(1, 1, 5, 3), plate_conf=0.8, text=text, raw_text=text, text_conf=conf,
-                     plate_area=8.0, sharpness=1.0)
+    return PlateRead(
+        frame_idx=frame,
+        pts_s=frame / 30,
+        track_id=1,
+        car_bbox=(0, 0, 10, 10),
+        car_conf=0.9,
+        plate_bbox=(1, 1, 5, 3),
+        plate_conf=0.8,
+        text=text,
+        raw_text=text,
+        text_conf=conf,
+        plate_area=8.0,
+        sharpness=1.0,
+    )
 
 
 def test_track_alternatives_collects_distinct_plausible_other_reads():
     from dashcam.vote import track_alternatives
 
-    reads = [_read("XSNB23", 0.9), _read("XSNB23", 0.8), _read("X5NB23", 0.6), _read("X5NB23", 0.4),
-             _read("XSNB2", 0.5), _read("NB2", 0.9), _read("XSNB28", 0.0), _read("OHIO", 0.9)]
+    reads = [
+        _read("XSNB23", 0.9),
+        _read("XSNB23", 0.8),
+        _read("X5NB23", 0.6),
+        _read("X5NB23", 0.4),
+        _read("XSNB2", 0.5),
+        _read("NB2", 0.9),
+        _read("XSNB28", 0.0),
+        _read("OHIO", 0.9),
+    ]
     alts = track_alternatives(reads, "XSNB23")
     assert [(a.text, a.count, a.mean_conf) for a in alts] == [("X5NB23", 2, 0.5), ("XSNB2", 1, 0.5)]
     assert track_alternatives(reads, "XSNB23", limit=1)[0].text == "X5NB23"
@@ -460,17 +594,40 @@ def test_merged_duplicate_events_keep_both_alternatives():
     from dashcam.pipeline import _merge_duplicate_plates
 
     a = ev("vid-a", 1, "XSNB23", alts=[("X5NB23", 2, 0.5), ("XSNB2", 1, 0.4)]).model_copy(
-        update={"first_frame_idx": 0, "last_frame_idx": 30, "plate_confidence": 0.9})
+        update={"first_frame_idx": 0, "last_frame_idx": 30, "plate_confidence": 0.9}
+    )
     b = ev("vid-a", 2, "XSNB23", alts=[("X5NB23", 1, 0.8)]).model_copy(
-        update={"first_frame_idx": 60, "last_frame_idx": 90, "plate_confidence": 0.7})
+        update={"first_frame_idx": 60, "last_frame_idx": 90, "plate_confidence": 0.7}
+    )
     [m] = _merge_duplicate_plates([a, b], fps=30.0)
     assert [(x.text, x.count, x.mean_conf) for x in m.alternatives] == [("X5NB23", 3, 0.6), ("XSNB2", 1, 0.4)]
 
 
-@pytest.mark.parametrize("q", [
-    "/a{,3}/", "/a{256}/", "/a{1,300}/", "/a{/", "/a}/", "/{2}/", "/x{2}y{0,}/", "/[a-]/", r"/\-/", "/()/", "/a+?/",
-    "/[]a]/", "/[^]a]/", "/a**/", "/^*/", r"/\w\W\s\S\d\D/", "/$^/", "/(a|)/", "/[z-a]/", "/[\\d-z]/",
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "/a{,3}/",
+        "/a{256}/",
+        "/a{1,300}/",
+        "/a{/",
+        "/a}/",
+        "/{2}/",
+        "/x{2}y{0,}/",
+        "/[a-]/",
+        r"/\-/",
+        "/()/",
+        "/a+?/",
+        "/[]a]/",
+        "/[^]a]/",
+        "/a**/",
+        "/^*/",
+        r"/\w\W\s\S\d\D/",
+        "/$^/",
+        "/(a|)/",
+        "/[z-a]/",
+        "/[\\d-z]/",
+    ],
+)
 def test_regex_edge_cases_never_reach_the_database_as_errors(filled, q):
     """Each pattern is either refused with SearchError or runs on both backends (no DatabaseError:
     Python's re and PostgreSQL's ARE must agree on what is valid)."""

@@ -44,7 +44,11 @@ def test_ingested_clip_stores_alternatives_and_is_found_from_misread(prefect_api
             pytest.fail(f"none of {CLIPS} has a track with misreads any more: add a clip that has")
         row = with_alts[0]
         with engine.connect() as conn:
-            stored = conn.execute(sa.select(PLATE_READINGS.c.text).where(PLATE_READINGS.c.vehicle_id == row["id"])).scalars().all()
+            stored = (
+                conn.execute(sa.select(PLATE_READINGS.c.text).where(PLATE_READINGS.c.vehicle_id == row["id"]))
+                .scalars()
+                .all()
+            )
         assert sorted(stored) == sorted(a["text"] for a in row["alternatives"])
 
         alt = row["alternatives"][0]["text"]

@@ -42,9 +42,27 @@ OLD = 30  # days: older than raw_keep_days=7
 def make_clip(path: Path, seconds: float = 3.0, size: str = "320x240", fps: int = 10, colour: str = "testsrc") -> Path:
     """A real H.264 MP4 made by ffmpeg (a test pattern; ``colour``: lavfi source)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"{colour}=size={size}:rate={fps}:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-pix_fmt", "yuv420p", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"{colour}=size={size}:rate={fps}:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
@@ -58,9 +76,19 @@ def _jpeg(path: Path) -> str:
 
 def _event(video_id: str, work: Path, track_id: int = 1, pts: float = 1.5) -> PlateEvent:
     return PlateEvent(
-        video_id=video_id, track_id=track_id, frame_idx=int(pts * 10), pts_s=pts, ts=NOW, final_plate="AB123C",
-        plate_confidence=0.9, car_bbox=(10.0, 10.0, 200.0, 200.0), plate_bbox=(50.0, 150.0, 120.0, 170.0), n_reads=3,
-        first_frame_idx=0, last_frame_idx=20, crop_path=_jpeg(work / f"crop{track_id}.jpg"),
+        video_id=video_id,
+        track_id=track_id,
+        frame_idx=int(pts * 10),
+        pts_s=pts,
+        ts=NOW,
+        final_plate="AB123C",
+        plate_confidence=0.9,
+        car_bbox=(10.0, 10.0, 200.0, 200.0),
+        plate_bbox=(50.0, 150.0, 120.0, 170.0),
+        n_reads=3,
+        first_frame_idx=0,
+        last_frame_idx=20,
+        crop_path=_jpeg(work / f"crop{track_id}.jpg"),
         thumb_path=_jpeg(work / f"thumb{track_id}.jpg"),
     )
 
@@ -71,13 +99,20 @@ class Tree:
     def __init__(self, tmp_path: Path, db_url: str, **settings):
         self.root = tmp_path
         self.raw = tmp_path / "raw"
-        self.settings = Settings(data_dir=tmp_path / "data", database_url=db_url, raw_dir=self.raw,
-                                 camera_tz="UTC", archive_height=240, **settings)
+        self.settings = Settings(
+            data_dir=tmp_path / "data",
+            database_url=db_url,
+            raw_dir=self.raw,
+            camera_tz="UTC",
+            archive_height=240,
+            **settings,
+        )
         self.engine = make_engine(db_url)
         self._template: Path | None = None
 
-    def add(self, rel: str, *, verified: bool = True, age_days: float = OLD, template: bool = True,
-            seconds: float = 3.0) -> dict:
+    def add(
+        self, rel: str, *, verified: bool = True, age_days: float = OLD, template: bool = True, seconds: float = 3.0
+    ) -> dict:
         """Ingest ``raw/<rel>`` (a real clip) as persist would; ages file mtime and ingested_at."""
         path = self.raw / rel
         if template and seconds == 3.0:
@@ -166,7 +201,9 @@ def test_verify_archive_passes_then_a_truncated_copy_fails(tmp_path):
     video, archived = archive_video(info, events, tmp_path / "archive", height=240, preset="ultrafast")
     check = verify_archive(info, video, archived, height=240)
     assert check["archive_bytes"] == video.stat().st_size > 0
-    assert check["archive_images_bytes"] == sum(Path(p).stat().st_size for e in archived for p in (e.crop_path, e.thumb_path))
+    assert check["archive_images_bytes"] == sum(
+        Path(p).stat().st_size for e in archived for p in (e.crop_path, e.thumb_path)
+    )
     with pytest.raises(MediaCheckError, match="frame size"):  # not the configured archive size
         verify_archive(info, video, archived, height=120)
     # a crop that was removed from the archive
@@ -200,14 +237,17 @@ def test_raw_deleted_only_when_finalized_verified_and_old(tree):
     assert subprocess.run([*dashcam, "keep", "no-such-video"], env=env, capture_output=True, text=True).returncode == 1
 
     # dry run: lists, deletes nothing
-    r = subprocess.run([*dashcam, "retention", "--dry-run", "-v", "--raw-dir", str(tree.raw)], env=env,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [*dashcam, "retention", "--dry-run", "-v", "--raw-dir", str(tree.raw)], env=env, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert f"would delete raw {old['path']}" in r.stdout
     assert r.stdout.count("would delete") == 1
     assert all(p["path"].exists() for p in (old, young, unverified, locked, event, ro_name, kept))
 
-    r = subprocess.run([*dashcam, "retention", "--apply", "--raw-dir", str(tree.raw)], env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [*dashcam, "retention", "--apply", "--raw-dir", str(tree.raw)], env=env, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert f"deleted raw {old['path']}" in r.stdout and "raw_keep_days" in r.stdout
     assert not old["path"].exists() and old["archive"].exists()
@@ -233,9 +273,16 @@ def test_watch_hit_file_survives(tree):
     hit = tree.add("Movie/2024_0101_110000_0001F.MP4")
     entry = add_entry(tree.engine, "XSNB23", label="hit and run")
     with tree.engine.begin() as conn:  # the row dashcam.watch_lists.match_video stores for a hit
-        conn.execute(sa.insert(WatchHit.__table__).values(
-            entry_id=entry["id"], event_id=f"{hit['id']}:1", video_id=hit["id"], score=1.0,
-            matched_text="XSNB23", created_at=datetime.now(UTC)))
+        conn.execute(
+            sa.insert(WatchHit.__table__).values(
+                entry_id=entry["id"],
+                event_id=f"{hit['id']}:1",
+                video_id=hit["id"],
+                score=1.0,
+                matched_text="XSNB23",
+                created_at=datetime.now(UTC),
+            )
+        )
     assert tree.run() == []
     assert hit["path"].exists()
 
@@ -299,8 +346,12 @@ def test_kill_9_mid_run_then_rerun_deletes_exactly_the_eligible_set(tree):
         else:
             eligible.append(tree.add_copy(first, f"Movie/2024_0102_10{i:02d}00_{i:04d}F.MP4"))
     env = dict(os.environ, PYTHONPATH=os.getcwd(), DASHCAM_DATABASE_URL=tree.settings.db_url)
-    proc = subprocess.Popen([sys.executable, "-m", "dashcam.cli", "retention", "--apply"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dashcam.cli", "retention", "--apply"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and all(v["path"].exists() for v in eligible):
         time.sleep(0.005)
@@ -332,14 +383,26 @@ def test_storage_report(tree):
     assert rep["retention"]["would_free_bytes"]["raw"] == size
     assert [p["path"] for p in rep["protected"]] == [str(locked["path"])]
     json.dumps(rep)  # JSON-ready
-    env = dict(os.environ, PYTHONPATH=os.getcwd(), DASHCAM_DATABASE_URL=tree.settings.db_url,
-               DASHCAM_DATA_DIR=str(tree.settings.data_dir))
-    r = subprocess.run([sys.executable, "-m", "dashcam.cli", "storage", "--json", "--raw-dir", str(tree.raw)],
-                       env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.getcwd(),
+        DASHCAM_DATABASE_URL=tree.settings.db_url,
+        DASHCAM_DATA_DIR=str(tree.settings.data_dir),
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "dashcam.cli", "storage", "--json", "--raw-dir", str(tree.raw)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["retention"]["would_free_bytes"]["raw"] == size
-    r = subprocess.run([sys.executable, "-m", "dashcam.cli", "storage", "--raw-dir", str(tree.raw)],
-                       env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "dashcam.cli", "storage", "--raw-dir", str(tree.raw)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "protected" in r.stdout and "camera folder RO/" in r.stdout
 
 
@@ -405,7 +468,10 @@ def test_retention_flow_dry_run_then_apply_publishes_table(prefect_api, tmp_path
         assert [d["path"] for d in dry["planned"]] == [str(old["path"])] and dry["deleted"] == []
         assert old["path"].exists()
         rows = _artifact("retention")
-        assert [(r["action"], r["path"]) for r in rows] == [("would delete", str(old["path"])), ("protected", str(locked["path"]))]
+        assert [(r["action"], r["path"]) for r in rows] == [
+            ("would delete", str(old["path"])),
+            ("protected", str(locked["path"])),
+        ]
         res = retention(apply=True, settings=tree.settings)
         assert [d["video_id"] for d in res["deleted"]] == [old["id"]] and res["freed_bytes"] == old["info"].size_bytes
         assert not old["path"].exists() and locked["path"].exists()
@@ -428,8 +494,13 @@ def test_ingest_records_verified_archive_and_clip_of_it_plays(prefect_api, tmp_p
     raw.mkdir(parents=True)
     clip = raw / "Video10_2.avi"
     shutil.copyfile(shared_dir() / "data/plates-video/TrainingSet/Categorie I/Video10_2.avi", clip)
-    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, model_dir=model_dir(), camera_tz="UTC",
-                        raw_dir=tmp_path / "raw")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        model_dir=model_dir(),
+        camera_tz="UTC",
+        raw_dir=tmp_path / "raw",
+    )
     [summary] = ingest([str(clip)], settings=settings)
     engine = make_engine(db_url)
     try:
@@ -440,14 +511,16 @@ def test_ingest_records_verified_archive_and_clip_of_it_plays(prefect_api, tmp_p
         assert row["archive_images_bytes"] > 0
         # young: retention keeps it; aged: it goes
         assert [d.action for d in plan_retention(engine, settings)] == ["keep"]
-        t = (NOW - timedelta(days=OLD))
+        t = NOW - timedelta(days=OLD)
         os.utime(clip, (t.timestamp(), t.timestamp()))
         with engine.begin() as conn:
             conn.execute(sa.update(VIDEOS).values(ingested_at=t))
         [done] = apply_retention(engine, settings, plan_retention(engine, settings))
         assert done.path == str(clip) and not clip.exists()
         with engine.connect() as conn:
-            event_id = conn.execute(sa.text("SELECT id FROM vehicles WHERE video_id = :v"), {"v": summary.video_id}).scalar_one()
+            event_id = conn.execute(
+                sa.text("SELECT id FROM vehicles WHERE video_id = :v"), {"v": summary.video_id}
+            ).scalar_one()
         res = export_clip(engine, event_id, before_s=1.0, after_s=1.0, out=tmp_path / "clip.mp4")
         assert res["sources"] == [summary.archive_path]
         facts = verify_media(tmp_path / "clip.mp4", "video", codec="h264")

@@ -323,7 +323,7 @@ def _damage(src: Path, dst: Path, start: float, n_bytes: int, seed: int = 11) ->
 
     data = bytearray(src.read_bytes())
     at = int(len(data) * start)
-    data[at:at + n_bytes] = random.Random(seed).randbytes(n_bytes)
+    data[at : at + n_bytes] = random.Random(seed).randbytes(n_bytes)
     dst.write_bytes(bytes(data))
     return dst
 

@@ -184,9 +184,20 @@ def _event(plate, first, last, box=(100, 100, 300, 250), conf=0.9, n=6, track=1)
 
     from dashcam.records import PlateEvent
 
-    return PlateEvent(video_id="v", track_id=track, frame_idx=first, pts_s=first / 12, ts=datetime(2026, 1, 1, tzinfo=UTC),
-                      final_plate=plate, plate_confidence=conf, car_bbox=box, plate_bbox=box, n_reads=n,
-                      first_frame_idx=first, last_frame_idx=last)
+    return PlateEvent(
+        video_id="v",
+        track_id=track,
+        frame_idx=first,
+        pts_s=first / 12,
+        ts=datetime(2026, 1, 1, tzinfo=UTC),
+        final_plate=plate,
+        plate_confidence=conf,
+        car_bbox=box,
+        plate_bbox=box,
+        n_reads=n,
+        first_frame_idx=first,
+        last_frame_idx=last,
+    )
 
 
 def test_merge_rule_time_and_place():
@@ -197,11 +208,20 @@ def test_merge_rule_time_and_place():
     (m,) = _merge_duplicate_plates([_event("XSNB23", 0, 30, n=5), _event("NB23", 31, 40, n=8, track=2)], fps)
     assert m.final_plate == "XSNB23" and m.n_reads == 13 and (m.first_frame_idx, m.last_frame_idx) == (0, 40)
     # the same near-duplicate elsewhere in the frame (another car), or 5 s later: kept apart
-    assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("NB23", 20, 40, box=(500, 100, 600, 200), track=2)], fps)) == 2
+    assert (
+        len(
+            _merge_duplicate_plates(
+                [_event("XSNB23", 0, 30), _event("NB23", 20, 40, box=(500, 100, 600, 200), track=2)], fps
+            )
+        )
+        == 2
+    )
     assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("NB23", 90, 100, track=2)], fps)) == 2
     # the same plate again: within MERGE_GAP_S one sighting, after a longer absence a new event
     assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("XSNB23", 120, 130, track=2)], fps)) == 1
-    assert len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("XSNB23", 30 + 11 * 12, 200, track=2)], fps)) == 2
+    assert (
+        len(_merge_duplicate_plates([_event("XSNB23", 0, 30), _event("XSNB23", 30 + 11 * 12, 200, track=2)], fps)) == 2
+    )
     # one edit apart, overlapping: the better supported text wins
     (m,) = _merge_duplicate_plates([_event("XSNB23", 0, 30, n=9), _event("XSN823", 10, 35, n=3, track=2)], fps)
     assert m.final_plate == "XSNB23" and m.n_reads == 12
@@ -244,14 +264,44 @@ def test_truncated_duplicate_from_real_reads_is_merged(tmp_path):
     assert texts.get(2) == "96LKH9" and texts.get(1) and texts[1] != "96LKH9" and texts[1] in "96LKH9", texts
 
     write_jsonl(tmp_path / "reads.jsonl", reads)
-    write_jsonl(tmp_path / "tracks.jsonl", [TrackSummary(track_id=t, first_frame_idx=f[0], last_frame_idx=f[-1], n_frames=len(f),
-                                                         best_car_bbox=(0, 0, 1, 1), best_frame_idx=f[0]) for t, f in tracks.items()])
-    info = VideoInfo(path=str(data / clip), video_id="v171", size_bytes=1, duration_s=idx / 12, fps=12.0, frame_count=idx,
-                     width=640, height=480, codec="mjpeg", recording_start=datetime(2026, 1, 1, tzinfo=UTC),
-                     recording_start_source="mtime")
-    result = AnalyzeResult(video_id="v171", work_dir=str(tmp_path), reads_path=str(tmp_path / "reads.jsonl"),
-                           tracks_path=str(tmp_path / "tracks.jsonl"), frames_decoded=idx, frames_analyzed=idx // 2,
-                           n_vehicle_detections=0, n_plate_reads=len(reads), wall_s=1.0)
+    write_jsonl(
+        tmp_path / "tracks.jsonl",
+        [
+            TrackSummary(
+                track_id=t,
+                first_frame_idx=f[0],
+                last_frame_idx=f[-1],
+                n_frames=len(f),
+                best_car_bbox=(0, 0, 1, 1),
+                best_frame_idx=f[0],
+            )
+            for t, f in tracks.items()
+        ],
+    )
+    info = VideoInfo(
+        path=str(data / clip),
+        video_id="v171",
+        size_bytes=1,
+        duration_s=idx / 12,
+        fps=12.0,
+        frame_count=idx,
+        width=640,
+        height=480,
+        codec="mjpeg",
+        recording_start=datetime(2026, 1, 1, tzinfo=UTC),
+        recording_start_source="mtime",
+    )
+    result = AnalyzeResult(
+        video_id="v171",
+        work_dir=str(tmp_path),
+        reads_path=str(tmp_path / "reads.jsonl"),
+        tracks_path=str(tmp_path / "tracks.jsonl"),
+        frames_decoded=idx,
+        frames_analyzed=idx // 2,
+        n_vehicle_detections=0,
+        n_plate_reads=len(reads),
+        wall_s=1.0,
+    )
     events = build_events(info, result, s)
     assert [e.final_plate for e in events] == ["96LKH9"]
     assert events[0].n_reads == sum(v.n_reads for v in per_track.values() if v is not None)

@@ -52,8 +52,9 @@ def _make_deployment() -> SimpleNamespace:
     flow = f"ingest-{uuid.uuid4().hex[:8]}"
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name(flow)
-        dep_id = client.create_deployment(flow_id=flow_id, name="ingest", entrypoint="flows/ingest.py:ingest",
-                                          work_pool_name="server")
+        dep_id = client.create_deployment(
+            flow_id=flow_id, name="ingest", entrypoint="flows/ingest.py:ingest", work_pool_name="server"
+        )
     return SimpleNamespace(name=f"{flow}/ingest", id=dep_id)
 
 
@@ -98,8 +99,17 @@ def logs(caplog):
 
 def _config(nas: Path, deployment: str, db_url: str | None, mode: str = "inotify", **kw) -> WatchConfig:
     kw.setdefault("quiet_s", QUIET_S)
-    return WatchConfig(dirs=[nas], deployment=deployment, database_url=db_url, polling=mode == "polling",
-                       poll_interval_s=POLL_S, tick_s=0.1, retry_initial_s=0.5, retry_max_s=2.0, **kw)
+    return WatchConfig(
+        dirs=[nas],
+        deployment=deployment,
+        database_url=db_url,
+        polling=mode == "polling",
+        poll_interval_s=POLL_S,
+        tick_s=0.1,
+        retry_initial_s=0.5,
+        retry_max_s=2.0,
+        **kw,
+    )
 
 
 @contextlib.contextmanager
@@ -130,7 +140,9 @@ def running(config: WatchConfig):
 
 def _runs(deployment_id) -> list:
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id])))
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]))
+        )
 
 
 def _wait(pred, timeout: float = 30, what: str = "condition"):
@@ -167,10 +179,24 @@ def _insert_video_row(db_url: str, video_id: str, path: str, size: int) -> None:
     engine = make_engine(db_url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(sa.insert(VIDEOS).values(
-            id=video_id, path=path, size_bytes=size, duration_s=10.0, fps=25.0, width=640, height=480, codec="h264",
-            recording_start=now, recording_start_source="mtime", camera=None, archive_path=None, n_events=0,
-            ingested_at=now))
+        conn.execute(
+            sa.insert(VIDEOS).values(
+                id=video_id,
+                path=path,
+                size_bytes=size,
+                duration_s=10.0,
+                fps=25.0,
+                width=640,
+                height=480,
+                codec="h264",
+                recording_start=now,
+                recording_start_source="mtime",
+                camera=None,
+                archive_path=None,
+                n_events=0,
+                ingested_at=now,
+            )
+        )
     engine.dispose()
 
 
@@ -183,8 +209,20 @@ def test_filter_patterns_and_ignore_rules(tmp_path):
     f = FileFilter([root])
     for name in ("2024_0315_143022_0001F.MP4", "a.mov", "b.Ts", "c.avi", "sub/dir/d.mp4"):
         assert f.wanted(f"{root}/{name}"), name
-    for name in ("a.mp4.part", "a.MP4.PART", "a.tmp", "~a.mp4", ".a.mp4", ".sync/a.mp4", "@eaDir/a.mp4/x.mp4",
-                 "#recycle/a.mp4", "a.jpg", "a.gpx", "a.mp4.crdownload", ".a.mp4.Xy12ab"):
+    for name in (
+        "a.mp4.part",
+        "a.MP4.PART",
+        "a.tmp",
+        "~a.mp4",
+        ".a.mp4",
+        ".sync/a.mp4",
+        "@eaDir/a.mp4/x.mp4",
+        "#recycle/a.mp4",
+        "a.jpg",
+        "a.gpx",
+        "a.mp4.crdownload",
+        ".a.mp4.Xy12ab",
+    ):
         assert not f.wanted(f"{root}/{name}"), name
     # the folder holding the root may itself have a dot: only components below the root count
     hidden = str(tmp_path / ".hidden" / "raw")
@@ -284,8 +322,12 @@ def test_touch_resave_duplicate_events_and_two_watchers_give_one_run(deployment,
         os.utime(dst)  # touched
         dst.write_bytes(CLIP.read_bytes())  # re-saved, identical content
         for _ in range(3):  # duplicate events, as a flaky share or a second notifier would send
-            for ev in (FileCreatedEvent(str(dst)), FileModifiedEvent(str(dst)), FileClosedEvent(str(dst)),
-                       FileMovedEvent(str(nas / "gone.mp4"), str(dst))):
+            for ev in (
+                FileCreatedEvent(str(dst)),
+                FileModifiedEvent(str(dst)),
+                FileClosedEvent(str(dst)),
+                FileMovedEvent(str(nas / "gone.mp4"), str(dst)),
+            ):
                 a.handle_event(ev)
                 b.handle_event(ev)
         _settle(a, b, mode=mode)
@@ -350,7 +392,8 @@ def test_rename_into_place_and_part_file(deployment, nas, sqlite_url, mode, logs
         _settle(w, mode=mode)
     assert len(_runs(deployment.id)) == 2
     assert sorted((r.name, r.parameters["videos"][0]) for r in runs) == sorted(
-        [(final.name, str(final)), ("moved.avi", str(nas / "sub" / "moved.avi"))])
+        [(final.name, str(final)), ("moved.avi", str(nas / "sub" / "moved.avi"))]
+    )
     assert ".part" not in _messages(logs)
 
 
@@ -358,7 +401,10 @@ def test_prefect_api_unreachable_is_retried_until_it_is_up(nas, sqlite_url, logs
     port = free_port()
     server = PrefectServer(tmp_path / "late-prefect", port=port)
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}), running(_config(nas, "ingest/ingest", sqlite_url)) as w:
+        with (
+            temporary_settings({PREFECT_API_URL: server.api_url}),
+            running(_config(nas, "ingest/ingest", sqlite_url)) as w,
+        ):
             shutil.copyfile(CLIP, nas / "clip.mp4")
             _wait(lambda: "failed to trigger" in _messages(logs), 20, "a failed trigger")
             assert "will retry in" in _messages(logs)
@@ -366,8 +412,9 @@ def test_prefect_api_unreachable_is_retried_until_it_is_up(nas, sqlite_url, logs
             _ensure_pool()
             with get_client(sync_client=True) as client:  # register ingest/ingest for it
                 flow_id = client.create_flow_from_name("ingest")
-                dep_id = client.create_deployment(flow_id=flow_id, name="ingest",
-                                                  entrypoint="flows/ingest.py:ingest", work_pool_name="server")
+                dep_id = client.create_deployment(
+                    flow_id=flow_id, name="ingest", entrypoint="flows/ingest.py:ingest", work_pool_name="server"
+                )
             [run] = _wait_runs(dep_id, 1, timeout=30)
             _settle(w)
             assert len(_runs(dep_id)) == 1
@@ -395,21 +442,36 @@ def test_database_unreachable_is_retried(deployment, nas, tmp_path, logs):
 
 
 def test_cli_two_service_instances_on_one_tree(prefect_api, deployment, nas, sqlite_url, tmp_path):
-    env = dict(prefect_api.env(), DASHCAM_DATABASE_URL=sqlite_url, DASHCAM_DEPLOYMENT=deployment.name,
-               DASHCAM_WATCH_QUIET_S=str(QUIET_S))
+    env = dict(
+        prefect_api.env(),
+        DASHCAM_DATABASE_URL=sqlite_url,
+        DASHCAM_DEPLOYMENT=deployment.name,
+        DASHCAM_WATCH_QUIET_S=str(QUIET_S),
+    )
     procs, outs = [], []
     try:
         for i in range(2):
             outs.append(tmp_path / f"watch{i}.log")
             with open(outs[-1], "wb") as out:  # the child keeps its own copy of the descriptor
-                procs.append(subprocess.Popen([str(BIN / "dashcam"), "watch", str(nas), "--retry-initial-s", "0.5"],
-                                              env=env, stdout=out, stderr=subprocess.STDOUT))
+                procs.append(
+                    subprocess.Popen(
+                        [str(BIN / "dashcam"), "watch", str(nas), "--retry-initial-s", "0.5"],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
         _wait(lambda: all("catch-up:" in p.read_text() for p in outs), 60, "both watchers started")
         for src in OTHERS[:2]:
             shutil.copyfile(src, nas / src.name)
         _wait_runs(deployment.id, 2)
-        _wait(lambda: sum(p.read_text().count(": queued") + p.read_text().count("already has flow run")
-                          for p in outs) >= 4, 30, "both watchers handled both files")
+        _wait(
+            lambda: (
+                sum(p.read_text().count(": queued") + p.read_text().count("already has flow run") for p in outs) >= 4
+            ),
+            30,
+            "both watchers handled both files",
+        )
         time.sleep(QUIET_S + 0.5)
     finally:
         for p in procs:

@@ -66,7 +66,9 @@ def test_watchlist_hit_alerts_through_prefect_and_correction_survives_reingest(p
     hook = _Hook()
     try:
         CustomWebhookNotificationBlock(
-            name="dashcam", url=hook.url, json_data={"title": "{{subject}}", "message": "{{body}}"},
+            name="dashcam",
+            url=hook.url,
+            json_data={"title": "{{subject}}", "message": "{{body}}"},
         ).save("test-hook", overwrite=True)
         res = CliRunner().invoke(app, ["alerts", "add", "--block", "custom-webhook/test-hook", "--name", "phone"])
         assert res.exit_code == 0, res.output
@@ -83,7 +85,9 @@ def test_watchlist_hit_alerts_through_prefect_and_correction_survives_reingest(p
 
         # the labelled clip under a Viofo name with a same-stem GPX sidecar (a position for the map link)
         video = tmp_path / "2020_1218_061709_0001F.MP4"
-        subprocess.run(["ffmpeg", "-v", "error", "-i", str(shared_dir() / CLIP), "-c", "copy", "-f", "mp4", str(video)], check=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(shared_dir() / CLIP), "-c", "copy", "-f", "mp4", str(video)], check=True
+        )
         shutil.copy(shared_dir() / TRACK, video.with_suffix(".gpx"))
         settings = _settings(tmp_path, sqlite_url)
         [summary] = ingest([str(video)], settings=settings)
@@ -93,7 +97,10 @@ def test_watchlist_hit_alerts_through_prefect_and_correction_survives_reingest(p
         assert row["final_plate"] == "XSNB23" and row["lat"] is not None
         hits = list_hits(engine)
         assert {(h["entry_id"], h["event_id"]) for h in hits} == {
-            (e_exact["id"], row["id"]), (e_wild["id"], row["id"]), (e_misread["id"], row["id"])}
+            (e_exact["id"], row["id"]),
+            (e_wild["id"], row["id"]),
+            (e_misread["id"], row["id"]),
+        }
         assert 0.75 <= {h["entry_id"]: h["score"] for h in hits}[e_misread["id"]] < 1.0
 
         got = hook.wait(3, NOTIFY_TIMEOUT_S)
@@ -112,9 +119,11 @@ def test_watchlist_hit_alerts_through_prefect_and_correction_survives_reingest(p
         # printed (pytest -s) for the closing note; no capsys: Prefect may set up its console
         # log handler during this test, and a capsys stream closes with the test.
         # negative "end of ingest()": the message arrived before ingest() returned (report task, teardown)
-        print(f"\nalert latency ({len(got)} notifications): hit stored -> notification first {from_hit[0]:.2f} s, "
-              f"last {from_hit[-1]:.2f} s; end of ingest() -> notification first {latencies[0]:.2f} s, "
-              f"last {latencies[-1]:.2f} s")
+        print(
+            f"\nalert latency ({len(got)} notifications): hit stored -> notification first {from_hit[0]:.2f} s, "
+            f"last {from_hit[-1]:.2f} s; end of ingest() -> notification first {latencies[0]:.2f} s, "
+            f"last {latencies[-1]:.2f} s"
+        )
 
         # a correction survives re-ingesting the clip through the real flow
         corr = correct_event(engine, row["id"], "XSNB28", note="checked on the photo", by="anna")
@@ -124,7 +133,13 @@ def test_watchlist_hit_alerts_through_prefect_and_correction_survives_reingest(p
         [again] = query_events(engine, video_id=summary.video_id)
         assert again["id"] == row["id"] and again["final_plate"] == "XSNB28"
         [c] = list_corrections(engine, video_id=summary.video_id)
-        assert (c["ocr_text"], c["text"], c["by"], c["note"], c["attached"]) == ("XSNB23", "XSNB28", "anna", "checked on the photo", True)
+        assert (c["ocr_text"], c["text"], c["by"], c["note"], c["attached"]) == (
+            "XSNB23",
+            "XSNB28",
+            "anna",
+            "checked on the photo",
+            True,
+        )
         with engine.connect() as conn:  # no duplicated hits from the re-ingest
             assert conn.execute(sa.select(sa.func.count()).select_from(WATCH_HITS)).scalar_one() == n_hits
         time.sleep(5)

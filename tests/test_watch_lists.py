@@ -53,8 +53,14 @@ def test_parse_pattern_kinds_and_bad_input():
     assert parse_pattern("=XSNB23") == ("exact", "XSNB23", True)
     assert parse_pattern("xs*23") == ("wildcard", "XS*23", False)
     assert parse_pattern("/^XS.*3$/") == ("regex", "^XS.*3$", False)
-    for bad, words in [("", "empty"), ("   ", "empty"), ("/XS[/", "invalid regular expression"),
-                       ("/(?:X)/", "not allowed"), ("XS NB€", "unexpected character"), ("A" * 100, "at most 64")]:
+    for bad, words in [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("/XS[/", "invalid regular expression"),
+        ("/(?:X)/", "not allowed"),
+        ("XS NB€", "unexpected character"),
+        ("A" * 100, "at most 64"),
+    ]:
         with pytest.raises(WatchListError, match=words) as exc:
             parse_pattern(bad)
         assert "\n" not in str(exc.value)
@@ -92,7 +98,10 @@ def test_match_exact_wildcard_regex_fuzzy_and_idempotent(engine):
     got = {(h["entry_id"], h["event_id"]): (h["matched_text"], h["score"]) for h in hits}
     assert got[(e_exact["id"], "vid-w:1")] == ("XSNB23", 1.0)
     assert got[(e_wild["id"], "vid-w:2")] == ("AB123C", 1.0)
-    assert got[(e_regex["id"], "vid-w:3")] == ("62PBVT", 0.9)  # the final plate 62PBVI does not match, its alternative does
+    assert got[(e_regex["id"], "vid-w:3")] == (
+        "62PBVT",
+        0.9,
+    )  # the final plate 62PBVI does not match, its alternative does
     assert got[(e_alt["id"], "vid-w:3")] == ("62PBVT", 0.9)
     assert 0.75 <= got[(e_misread["id"], "vid-w:1")][1] < 1.0
     assert not any(k[0] in (e_off["id"], e_late["id"]) for k in got)
@@ -157,7 +166,9 @@ def test_correction_applies_to_search_matching_and_survives_reingest(engine):
     def state():
         [row] = [r for r in query_events(engine, video_id="vid-c") if r["track_id"] == 3]
         with engine.connect() as conn:
-            alts = sorted(conn.execute(sa.select(PLATE_READINGS.c.text).where(PLATE_READINGS.c.vehicle_id == row["id"])).scalars())
+            alts = sorted(
+                conn.execute(sa.select(PLATE_READINGS.c.text).where(PLATE_READINGS.c.vehicle_id == row["id"])).scalars()
+            )
         return row["final_plate"], alts
 
     assert state() == ("62PBVT", ["62PBVI"])
@@ -173,7 +184,13 @@ def test_correction_applies_to_search_matching_and_survives_reingest(engine):
     evs[2] = evs[2].model_copy(update={"track_id": 7, "first_frame_idx": evs[2].first_frame_idx + 3})
     save_video(engine, make_info("vid-c"), evs, None)
     [c] = list_corrections(engine, video_id="vid-c")
-    assert (c["event_id"], c["track_id"], c["text"], c["ocr_text"], c["attached"]) == ("vid-c:7", 7, "62PBVT", "62PBVI", True)
+    assert (c["event_id"], c["track_id"], c["text"], c["ocr_text"], c["attached"]) == (
+        "vid-c:7",
+        7,
+        "62PBVT",
+        "62PBVI",
+        True,
+    )
     assert [r["final_plate"] for r in query_events(engine, video_id="vid-c") if r["track_id"] == 7] == ["62PBVT"]
     # correcting again replaces the correction and keeps the OCR text
     c2 = correct_event(engine, "vid-c:7", "62PBVJ", by="bert")
@@ -187,7 +204,10 @@ def test_plate_notes_and_tags(engine):
     assert (n["plate"], n["kind"], n["by"]) == ("XSNB23", "note", "anna")
     add_plate_note(engine, "XSNB23", "Neighbour", kind="tag")
     add_plate_note(engine, "XSNB23", "neighbour", kind="tag")  # not twice
-    assert [(x["kind"], x["text"]) for x in list_plate_notes(engine, "XSNB23")] == [("note", "the neighbour's car"), ("tag", "neighbour")]
+    assert [(x["kind"], x["text"]) for x in list_plate_notes(engine, "XSNB23")] == [
+        ("note", "the neighbour's car"),
+        ("tag", "neighbour"),
+    ]
     with pytest.raises(WatchListError, match="tag"):
         add_plate_note(engine, "XSNB23", "two words", kind="tag")
     with pytest.raises(WatchListError, match="note is empty"):

@@ -33,15 +33,19 @@ from prefect_server import PrefectServer, free_port
 from dashcam.db import VEHICLES, VIDEOS, make_engine
 from dashcam.drives import group_drives
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (shared_dir() / web_data.PLATES).is_dir(),
-                                                    reason="shared test data not found")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (shared_dir() / web_data.PLATES).is_dir(), reason="shared test data not found"),
+]
 
 HAS_SEARCH = True
 try:
     import dashcam.search  # noqa: F401  (w1-search: alternative readings + fuzzy search)
 except ImportError:
     HAS_SEARCH = False
-needs_search = pytest.mark.skipif(not HAS_SEARCH and os.environ.get("CI") != "true", reason="dashcam.search not merged yet")
+needs_search = pytest.mark.skipif(
+    not HAS_SEARCH and os.environ.get("CI") != "true", reason="dashcam.search not merged yet"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,8 +95,12 @@ def _dashcam_exe() -> str:
 
 def web_env(data: web_data.WebData, db_url: str, prefect: PrefectServer | None = None, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHCAM_", "PREFECT_"))}
-    env.update(DASHCAM_DATA_DIR=str(data.settings.data_dir), DASHCAM_DATABASE_URL=db_url,
-               DASHCAM_ARCHIVE_DIR=str(data.settings.archive_dir), DASHCAM_CAMERA_TZ="UTC")
+    env.update(
+        DASHCAM_DATA_DIR=str(data.settings.data_dir),
+        DASHCAM_DATABASE_URL=db_url,
+        DASHCAM_ARCHIVE_DIR=str(data.settings.archive_dir),
+        DASHCAM_CAMERA_TZ="UTC",
+    )
     if prefect is not None:
         env.update(PREFECT_API_URL=prefect.api_url, PREFECT_UI_URL=prefect.api_url.removesuffix("/api"))
     env.update(extra)
@@ -101,8 +109,13 @@ def web_env(data: web_data.WebData, db_url: str, prefect: PrefectServer | None =
 
 def start_web(env: dict, host: str = "127.0.0.1", timeout_s: float = 60) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([_dashcam_exe(), "web", "--host", host, "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [_dashcam_exe(), "web", "--host", host, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -169,7 +182,8 @@ def _v(i, name, start, dur=60.0, folder="/card/DCIM/Movie"):
 def test_drive_grouping_rule():
     t = lambda h, m, s=0: datetime(2024, 3, 15, h, m, s, tzinfo=UTC)  # noqa: E731
     vids = [
-        _v("a", "2024_0315_140000_0001F.MP4", t(14, 0)), _v("ar", "2024_0315_140000_0001R.MP4", t(14, 0)),
+        _v("a", "2024_0315_140000_0001F.MP4", t(14, 0)),
+        _v("ar", "2024_0315_140000_0001R.MP4", t(14, 0)),
         _v("b", "2024_0315_140100_0002F.MP4", t(14, 1)),
         _v("c", "2024_0315_141100_0003F.MP4", t(14, 11)),  # 9 min after b's end: same drive
         _v("d", "2024_0315_142300_0004F.MP4", t(14, 23)),  # 11 min after c's end: a new drive
@@ -178,7 +192,11 @@ def test_drive_grouping_rule():
     drives = group_drives(vids, gap_min=10)
     by_id = {d.id: d for d in drives}
     assert set(by_id) == {"a", "d", "x"}
-    assert [s.stem for s in by_id["a"].segments] == ["2024_0315_140000_0001", "2024_0315_140100_0002", "2024_0315_141100_0003"]
+    assert [s.stem for s in by_id["a"].segments] == [
+        "2024_0315_140000_0001",
+        "2024_0315_140100_0002",
+        "2024_0315_141100_0003",
+    ]
     assert set(by_id["a"].segments[0].channels) == {"F", "R"} and by_id["a"].segments[0].primary["id"] == "a"
     assert by_id["a"].video_ids == ["a", "ar", "b", "c"]
     assert by_id["a"].duration_s == 12 * 60 and by_id["a"].video_s == 3 * 60
@@ -235,7 +253,9 @@ def test_dashboard(server: WebServer):
     r = server.get("/")
     assert r.status_code == 200 and _title(r.text) == "Dashboard · dashcam"
     html = r.text
-    inv = {lbl: num for num, lbl in re.findall(r'<span class="num">([^<]+)</span><span class="lbl">([^<]+)</span>', html)}
+    inv = {
+        lbl: num for num, lbl in re.findall(r'<span class="num">([^<]+)</span><span class="lbl">([^<]+)</span>', html)
+    }
     assert inv["drives"] == "2"
     n = len(_events(server))
     assert inv["plate events"] == str(n) and n >= 4
@@ -289,8 +309,9 @@ def test_drive_page(server: WebServer):
     # the API gives the same, for another segment
     api = server.get(f"/api/drives/{did}", params={"v": ids[web_data.FRONT2]}).json()
     assert api["video"] == ids[web_data.FRONT2] and ids[web_data.REAR1] in api["videos"]
-    assert sorted(e["plate"] for e in api["events"] if e["here"]) == ["23GSX6", "97FBFP", "99SZG5"] or \
-        {"23GSX6"} <= {e["plate"] for e in api["events"] if e["here"]}
+    assert sorted(e["plate"] for e in api["events"] if e["here"]) == ["23GSX6", "97FBFP", "99SZG5"] or {"23GSX6"} <= {
+        e["plate"] for e in api["events"] if e["here"]
+    }
     # a moment link redirects to the drive page at that time
     r = server.get(f"/videos/{ids[web_data.FRONT2]}?t=4.5", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/drives/{did}?v={ids[web_data.FRONT2]}&t=4.50"
@@ -360,17 +381,20 @@ def test_search_page_fuzzy_and_exports(server: WebServer):
 
 
 @needs_search
-@pytest.mark.parametrize("params, status, message", [
-    ({"q": "/([A-Z/"}, 400, ""),  # broken regex
-    ({"q": "A" * 10_000}, 400, "characters long"),  # 10 kB pattern
-    ({"q": "AB", "since": "yesterday"}, 400, "is not a date"),
-    ({"q": "AB", "min_conf": "high"}, 400, "is not a number"),
-    ({"q": "AB", "min_conf": "2"}, 400, "out of range"),
-    ({"q": "AB", "box": "1,2,3"}, 400, "min_lat,min_lon,max_lat,max_lon"),
-    ({"q": "AB", "box": "1,,3,4"}, 400, "min_lon is empty"),  # was a 500 (None compared with a float)
-    ({"q": "AB", "drive": "no-such-drive"}, 404, "There is no drive"),
-    ({"q": "AB", "page_no": "x"}, 400, "page_no"),
-])
+@pytest.mark.parametrize(
+    "params, status, message",
+    [
+        ({"q": "/([A-Z/"}, 400, ""),  # broken regex
+        ({"q": "A" * 10_000}, 400, "characters long"),  # 10 kB pattern
+        ({"q": "AB", "since": "yesterday"}, 400, "is not a date"),
+        ({"q": "AB", "min_conf": "high"}, 400, "is not a number"),
+        ({"q": "AB", "min_conf": "2"}, 400, "out of range"),
+        ({"q": "AB", "box": "1,2,3"}, 400, "min_lat,min_lon,max_lat,max_lon"),
+        ({"q": "AB", "box": "1,,3,4"}, 400, "min_lon is empty"),  # was a 500 (None compared with a float)
+        ({"q": "AB", "drive": "no-such-drive"}, 404, "There is no drive"),
+        ({"q": "AB", "page_no": "x"}, 400, "page_no"),
+    ],
+)
 def test_search_bad_input_is_a_plain_4xx(server: WebServer, params, status, message):
     r = server.get("/search", params=params)
     assert r.status_code == status
@@ -382,10 +406,18 @@ def test_search_bad_input_is_a_plain_4xx(server: WebServer, params, status, mess
     assert r.status_code == status and "error" in r.json()
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/drives/nope", 404), ("/videos/nope", 404), ("/drives?since=2020-13-01", 400), ("/no/such/page", 404),
-    ("/videos/x?t=-1", 404), ("/drives/x?t=abc", 400), ("/media/crop/nope:1", 404),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/drives/nope", 404),
+        ("/videos/nope", 404),
+        ("/drives?since=2020-13-01", 400),
+        ("/no/such/page", 404),
+        ("/videos/x?t=-1", 404),
+        ("/drives/x?t=abc", 400),
+        ("/media/crop/nope:1", 404),
+    ],
+)
 def test_bad_urls(server: WebServer, path, status):
     r = server.get(path)
     assert r.status_code == status and "Traceback" not in r.text
@@ -411,8 +443,23 @@ def test_video_range_requests(server: WebServer):
     assert r.status_code == 206 and len(r.content) == 100
     assert server.get(url, headers={"Range": f"bytes={size + 10}-"}).status_code == 416
     # what the browser plays is H.264 (Debian's chromium plays no HEVC)
-    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,pix_fmt",
-                            "-of", "csv=p=0", str(archive)], capture_output=True, text=True, check=True).stdout.strip()
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,pix_fmt",
+            "-of",
+            "csv=p=0",
+            str(archive),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert probe == "h264,yuv420p"
 
 
@@ -443,9 +490,24 @@ def test_media_outside_the_archive_is_refused(server: WebServer, tmp_path):
     try:
         with eng.begin() as c:
             for vid, p in cases.items():
-                c.execute(sa.insert(VIDEOS).values(
-                    id=vid, path=f"/elsewhere/{vid}.mp4", size_bytes=1, duration_s=1.0, fps=1.0, width=2, height=2, codec="h264",
-                    recording_start=now, recording_start_source="test", camera=None, archive_path=p, n_events=0, ingested_at=now))
+                c.execute(
+                    sa.insert(VIDEOS).values(
+                        id=vid,
+                        path=f"/elsewhere/{vid}.mp4",
+                        size_bytes=1,
+                        duration_s=1.0,
+                        fps=1.0,
+                        width=2,
+                        height=2,
+                        codec="h264",
+                        recording_start=now,
+                        recording_start_source="test",
+                        camera=None,
+                        archive_path=p,
+                        n_events=0,
+                        ingested_at=now,
+                    )
+                )
         for vid in cases:
             r = server.get(f"/media/video/{vid}")
             assert r.status_code == 403, (vid, r.status_code)
@@ -457,21 +519,32 @@ def test_media_outside_the_archive_is_refused(server: WebServer, tmp_path):
         eng.dispose()
         link.unlink()
     # traversal in the URL itself never reaches the file system
-    for path in ("/media/video/..%2F..%2F..%2Fetc%2Fpasswd", "/static/..%2F..%2F..%2Fetc%2Fpasswd",
-                 "/static/%2Fetc%2Fpasswd", "/media/crop/%2Fetc%2Fpasswd"):
+    for path in (
+        "/media/video/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static/%2Fetc%2Fpasswd",
+        "/media/crop/%2Fetc%2Fpasswd",
+    ):
         r = server.get(path)
         assert r.status_code in (403, 404) and "root:" not in r.text
 
 
 def test_static_assets_are_local_with_licences(server: WebServer):
-    for p in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/htmx/htmx.min.js",
-              "/static/vendor/markercluster/leaflet.markercluster.js", "/static/app.js", "/static/app.css"):
+    for p in (
+        "/static/vendor/leaflet/leaflet.js",
+        "/static/vendor/htmx/htmx.min.js",
+        "/static/vendor/markercluster/leaflet.markercluster.js",
+        "/static/app.js",
+        "/static/app.css",
+    ):
         assert server.get(p).status_code == 200, p
     vendor = Path(__file__).resolve().parents[1] / "dashcam/web/static/vendor"
     for lic in ("leaflet/LICENSE", "htmx/LICENSE", "markercluster/MIT-LICENCE.txt"):
         assert (vendor / lic).stat().st_size > 200
     html = server.get("/drives/" + _ids(server.data)[web_data.FRONT1]).text
-    assert not re.search(r'(src|href)="(https?:)?//', html.replace('href="https://www.openstreetmap.org/copyright"', ""))
+    assert not re.search(
+        r'(src|href)="(https?:)?//', html.replace('href="https://www.openstreetmap.org/copyright"', "")
+    )
 
 
 def test_security_headers(server: WebServer):
@@ -500,8 +573,13 @@ def test_post_without_csrf_token_is_refused(server: WebServer):
 
 
 def test_non_loopback_bind_refuses_without_token(web_data_set):
-    proc = subprocess.run([_dashcam_exe(), "web", "--host", "0.0.0.0", "--port", str(free_port())],
-                          env=web_env(web_data_set, web_data_set.settings.db_url), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [_dashcam_exe(), "web", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=web_env(web_data_set, web_data_set.settings.db_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "DASHCAM_WEB_TOKEN" in proc.stdout + proc.stderr and "Traceback" not in proc.stdout + proc.stderr
 
@@ -520,11 +598,15 @@ def test_token_login_on_non_loopback_bind(web_data_set):
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
             assert c.post("/login", data={"token": "wrong", "csrf_token": csrf, "next": "/"}).status_code == 401
             assert c.post("/login", data={"token": token, "next": "/"}).status_code == 403  # no CSRF token
-            r = c.post("/login", data={"token": token, "csrf_token": csrf, "next": "/plates/XSNB23"}, follow_redirects=False)
+            r = c.post(
+                "/login", data={"token": token, "csrf_token": csrf, "next": "/plates/XSNB23"}, follow_redirects=False
+            )
             assert r.status_code == 303 and r.headers["location"] == "/plates/XSNB23"
             assert c.get("/plates/XSNB23").status_code == 200
             # an open redirect is not possible
-            r = c.post("/login", data={"token": token, "csrf_token": csrf, "next": "//evil.example/"}, follow_redirects=False)
+            r = c.post(
+                "/login", data={"token": token, "csrf_token": csrf, "next": "//evil.example/"}, follow_redirects=False
+            )
             assert r.headers["location"] == "/"
         # scripts: a bearer token instead of the cookie
         assert httpx.get(base + "/api/sightings", headers={"Authorization": f"Bearer {token}"}).status_code == 200
@@ -538,13 +620,21 @@ def test_token_login_on_non_loopback_bind(web_data_set):
 
 
 CHROMIUM = os.environ.get("DASHCAM_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 IN_CI = os.environ.get("CI") == "true"
 
-needs_browser = pytest.mark.skipif(not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)) and not IN_CI,
-                                   reason=f"no chromium at {CHROMIUM} (apt-get install chromium); required in CI")
+needs_browser = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)) and not IN_CI,
+    reason=f"no chromium at {CHROMIUM} (apt-get install chromium); required in CI",
+)
 
 
 @pytest.fixture(scope="module")
@@ -574,7 +664,9 @@ def page(browser):
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)  # our pages obey the CSP
+    pg.on(
+        "console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None
+    )  # our pages obey the CSP
     pg.route("https://tile.openstreetmap.org/**", lambda route: route.abort("internetdisconnected"))
     pg.errors = errors
     yield pg
@@ -615,7 +707,9 @@ def test_b_dashboard_and_drives(page, site):
     assert page.locator(".totals .num").first.inner_text() == "2"
     assert page.locator(".crops img").count() >= 4
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy images load
-    wait_js(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", 15)  # real crops and thumbnails
+    wait_js(
+        page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", 15
+    )  # real crops and thumbnails
     page.evaluate("window.scrollTo(0, 0)")
     shot(page, "dashboard")
     page.goto(site.base + "/drives")
@@ -660,7 +754,9 @@ def test_b_drive_page_map_player_sync(page, site):
     wait_js(page, f"Math.abs(document.getElementById('player').currentTime - {t}) < 0.05")
     page.wait_for_timeout(300)
     pos = page.evaluate("window.dashcam.position()")
-    exp = page.evaluate(f"(function(){{var r=window.dashcam.data.route;for(var i=1;i<r.length;i++)if(r[i][0]>={t}){{var a=r[i-1],b=r[i],f=({t}-a[0])/(b[0]-a[0]);return [a[1]+f*(b[1]-a[1]),a[2]+f*(b[2]-a[2])];}}return [r[r.length-1][1],r[r.length-1][2]];}})()")
+    exp = page.evaluate(
+        f"(function(){{var r=window.dashcam.data.route;for(var i=1;i<r.length;i++)if(r[i][0]>={t}){{var a=r[i-1],b=r[i],f=({t}-a[0])/(b[0]-a[0]);return [a[1]+f*(b[1]-a[1]),a[2]+f*(b[2]-a[2])];}}return [r[r.length-1][1],r[r.length-1][2]];}})()"
+    )
     assert pos["lat"] == pytest.approx(exp[0], abs=1e-7) and pos["lng"] == pytest.approx(exp[1], abs=1e-7)
     assert page.get_attribute("#speed-cursor", "x1") != "34"  # the speed chart cursor moved too
 
@@ -685,8 +781,12 @@ def test_b_drive_page_map_player_sync(page, site):
       best.x += rc.left; best.y += rc.top; return best; })()""")
     assert best["d"] > 12 and best["t"] > 0.5, best
     page.mouse.click(best["x"], best["y"])
-    wait_js(page, f"Math.abs(document.getElementById('player').currentTime - {best['t']}) < 1.0 && "
-                  "document.getElementById('player').currentTime > 0.2", 10)
+    wait_js(
+        page,
+        f"Math.abs(document.getElementById('player').currentTime - {best['t']}) < 1.0 && "
+        "document.getElementById('player').currentTime > 0.2",
+        10,
+    )
     assert page.url.startswith(f"{site.base}/drives/{did}")  # seeked, did not navigate
     page.evaluate("document.getElementById('player').pause()")
     page.evaluate("document.getElementById('player').currentTime = 1.5")

@@ -35,8 +35,13 @@ def tree(tmp_path_factory):
 def web(tree):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHCAM_", "PREFECT_"))}
     s = tree.settings
-    env.update(DASHCAM_DATA_DIR=str(s.data_dir), DASHCAM_DATABASE_URL=s.db_url, DASHCAM_ARCHIVE_DIR=str(s.archive_dir),
-               DASHCAM_RAW_DIR=str(tree.raw), DASHCAM_CAMERA_TZ="UTC")
+    env.update(
+        DASHCAM_DATA_DIR=str(s.data_dir),
+        DASHCAM_DATABASE_URL=s.db_url,
+        DASHCAM_ARCHIVE_DIR=str(s.archive_dir),
+        DASHCAM_RAW_DIR=str(tree.raw),
+        DASHCAM_CAMERA_TZ="UTC",
+    )
     proc, base = tw.start_web(env)
     try:
         yield base
@@ -76,7 +81,10 @@ def test_b_storage_page(tree, web):
             assert pg.locator("nav a[aria-current=page]").inner_text() == "Storage"
             assert pg.locator("#protected tbody tr").count() == 2
             assert pg.locator("#deletions tbody tr").count() == 1
-            assert "MB" in pg.locator("#tier-archive .num").inner_text() or "kB" in pg.locator("#tier-archive .num").inner_text()
+            assert (
+                "MB" in pg.locator("#tier-archive .num").inner_text()
+                or "kB" in pg.locator("#tier-archive .num").inner_text()
+            )
             assert pg.locator("#would-free .num").inner_text() != "0 B"
             tw.shot(pg, "storage")
             assert not errors, errors

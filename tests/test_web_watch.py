@@ -27,8 +27,10 @@ from test_web import ARGS, CHROMIUM, needs_browser, shot, start_web, stop, wait_
 
 from dashcam.db import CORRECTIONS, PLATE_NOTES, VEHICLES, WATCH_ENTRIES, WATCH_HITS, WATCHLISTS, make_engine
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (shared_dir() / web_data.PLATES).is_dir(),
-                                                    reason="shared test data not found")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (shared_dir() / web_data.PLATES).is_dir(), reason="shared test data not found"),
+]
 
 LABEL = "hit and run 2026-11-02"
 
@@ -153,11 +155,16 @@ def test_every_write_needs_the_csrf_token(site: Site):
     eid = _new_entry(site, lid, pattern="XS-NB-23")
     ev = site.event("XSNB23")
     before = {t.name: site.count(t) for t in (WATCHLISTS, WATCH_ENTRIES, WATCH_HITS, CORRECTIONS, PLATE_NOTES)}
-    writes = [("/watchlists", {"name": "x"}), (f"/watchlists/{lid}/delete", {}),
-              ("/watchlists/entries", {"watchlist_id": str(lid), "pattern": "AB12"}),
-              (f"/watchlists/entries/{eid}", {"pattern": "AB12"}), (f"/watchlists/entries/{eid}/delete", {}),
-              (f"/events/{ev['id']}/correct", {"text": "AB12"}), ("/plates/XSNB23/notes", {"text": "x"}),
-              ("/plates/XSNB23/notes/1/delete", {})]
+    writes = [
+        ("/watchlists", {"name": "x"}),
+        (f"/watchlists/{lid}/delete", {}),
+        ("/watchlists/entries", {"watchlist_id": str(lid), "pattern": "AB12"}),
+        (f"/watchlists/entries/{eid}", {"pattern": "AB12"}),
+        (f"/watchlists/entries/{eid}/delete", {}),
+        (f"/events/{ev['id']}/correct", {"text": "AB12"}),
+        ("/plates/XSNB23/notes", {"text": "x"}),
+        ("/plates/XSNB23/notes/1/delete", {}),
+    ]
     for path, data in writes:
         assert site.client.post(path, data=data).status_code == 403, path
         assert site.client.post(path, data={**data, "csrf_token": "forged"}).status_code == 403, path
@@ -168,16 +175,21 @@ def test_every_write_needs_the_csrf_token(site: Site):
     assert site.client.get(f"/watchlists/entries/{eid}").status_code == 200
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"pattern": ""}, "Plate pattern is empty"),
-    ({"pattern": "/[/"}, "invalid regular expression"),
-    ({"pattern": "XS-NB-23", "label": "x" * 10240}, "Label is 10240 characters long; at most 200 are allowed."),
-    ({"pattern": "XS-NB-23", "watchlist_id": "99999"}, "There is no watch list &#39;99999&#39;"),
-    ({"pattern": "XS-NB-23", "min_score": "1.5"}, "in_score must be a number in (0, 1], got 1.5."),
-    ({"pattern": "XS-NB-23", "active_from": "2026-11-02T10:00", "active_until": "2026-11-01T10:00"},
-     "Active_until is before active_from"),
-    ({"pattern": "XS-NB-23", "active_from": "yesterday"}, "is not an ISO 8601 date/time"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"pattern": ""}, "Plate pattern is empty"),
+        ({"pattern": "/[/"}, "invalid regular expression"),
+        ({"pattern": "XS-NB-23", "label": "x" * 10240}, "Label is 10240 characters long; at most 200 are allowed."),
+        ({"pattern": "XS-NB-23", "watchlist_id": "99999"}, "There is no watch list &#39;99999&#39;"),
+        ({"pattern": "XS-NB-23", "min_score": "1.5"}, "in_score must be a number in (0, 1], got 1.5."),
+        (
+            {"pattern": "XS-NB-23", "active_from": "2026-11-02T10:00", "active_until": "2026-11-01T10:00"},
+            "Active_until is before active_from",
+        ),
+        ({"pattern": "XS-NB-23", "active_from": "yesterday"}, "is not an ISO 8601 date/time"),
+    ],
+)
 def test_bad_entry_input_is_a_one_line_error_in_the_form(site: Site, fields, message):
     lid = _new_list(site, "bad input")
     n = site.count(WATCH_ENTRIES)
@@ -194,8 +206,11 @@ def test_bad_entry_input_is_a_one_line_error_in_the_form(site: Site, fields, mes
 def test_bad_list_correction_and_note_input(site: Site):
     t = site.csrf()
     _new_list(site, "taken")
-    for name, message in [("", "Watch list name is empty."), ("taken", "A watch list named &#39;taken&#39; exists already."),
-                          ("x" * 101, "at most 100 are allowed")]:
+    for name, message in [
+        ("", "Watch list name is empty."),
+        ("taken", "A watch list named &#39;taken&#39; exists already."),
+        ("x" * 101, "at most 100 are allowed"),
+    ]:
         r = site.client.post("/watchlists", data={"csrf_token": t, "name": name})
         assert r.status_code == 400 and message in _alert(r.text), _alert(r.text)
     ev = site.event("XSNB23")
@@ -204,8 +219,12 @@ def test_bad_list_correction_and_note_input(site: Site):
         assert r.status_code == 400 and message in _alert(r.text), _alert(r.text)
         assert "OCR read" in r.text
     assert site.client.post("/events/nope:1/correct", data={"csrf_token": t, "text": "AB12"}).status_code == 404
-    for kind, text, message in [("note", "", "Note is empty."), ("tag", "two words", "use letters, digits"),
-                                ("note", "x" * 2001, "at most 2000"), ("shout", "x", "Kind must be note or tag")]:
+    for kind, text, message in [
+        ("note", "", "Note is empty."),
+        ("tag", "two words", "use letters, digits"),
+        ("note", "x" * 2001, "at most 2000"),
+        ("shout", "x", "Kind must be note or tag"),
+    ]:
         r = site.client.post("/plates/XSNB23/notes", data={"csrf_token": t, "kind": kind, "text": text})
         assert r.status_code == 400 and message in _alert(r.text), _alert(r.text)
         assert 'id="note-form"' in r.text
@@ -227,15 +246,21 @@ def test_entry_hits_correction_and_notes_over_http(site: Site):
     assert f"⚑ {LABEL}" in site.client.get("/plates/XSNB23").text
     assert f"⚑ {LABEL}" in site.client.get(f"/videos/{ev['video_id']}", follow_redirects=True).text
     # editing an entry re-matches: a pattern that fits nothing has no hits
-    r = site.client.post(f"/watchlists/entries/{eid}", data={"csrf_token": t, "pattern": "QQ*", "label": LABEL},
-                         follow_redirects=True)
+    r = site.client.post(
+        f"/watchlists/entries/{eid}", data={"csrf_token": t, "pattern": "QQ*", "label": LABEL}, follow_redirects=True
+    )
     assert r.status_code == 200 and "No hits yet." in r.text
-    site.client.post(f"/watchlists/entries/{eid}", data={"csrf_token": t, "pattern": "XS-NB-23", "label": LABEL, "fuzzy": "1"})
+    site.client.post(
+        f"/watchlists/entries/{eid}", data={"csrf_token": t, "pattern": "XS-NB-23", "label": LABEL, "fuzzy": "1"}
+    )
     assert 'href="/plates/XSNB23"' in site.client.get(f"/watchlists/entries/{eid}").text
 
     # a correction: search and plate pages use the corrected text, the OCR text stays beside it
-    r = site.client.post(f"/events/{ev['id']}/correct", data={"csrf_token": t, "text": "xs-nb 28", "by": "anna",
-                                                             "note": "checked on the photo"}, follow_redirects=False)
+    r = site.client.post(
+        f"/events/{ev['id']}/correct",
+        data={"csrf_token": t, "text": "xs-nb 28", "by": "anna", "note": "checked on the photo"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/plates/XSNB28"
     html = site.client.get("/plates/XSNB28").text
     assert "OCR read <code>XSNB23</code>, corrected by anna" in html
@@ -246,22 +271,32 @@ def test_entry_hits_correction_and_notes_over_http(site: Site):
 
     # notes and tags per plate
     for kind, text in [("note", "neighbour's car,\nparks at no. 4"), ("tag", "Neighbour"), ("tag", "neighbour")]:
-        r = site.client.post("/plates/XSNB28/notes", data={"csrf_token": t, "kind": kind, "text": text, "by": "anna"},
-                             follow_redirects=False)
+        r = site.client.post(
+            "/plates/XSNB28/notes",
+            data={"csrf_token": t, "kind": kind, "text": text, "by": "anna"},
+            follow_redirects=False,
+        )
         assert r.status_code == 303
     html = site.client.get("/plates/XSNB28").text
     assert "neighbour&#39;s car,\nparks at no. 4" in html and html.count(">#neighbour ") == 1
-    note_id = int(re.search(r'/plates/XSNB28/notes/(\d+)/delete', html).group(1))
+    note_id = int(re.search(r"/plates/XSNB28/notes/(\d+)/delete", html).group(1))
     assert site.client.post(f"/plates/ZDPB67/notes/{note_id}/delete", data={"csrf_token": t}).status_code == 404
     assert site.client.post(f"/plates/XSNB28/notes/{note_id}/delete", data={"csrf_token": t}).status_code == 303
     assert "parks at no. 4" not in site.client.get("/plates/XSNB28").text
 
     # delete an entry, then the list
     n_hits = site.count(WATCH_HITS)
-    assert site.client.post(f"/watchlists/entries/{wild}/delete", data={"csrf_token": t}, follow_redirects=False).status_code == 303
+    assert (
+        site.client.post(
+            f"/watchlists/entries/{wild}/delete", data={"csrf_token": t}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert site.client.get(f"/watchlists/entries/{wild}").status_code == 404
     assert site.count(WATCH_HITS) == n_hits - 1
-    assert site.client.post(f"/watchlists/{lid}/delete", data={"csrf_token": t}, follow_redirects=False).status_code == 303
+    assert (
+        site.client.post(f"/watchlists/{lid}/delete", data={"csrf_token": t}, follow_redirects=False).status_code == 303
+    )
     assert site.count(WATCHLISTS) == 0 and site.count(WATCH_HITS) == 0
     assert site.client.get(f"/watchlists/{lid}").status_code == 404
 
@@ -277,9 +312,13 @@ def test_writes_need_the_login_when_a_token_is_set(card, tmp_path):
             assert c.post("/watchlists", data={"name": "x"}).status_code == 401
             login = c.get("/login").text
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
-            r = c.post("/login", data={"token": token, "csrf_token": csrf, "next": "/watchlists"}, follow_redirects=True)
+            r = c.post(
+                "/login", data={"token": token, "csrf_token": csrf, "next": "/watchlists"}, follow_redirects=True
+            )
             assert r.status_code == 200 and "New watch list" in r.text
-            assert c.post("/watchlists", data={"name": "x", "csrf_token": csrf}, follow_redirects=False).status_code == 303
+            assert (
+                c.post("/watchlists", data={"name": "x", "csrf_token": csrf}, follow_redirects=False).status_code == 303
+            )
     finally:
         stop(proc)
 
@@ -315,8 +354,12 @@ def _submit(pg, selector: str) -> None:
 
 
 def _images_loaded(pg):
-    wait_js(pg, "Array.from(document.images).filter(i => !i.closest('.leaflet-container'))"  # tiles are refused
-            ".every(i => i.complete && i.naturalWidth > 0)", 15)
+    wait_js(
+        pg,
+        "Array.from(document.images).filter(i => !i.closest('.leaflet-container'))"  # tiles are refused
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        15,
+    )
 
 
 @needs_browser

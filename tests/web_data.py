@@ -29,8 +29,12 @@ PLATES = "data/plates-video/TrainingSet/Categorie I"
 TRACK = "data/gps/tracks/gpxpy/around-visnjan-with-car.gpx"
 FRONT1, REAR1, FRONT2 = "2020_1218_061709_0001F.MP4", "2020_1218_061709_0001R.MP4", "2020_1218_061712_0002F.MP4"
 FRONT3 = "2020_1218_061715_0003F.MP4"
-CARD = [(FRONT1, ["Video10_2.avi"]), (REAR1, ["Video14_2.avi"]),
-        (FRONT2, ["Video13_2.avi"]), (FRONT3, ["Video143_2.avi"])]
+CARD = [
+    (FRONT1, ["Video10_2.avi"]),
+    (REAR1, ["Video14_2.avi"]),
+    (FRONT2, ["Video13_2.avi"]),
+    (FRONT3, ["Video143_2.avi"]),
+]
 PLAIN = "Video20_2.avi"
 
 
@@ -47,16 +51,39 @@ def _remux(srcs: list[Path], dst: Path) -> None:
     """Join ``srcs`` (same codec and size) into one MP4 without re-encoding (ffmpeg concat demuxer)."""
     lst = dst.with_suffix(".txt")
     lst.write_text("".join(f"file '{s}'\n" for s in srcs))
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(lst), "-c", "copy",
-                    "-f", "mp4", str(dst)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(lst),
+            "-c",
+            "copy",
+            "-f",
+            "mp4",
+            str(dst),
+        ],
+        check=True,
+    )
     lst.unlink()
 
 
 def settings_for(root: Path, db_url: str):
     from dashcam.settings import Settings
 
-    return Settings(data_dir=root / "data", database_url=db_url, model_dir=model_dir(), camera_tz="UTC",
-                    gps_track_dir=root / "tracks")
+    return Settings(
+        data_dir=root / "data",
+        database_url=db_url,
+        model_dir=model_dir(),
+        camera_tz="UTC",
+        gps_track_dir=root / "tracks",
+    )
 
 
 def build(root: Path, sqlite_url: str) -> WebData:

@@ -97,7 +97,9 @@ class Detections:
         return det.sorted()
 
     @classmethod
-    def from_tracks(cls, rows: Any, width: int, height: int, id_base: int = 0, class_id: int | None = None) -> Detections:
+    def from_tracks(
+        cls, rows: Any, width: int, height: int, id_base: int = 0, class_id: int | None = None
+    ) -> Detections:
         """ultralytics tracker output rows ``(x1, y1, x2, y2, track_id, score, cls, det_idx)`` ->
         tracked detections, boxes clipped to the ``width`` x ``height`` frame, ``id_base`` added to
         each track id, ``class_id`` (when given) replacing the rows' class. Row order is kept."""
@@ -118,7 +120,9 @@ class Detections:
         if isinstance(index, int | np.integer):
             index = [int(index)]
         return Detections(
-            self.xyxy[index], self.confidence[index], self.class_id[index],
+            self.xyxy[index],
+            self.confidence[index],
+            self.class_id[index],
             None if self.tracker_id is None else self.tracker_id[index],
         )
 

@@ -144,7 +144,11 @@ class FrameReader:
         vehicles = self.tracker.update(image)
         due = self.schedule.due(vehicles, pts_s)
         plate_boxes: dict[int, BBox] = {}
-        reads = read_tracked_frame(image, due, self.detector, self.reader, frame_idx, pts_s, plate_boxes) if len(due) else []
+        reads = (
+            read_tracked_frame(image, due, self.detector, self.reader, frame_idx, pts_s, plate_boxes)
+            if len(due)
+            else []
+        )
         self.schedule.record(reads)
         tries = len(due)
         plates = Detections.empty(tracked=True)

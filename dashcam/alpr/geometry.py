@@ -65,7 +65,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (ultralytics ``bbox_ioa(iou=True)``, eps 1e-7 in the denominator)."""
     from ultralytics.utils.metrics import bbox_ioa
 
-    return bbox_ioa(np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4), iou=True)
+    return bbox_ioa(
+        np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4), iou=True
+    )
 
 
 def iou(a: BoxLike, b: BoxLike) -> float:

@@ -289,4 +289,3 @@ class PlateReader:
         for i, o in zip(ok, outs, strict=True):
             res[i] = o
         return res
-

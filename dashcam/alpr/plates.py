@@ -105,7 +105,9 @@ class PlateDetector:
         """
         check_image(frame_bgr, "frame_bgr")
         h, w = frame_bgr.shape[:2]
-        boxes = vehicles.xyxy if isinstance(vehicles, Detections) else np.asarray(vehicles, dtype=np.float64).reshape(-1, 4)
+        boxes = (
+            vehicles.xyxy if isinstance(vehicles, Detections) else np.asarray(vehicles, dtype=np.float64).reshape(-1, 4)
+        )
         results = [Detections.empty() for _ in range(len(boxes))]
         crops, where = [], []
         for i, vb in enumerate(boxes):

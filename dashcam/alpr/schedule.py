@@ -78,7 +78,8 @@ class PlateReadScheduler:
         ``pts_s`` seconds, in input order; marks them tried. Raises ``ValueError`` for untracked
         detections."""
         keep = [
-            i for i in range(len(vehicles))
+            i
+            for i in range(len(vehicles))
             if self._due(vehicles.track(i), float(vehicles.widths[i]), float(vehicles.heights[i]), pts_s)
         ]
         return vehicles[keep]

@@ -68,16 +68,26 @@ def route_points(track: GpsTrack | None, start: datetime, end: datetime, step_s:
         fix = track.at(t)
         if fix is None:
             continue
-        out.append([
-            t.isoformat(), round(fix.lat, 7), round(fix.lon, 7),
-            None if fix.speed_mps is None else round(fix.speed_mps, 2),
-            None if fix.heading_deg is None else round(fix.heading_deg, 2),
-        ])
+        out.append(
+            [
+                t.isoformat(),
+                round(fix.lat, 7),
+                round(fix.lon, 7),
+                None if fix.speed_mps is None else round(fix.speed_mps, 2),
+                None if fix.heading_deg is None else round(fix.heading_deg, 2),
+            ]
+        )
     return out
 
 
-def write_route(path: str | Path, track: GpsTrack | None, source: str | None, start: datetime,
-                duration_s: float, step_s: float = 1.0) -> list[list]:
+def write_route(
+    path: str | Path,
+    track: GpsTrack | None,
+    source: str | None,
+    start: datetime,
+    duration_s: float,
+    step_s: float = 1.0,
+) -> list[list]:
     """Write the video's route file atomically and return its points (:func:`route_points` from
     ``start`` over ``duration_s`` seconds of video, one per ``step_s``); without a track, remove a
     stale file instead and return ``[]``.

@@ -96,43 +96,76 @@ def decode_freegps(block: bytes) -> GpsPoint | None:
     if n >= 0x48 and b[0x34:0x40].isdigit() and b"RMC," in b:
         return _rmc_from_text(b.decode("ascii", "replace"))
     # Viofo A119 v3
-    if n >= 0x3C and b[0x25:0x28] == b"\0\0\0" and b[0x28:0x29] == b"A" and b[0x29:0x2A] in (b"N", b"S") and b[0x2A:0x2B] in (b"E", b"W"):
+    if (
+        n >= 0x3C
+        and b[0x25:0x28] == b"\0\0\0"
+        and b[0x28:0x29] == b"A"
+        and b[0x29:0x2A] in (b"N", b"S")
+        and b[0x2A:0x2B] in (b"E", b"W")
+    ):
         h, mi, s, y, mo, d = u32(0x10, 6)
         lat, lon = _ddmm(f32(0x2C)), _ddmm(f32(0x30))
         lat = -lat if b[0x29:0x2A] == b"S" else lat
         lon = -lon if b[0x2A:0x2B] == b"W" else lon
         return checked_point(_valid_date(y + 2000, mo, d, h, mi, s), lat, lon, f32(0x34) * KNOTS, f32(0x38))
     # Akaso
-    if n >= 0x64 and b[0x3C:0x40] == b"A\0\0\0" and b[0x44:0x45] in (b"N", b"S") and b[0x45:0x48] == b"\0\0\0" \
-            and b[0x4C:0x4D] in (b"E", b"W") and b[0x4D:0x50] == b"\0\0\0":
+    if (
+        n >= 0x64
+        and b[0x3C:0x40] == b"A\0\0\0"
+        and b[0x44:0x45] in (b"N", b"S")
+        and b[0x45:0x48] == b"\0\0\0"
+        and b[0x4C:0x4D] in (b"E", b"W")
+        and b[0x4D:0x50] == b"\0\0\0"
+    ):
         h, mi, s = u32(0x30, 3)
         y, mo, d = u32(0x58, 3)
         lat, lon = _ddmm(f32(0x40)), _ddmm(f32(0x48))
         lat = -lat if b[0x44:0x45] == b"S" else lat
         lon = -lon if b[0x4C:0x4D] == b"W" else lon
-        return checked_point(_valid_date(y if y > 2000 else y + 2000, mo, d, h, mi, s), lat, lon, f32(0x50) / 3.6,
-                      f32(0x54) + 180.0)
+        return checked_point(
+            _valid_date(y if y > 2000 else y + 2000, mo, d, h, mi, s), lat, lon, f32(0x50) / 3.6, f32(0x54) + 180.0
+        )
     # ZXSBNXYS: RMC shifted by +16
     if n >= 140 and b[0x3C:0x42] == b"4W`b]S":
         text = bytes((c - 16) if c >= 16 else c for c in b[0x3C : 0x3C + 80]).decode("ascii", "replace")
         return _rmc_from_text(text)
     # Vantrue S1
-    if n >= 0x70 and b[0x40:0x41] == b"A" and b[0x41:0x42] in (b"N", b"S") and b[0x42:0x43] in (b"E", b"W") and b[0x43] == 0:
+    if (
+        n >= 0x70
+        and b[0x40:0x41] == b"A"
+        and b[0x41:0x42] in (b"N", b"S")
+        and b[0x42:0x43] in (b"E", b"W")
+        and b[0x43] == 0
+    ):
         y, mo, d, h, mi, s = u32(0x44, 6)
         lon, lat = _ddmm(f32(0x5C)), _ddmm(f32(0x60))
         lat = -lat if b[0x41:0x42] == b"S" else lat
         lon = -lon if b[0x42:0x43] == b"W" else lon
-        return checked_point(_valid_date(y if y >= 2000 else y + 2000, mo, d, h, mi, s), lat, lon, f32(0x64) * KNOTS,
-                      f32(0x68), alt=f32(0x6C))
+        return checked_point(
+            _valid_date(y if y >= 2000 else y + 2000, mo, d, h, mi, s),
+            lat,
+            lon,
+            f32(0x64) * KNOTS,
+            f32(0x68),
+            alt=f32(0x6C),
+        )
     # Type 2 (doubles)
-    if n >= 0x7C and b[0x3C:0x3E] == b"A\0" and b[0x48:0x49] in (b"N", b"S") and b[0x49] == 0 \
-            and b[0x58:0x59] in (b"E", b"W") and b[0x59] == 0:
+    if (
+        n >= 0x7C
+        and b[0x3C:0x3E] == b"A\0"
+        and b[0x48:0x49] in (b"N", b"S")
+        and b[0x49] == 0
+        and b[0x58:0x59] in (b"E", b"W")
+        and b[0x59] == 0
+    ):
         h, mi, s = u32(0x30, 3)
         y, mo, d = u32(0x70, 3)
         lat, lon = _ddmm(f64(0x40)), _ddmm(f64(0x50))
         lat = -lat if b[0x48:0x49] == b"S" else lat
         lon = -lon if b[0x58:0x59] == b"W" else lon
-        return checked_point(_valid_date(y + 2000 if y < 2000 else y, mo, d, h, mi, s), lat, lon, f64(0x60) * KNOTS, f64(0x68))
+        return checked_point(
+            _valid_date(y + 2000 if y < 2000 else y, mo, d, h, mi, s), lat, lon, f64(0x60) * KNOTS, f64(0x68)
+        )
     # Novatek type 3 (A119S/A129/A139) and 3b (IQS)
     if n >= 0x5C and b[0x49:0x4A] in (b"N", b"S") and b[0x4A:0x4B] in (b"E", b"W"):
         if b[0x48:0x49] != b"A":
@@ -214,8 +247,13 @@ def read_freegps(path: Path, moov: bytes | None = None) -> tuple[list[GpsPoint],
                 points.append(p)
                 vtimes.append(float(i))
     if bad:
-        log.warning("%s: %d of %d freeGPS blocks (%s) are damaged or point outside the file; skipped",
-                    path.name, bad, len(blocks), how)
+        log.warning(
+            "%s: %d of %d freeGPS blocks (%s) are damaged or point outside the file; skipped",
+            path.name,
+            bad,
+            len(blocks),
+            how,
+        )
     if bad == len(blocks):
         raise EmbeddedGpsError(f"none of the {len(blocks)} freeGPS blocks listed in the file is readable")
     return points, vtimes

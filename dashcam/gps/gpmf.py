@@ -27,9 +27,22 @@ __all__ = ["Klv", "parse_gpmf", "gpmf_points", "read_gpmf_mp4"]
 
 
 _GPMF_TYPES = {
-    ord("b"): "b", ord("B"): "B", ord("c"): "c", ord("d"): "d", ord("f"): "f", ord("F"): "4s",
-    ord("j"): "q", ord("J"): "Q", ord("l"): "i", ord("L"): "I", ord("s"): "h", ord("S"): "H",
-    ord("q"): "I", ord("Q"): "Q", ord("U"): "16s", ord("G"): "16s",
+    ord("b"): "b",
+    ord("B"): "B",
+    ord("c"): "c",
+    ord("d"): "d",
+    ord("f"): "f",
+    ord("F"): "4s",
+    ord("j"): "q",
+    ord("J"): "Q",
+    ord("l"): "i",
+    ord("L"): "I",
+    ord("s"): "h",
+    ord("S"): "H",
+    ord("q"): "I",
+    ord("Q"): "Q",
+    ord("U"): "16s",
+    ord("G"): "16s",
 }
 
 
@@ -118,7 +131,9 @@ def _stream_items(devc: Klv, key: str) -> tuple[list[Klv], str | None, list[floa
         items = strm.children or []
         if any(it.key == key for it in items):
             type_str = next((it.raw.rstrip(b"\0").decode("latin-1") for it in items if it.key == "TYPE"), None)
-            scal = next(([float(x) or 1.0 for row in _values(it) for x in row] for it in items if it.key == "SCAL"), [1.0])
+            scal = next(
+                ([float(x) or 1.0 for row in _values(it) for x in row] for it in items if it.key == "SCAL"), [1.0]
+            )
             return items, type_str, scal or [1.0]
     return None
 
@@ -164,8 +179,9 @@ def _karma_glpi(devc: Klv, vt: float, anchors: list[tuple[float, datetime]]) -> 
 _Gps5 = tuple[float, datetime | None, str | None, list[tuple[float, ...]]]  # (vt, GPSU, fix, rows)
 
 
-def _gps9(it: Klv, type_str: str | None, scal: list[float], vt: float,
-          anchors: list[tuple[float, datetime]]) -> list[GpsPoint]:
+def _gps9(
+    it: Klv, type_str: str | None, scal: list[float], vt: float, anchors: list[tuple[float, datetime]]
+) -> list[GpsPoint]:
     """Points of one ``GPS9`` item (each sample carries its own UTC time)."""
     out = []
     for k, r in enumerate(_values(it, type_str or "lllllllSS")):
@@ -181,8 +197,9 @@ def _gps9(it: Klv, type_str: str | None, scal: list[float], vt: float,
     return out
 
 
-def _gps_stream(items: list[Klv], vt: float, gps5: list[_Gps5], gps9: list[GpsPoint],
-                anchors: list[tuple[float, datetime]]) -> None:
+def _gps_stream(
+    items: list[Klv], vt: float, gps5: list[_Gps5], gps9: list[GpsPoint], anchors: list[tuple[float, datetime]]
+) -> None:
     """Read one GPS stream's items in order (``SCAL``/``TYPE``/``GPSU``/``GPSF`` apply to the
     ``GPS5``/``GPS9`` items after them) into ``gps5``/``gps9``/``anchors``."""
     scal: list[float] = [1.0]

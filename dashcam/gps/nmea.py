@@ -66,9 +66,12 @@ class _Fixes:
             return
         self.day = msg.datestamp
         rec = self._rec((msg.datestamp, msg.timestamp))
-        rec.update(lat=msg.latitude, lon=msg.longitude,
-                   spd=float(msg.spd_over_grnd) * KNOTS if msg.spd_over_grnd not in (None, "") else None,
-                   trk=float(msg.true_course) if msg.true_course not in (None, "") else None)
+        rec.update(
+            lat=msg.latitude,
+            lon=msg.longitude,
+            spd=float(msg.spd_over_grnd) * KNOTS if msg.spd_over_grnd not in (None, "") else None,
+            trk=float(msg.true_course) if msg.true_course not in (None, "") else None,
+        )
         rec.setdefault("fix", self.gsa_mode)
 
     def gga(self, msg: Any) -> None:

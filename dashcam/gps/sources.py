@@ -92,7 +92,11 @@ def read_embedded(path: Path, recording_start: datetime | None, max_gap_s: float
         fg = read_freegps(path, moov)
         if fg is not None and fg[0]:
             points, vtimes = fg
-            off = _median_offset([(vt, p.time) for vt, p in zip(vtimes, points, strict=False)], recording_start) if recording_start else 0.0
+            off = (
+                _median_offset([(vt, p.time) for vt, p in zip(vtimes, points, strict=False)], recording_start)
+                if recording_start
+                else 0.0
+            )
             return GpsTrack(points, max_gap_s=max_gap_s, source="embedded:freegps", clock_offset_s=off)
     except (EmbeddedGpsError, struct.error, OSError, ValueError, OverflowError) as exc:
         log.warning("%s: embedded GPS cannot be read (%s); trying sidecar/track files instead", path.name, exc)
@@ -141,8 +145,11 @@ def find_in_track_dir(track_dir: Path, start: datetime, end: datetime, max_gap_s
     """
     best: tuple[float, Path] | None = None
     try:
-        files = sorted(p for p in Path(track_dir).rglob("*") if p.is_file()
-                       and p.suffix.lower() in (".gpx", ".nmea", ".log", ".txt"))
+        files = sorted(
+            p
+            for p in Path(track_dir).rglob("*")
+            if p.is_file() and p.suffix.lower() in (".gpx", ".nmea", ".log", ".txt")
+        )
     except OSError as exc:
         log.warning("GPS track directory %s cannot be listed: %s", track_dir, exc)
         return None
@@ -160,7 +167,9 @@ def find_in_track_dir(track_dir: Path, start: datetime, end: datetime, max_gap_s
     return track
 
 
-def find_track(video_path: Path, info: Any, settings: Any, problems: list[str] | None = None) -> tuple[GpsTrack, str] | None:
+def find_track(
+    video_path: Path, info: Any, settings: Any, problems: list[str] | None = None
+) -> tuple[GpsTrack, str] | None:
     """The best GPS track for a video and its source label, or None.
 
     Order: ``settings.gpx`` when set (explicit; it must be readable) -> embedded in the file

@@ -59,7 +59,6 @@ class EmbeddedGpsError(BoxError):
     it becomes a warning, never a failure of the video)."""
 
 
-
 @dataclass(frozen=True)
 class GpsPoint:
     """One timed track point: ``time`` aware UTC; ``lat``/``lon`` degrees; ``speed_mps`` m/s and
@@ -118,8 +117,7 @@ class GpsTrack:
     rests on ``camera_tz``. :meth:`at` takes GPS time; :meth:`at_video` takes video-clock time.
     """
 
-    def __init__(self, points: list[GpsPoint], max_gap_s: float = 10.0, source: str = "",
-                 clock_offset_s: float = 0.0):
+    def __init__(self, points: list[GpsPoint], max_gap_s: float = 10.0, source: str = "", clock_offset_s: float = 0.0):
         pts = sorted(points, key=lambda p: p.time)
         dedup: list[GpsPoint] = []
         for p in pts:
@@ -221,8 +219,15 @@ class GpsTrack:
         return GpsFix(lat, lon, speed, heading, _worse_fix(a.fix, b.fix))
 
 
-def checked_point(t: datetime | None, lat: float, lon: float, spd: float | None, trk: float | None,
-                  fix: str | None = None, alt: float | None = None) -> GpsPoint | None:
+def checked_point(
+    t: datetime | None,
+    lat: float,
+    lon: float,
+    spd: float | None,
+    trk: float | None,
+    fix: str | None = None,
+    alt: float | None = None,
+) -> GpsPoint | None:
     """A :class:`GpsPoint` from a parser's raw values, or None when it is not a usable fix.
 
     ``t`` aware UTC (None: no point); ``lat``/``lon`` WGS84 degrees (outside [-90, 90] x [-180, 180]

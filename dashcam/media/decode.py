@@ -109,7 +109,6 @@ def frame_step(fps: float, detect_fps: float) -> int:
     return max(1, round(fps / detect_fps))
 
 
-
 # decode runs at log level info, with each line tagged by its level, for the showinfo filter's
 # per-frame pts lines (how a frame that follows lost frames gets its true frame_idx); only
 # [error]/[fatal]/[panic] lines are kept as ffmpeg's messages
@@ -125,9 +124,7 @@ def _decode_cmd(info: VideoInfo, step: int, threads: int | None) -> list[str]:
     if step > 1:
         stream = stream.filter("select", f"not(mod(n,{step}))")
     stream = stream.filter("showinfo")
-    out = ffmpeg.output(
-        stream, "pipe:", format="rawvideo", pix_fmt="bgr24", vsync="passthrough", an=None, sn=None
-    )
+    out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="bgr24", vsync="passthrough", an=None, sn=None)
     return ffmpeg_cmd(out, global_args=_FF_DECODE_GLOBAL)
 
 
@@ -305,7 +302,9 @@ class _FfmpegFrames:
                 pipe.close()
 
 
-def _frames(dec: _FfmpegFrames, info: VideoInfo, step: int, st: DecodeStats) -> Generator[Frame, None, tuple[int | None, int]]:
+def _frames(
+    dec: _FfmpegFrames, info: VideoInfo, step: int, st: DecodeStats
+) -> Generator[Frame, None, tuple[int | None, int]]:
     """Yield the decoded frames with their true ``frame_idx``; return ``(stopped_at, last_idx)``:
     the source frame where decoding was stopped for damage (None: ran to the end) and the index
     of the last frame yielded (-1: none)."""
@@ -332,12 +331,24 @@ def _frames(dec: _FfmpegFrames, info: VideoInfo, step: int, st: DecodeStats) -> 
         yield Frame(frame_idx=idx, pts_s=idx / info.fps, image=image)
 
 
-def _judge(info: VideoInfo, st: DecodeStats, stopped_at: int | None, last_idx: int, rc: int, said: str,
-           max_missing_s: float, damage_ok: bool) -> None:
+def _judge(
+    info: VideoInfo,
+    st: DecodeStats,
+    stopped_at: int | None,
+    last_idx: int,
+    rc: int,
+    said: str,
+    max_missing_s: float,
+    damage_ok: bool,
+) -> None:
     """Set ``st.missing_s``/``st.damage`` after the decode ended; raise or log per the damage policy
     of :func:`iter_frames`."""
     if st.frames_yielded == 0:
-        what = "is damaged from its first frame" if stopped_at is not None else f"could not be decoded (ffmpeg exit status {rc})"
+        what = (
+            "is damaged from its first frame"
+            if stopped_at is not None
+            else f"could not be decoded (ffmpeg exit status {rc})"
+        )
         raise VideoError(
             f"No frame of {info.path} could be decoded: the file {what}, it is corrupt or "
             f"unreadable. Re-copy it or check it with ffprobe. ffmpeg said: {said}"
@@ -347,11 +358,15 @@ def _judge(info: VideoInfo, st: DecodeStats, stopped_at: int | None, last_idx: i
     failed_rc = rc != 0 and stopped_at is None
     parts = []
     if stopped_at is not None:
-        parts.append(f"frames lost at frame {stopped_at} ({stopped_at / info.fps:.1f} s of "
-                     f"{info.duration_s:.1f} s), decoding stopped there")
+        parts.append(
+            f"frames lost at frame {stopped_at} ({stopped_at / info.fps:.1f} s of "
+            f"{info.duration_s:.1f} s), decoding stopped there"
+        )
     elif st.missing_s > max(DAMAGED_TAIL_S, 3.0 / info.fps) or failed_rc:
-        parts.append(f"decoding ended after frame {last_idx} ({end_idx / info.fps:.1f} s of "
-                     f"{info.duration_s:.1f} s, {st.missing_s:.1f} s missing)")
+        parts.append(
+            f"decoding ended after frame {last_idx} ({end_idx / info.fps:.1f} s of "
+            f"{info.duration_s:.1f} s, {st.missing_s:.1f} s missing)"
+        )
     if failed_rc:
         parts.append(f"ffmpeg exit status {rc}")
     if parts:
@@ -368,7 +383,10 @@ def _judge(info: VideoInfo, st: DecodeStats, stopped_at: int | None, last_idx: i
     elif st.missing_s > 0:
         log.warning(
             "%s: last %.2f s did not decode (tolerated, <= %.1f s); ffmpeg: %s",
-            info.path, st.missing_s, max_missing_s, st.stderr_tail,
+            info.path,
+            st.missing_s,
+            max_missing_s,
+            st.stderr_tail,
         )
 
 

@@ -60,8 +60,12 @@ def ffmpeg_cmd(out: Any, *, global_args: list[str] | None = None, overwrite: boo
     ``global_args`` default :data:`FF_GLOBAL`; ``overwrite`` adds ``-y`` (ffmpeg then writes into
     a temp file we created and locked, see :func:`dashcam.media.files.atomic_output`).
     """
-    return [FFMPEG, *(FF_GLOBAL if global_args is None else global_args), *(["-y"] if overwrite else []),
-            *ffmpeg.get_args(out)]
+    return [
+        FFMPEG,
+        *(FF_GLOBAL if global_args is None else global_args),
+        *(["-y"] if overwrite else []),
+        *ffmpeg.get_args(out),
+    ]
 
 
 def parse_rate(rate: str | None) -> float:
@@ -178,7 +182,7 @@ def error_line(line: str) -> str | None:
         i = line.find(tag)
         if i >= 0:
             ctx = line[:i].strip()
-            msg = line[i + len(tag):].strip()
+            msg = line[i + len(tag) :].strip()
             ctx = re.sub(r"\s*@\s*0x[0-9a-fA-F]+", "", ctx).strip().strip("[]").strip()
             return f"{ctx}: {msg}" if ctx else msg
     return None

@@ -113,8 +113,12 @@ def _atomic_write(
                 try:
                     verify(tmp)
                 except MediaCheckError as e:
-                    raise MediaCheckError(dst, e.cause, f"Could not write {dst}: the written file is unusable "
-                                          f"({e.cause}); {dst.name} was not written (no partial file left)") from None
+                    raise MediaCheckError(
+                        dst,
+                        e.cause,
+                        f"Could not write {dst}: the written file is unusable "
+                        f"({e.cause}); {dst.name} was not written (no partial file left)",
+                    ) from None
             os.replace(tmp, dst)  # still locked: sweep_stale_tmp never takes a file being renamed
     except BaseException as e:
         _unlink_quietly(tmp)
@@ -129,9 +133,7 @@ def _atomic_write(
     return dst
 
 
-def atomic_write_bytes(
-    path: str | os.PathLike, data: bytes, *, verify: Callable[[Path], Any] | None = None
-) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, verify: Callable[[Path], Any] | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename).
 
     Creates missing parent folders. Returns the destination path. ``verify``: called with the
@@ -154,9 +156,7 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def atomic_copy(
-    src: str | os.PathLike, dst: str | os.PathLike, *, verify: Callable[[Path], Any] | None = None
-) -> Path:
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike, *, verify: Callable[[Path], Any] | None = None) -> Path:
     """Copy file ``src`` to ``dst`` atomically (streamed in 1 MiB chunks; content only, not
     permissions or times). Creates missing parent folders of ``dst``. Returns ``dst``.
     ``verify``: as in :func:`atomic_write_bytes`.

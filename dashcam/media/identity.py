@@ -24,6 +24,7 @@ __all__ = ["compute_video_id", "parse_viofo_name", "recording_start", "ID_CHUNK"
 #: Bytes hashed from each end of the file by :func:`compute_video_id`.
 ID_CHUNK = 4 * 1024 * 1024
 
+
 def compute_video_id(path: str | os.PathLike) -> str:
     """Return a stable, content-derived id for a video file: 16 lower-case hex characters.
 
@@ -82,9 +83,7 @@ def parse_viofo_name(name: str | os.PathLike) -> tuple[datetime, str | None] | N
     if not m:
         return None
     try:
-        dt = datetime(
-            int(m["y"]), int(m["mo"]), int(m["d"]), int(m["h"]), int(m["mi"]), int(m["s"])
-        )
+        dt = datetime(int(m["y"]), int(m["mo"]), int(m["d"]), int(m["h"]), int(m["mi"]), int(m["s"]))
     except ValueError:
         return None
     cam = m["cam"].upper() if m["cam"] else None

@@ -88,10 +88,7 @@ def _ffprobe(p: Path) -> dict:
                 "Re-copy it, or repair it with a tool such as untrunc."
             )
         else:
-            what = (
-                "is not a readable video (ffprobe failed). Check that it is a video file and not "
-                "corrupt."
-            )
+            what = "is not a readable video (ffprobe failed). Check that it is a video file and not corrupt."
         raise VideoError(f"{p} {what}{_recent_hint(p)}\nffprobe said: {tail(err, 4)}") from None
     except FileNotFoundError:
         raise VideoError("ffprobe was not found on PATH: install ffmpeg.") from None
@@ -102,9 +99,7 @@ def _video_of(p: Path, meta: dict, size: int) -> dict:
     fmt_name = (meta.get("format") or {}).get("format_name") or ""
     vs = video_stream(meta)
     if vs is None:
-        raise VideoError(
-            f"{p} has no video stream (format {fmt_name or 'unknown'}). Pass a video file."
-        )
+        raise VideoError(f"{p} has no video stream (format {fmt_name or 'unknown'}). Pass a video file.")
     codec = vs.get("codec_name") or "unknown"
     if fmt_name in _IMAGE_FORMATS or fmt_name.endswith("_pipe") or codec == "ansi":
         raise VideoError(

@@ -158,8 +158,9 @@ class Web:
                 cur.execute("PRAGMA query_only = ON")
                 cur.close()
         else:
-            self.engine = make_engine(url, migrate_schema=False,
-                                      connect_args={"options": "-c default_transaction_read_only=on"})
+            self.engine = make_engine(
+                url, migrate_schema=False, connect_args={"options": "-c default_transaction_read_only=on"}
+            )
 
     def writer(self) -> sa.Engine:
         """The writable engine, made on first use: only the write routes of
@@ -214,11 +215,14 @@ class Web:
         if not video_ids:
             return {}
         out = {v: 0.0 for v in video_ids}
-        rows = conn.execute(sa.select(ROUTES.c.video_id, ROUTES.c.n_points).where(ROUTES.c.video_id.in_(video_ids))).all()
+        rows = conn.execute(
+            sa.select(ROUTES.c.video_id, ROUTES.c.n_points).where(ROUTES.c.video_id.in_(video_ids))
+        ).all()
         missing = [vid for vid, n in rows if (vid, n) not in self._route_len]
         if missing:
-            for vid, n, pts in conn.execute(sa.select(ROUTES.c.video_id, ROUTES.c.n_points, ROUTES.c.points)
-                                            .where(ROUTES.c.video_id.in_(missing))):
+            for vid, n, pts in conn.execute(
+                sa.select(ROUTES.c.video_id, ROUTES.c.n_points, ROUTES.c.points).where(ROUTES.c.video_id.in_(missing))
+            ):
                 self._route_len[(vid, n)] = route_length_m(pts)
         for vid, n in rows:
             out[vid] = self._route_len.get((vid, n), 0.0)
@@ -280,8 +284,11 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
     correction and note forms (:mod:`dashcam.web.watch_pages`).
     """
     settings = settings or Settings()
-    web = Web(settings, prefect_api_url or os.environ.get("PREFECT_API_URL"),
-              prefect_ui_url or os.environ.get("PREFECT_UI_URL"))
+    web = Web(
+        settings,
+        prefect_api_url or os.environ.get("PREFECT_API_URL"),
+        prefect_ui_url or os.environ.get("PREFECT_UI_URL"),
+    )
     guard = Guard(settings.web_token.get_secret_value() if settings.web_token else None)
     headers = security_headers(settings.tile_url)
 
@@ -290,8 +297,12 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
     app.state.guard = guard
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
-    env.globals.update(csrf_token=csrf_token, tile_url=settings.tile_url, tile_attribution=settings.tile_attribution,
-                       auth_enabled=guard.enabled)
+    env.globals.update(
+        csrf_token=csrf_token,
+        tile_url=settings.tile_url,
+        tile_attribution=settings.tile_attribution,
+        auth_enabled=guard.enabled,
+    )
     env.filters["dt"] = lambda v, f="%Y-%m-%d %H:%M:%S": web.local(v).strftime(f) if v else "-"
     env.filters["dur"] = _fmt_dur
     env.filters["km"] = lambda m: f"{m:.1f} km" if m >= 1 else f"{m * 1000:.0f} m"
@@ -317,7 +328,11 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         path = request.url.path
         open_path = path in ("/login", "/healthz") or path.startswith("/static/")
         if guard.enabled and not open_path and not guard.authenticated(request):
-            if request.method == "GET" and not path.startswith(("/api/", "/media/")) and not path.endswith((".csv", ".json", ".gpx")):
+            if (
+                request.method == "GET"
+                and not path.startswith(("/api/", "/media/"))
+                and not path.endswith((".csv", ".json", ".gpx"))
+            ):
                 nxt = path + (f"?{request.url.query}" if request.url.query else "")
                 response: Response = RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
             else:
@@ -365,21 +380,43 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
     def dashboard(request: Request, conn=Depends(db)):
         drives = web.drives(conn)
         km = web.drive_km(conn, drives)
-        n_events, n_plates = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(VEHICLES.c.final_plate)))).one()
+        n_events, n_plates = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(VEHICLES.c.final_plate)))
+        ).one()
         video_s = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(VIDEOS.c.duration_s), 0.0))).scalar_one()
-        latest_rows = conn.execute(sa.select(VEHICLES).order_by(VEHICLES.c.ts.desc(), VEHICLES.c.id).limit(12)).mappings()
+        latest_rows = conn.execute(
+            sa.select(VEHICLES).order_by(VEHICLES.c.ts.desc(), VEHICLES.c.id).limit(12)
+        ).mappings()
         latest = [web.decorate(_jsonable(r)) for r in latest_rows]
         top = conn.execute(
             sa.select(VEHICLES.c.final_plate, sa.func.count().label("n"), sa.func.max(VEHICLES.c.ts).label("last"))
-            .group_by(VEHICLES.c.final_plate).order_by(sa.desc("n"), sa.desc("last"), VEHICLES.c.final_plate).limit(10)
+            .group_by(VEHICLES.c.final_plate)
+            .order_by(sa.desc("n"), sa.desc("last"), VEHICLES.c.final_plate)
+            .limit(10)
         ).all()
         failures, why = web.failures.read()
         recent = drives[:5]
-        return page(request, "dashboard.html", title="Dashboard", totals={
-            "drives": len(drives), "hours": float(video_s) / 3600, "km": sum(km.values()),
-            "events": n_events, "plates": n_plates,
-        }, drives=recent, km=km, drive_cards=_drive_cards(conn, recent), latest=latest, top=top,
-            failures=failures, failures_why=why, prefect_ui=web.prefect_ui_url, watch_hits=watch_pages.recent_hits(web))
+        return page(
+            request,
+            "dashboard.html",
+            title="Dashboard",
+            totals={
+                "drives": len(drives),
+                "hours": float(video_s) / 3600,
+                "km": sum(km.values()),
+                "events": n_events,
+                "plates": n_plates,
+            },
+            drives=recent,
+            km=km,
+            drive_cards=_drive_cards(conn, recent),
+            latest=latest,
+            top=top,
+            failures=failures,
+            failures_why=why,
+            prefect_ui=web.prefect_ui_url,
+            watch_hits=watch_pages.recent_hits(web),
+        )
 
     def _drive_cards(conn, drives: list[Drive]) -> dict[str, dict]:
         """Per drive: distinct plates in order, a thumbnail URL."""
@@ -392,12 +429,21 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
             des = [e for v in d.video_ids for e in by_video.get(v, [])]
             plates = list(dict.fromkeys(e["final_plate"] for e in sorted(des, key=lambda e: e["ts"])))
             thumb = next((e["thumb_url"] for e in des if e["thumb_url"]), None)
-            out[d.id] = {"plates": plates, "thumb": thumb or (f"/media/poster/{d.segments[0].primary['id']}"
-                                                              if d.segments[0].primary.get("archive_path") else None)}
+            out[d.id] = {
+                "plates": plates,
+                "thumb": thumb
+                or (
+                    f"/media/poster/{d.segments[0].primary['id']}"
+                    if d.segments[0].primary.get("archive_path")
+                    else None
+                ),
+            }
         return out
 
     @app.get("/drives", response_class=HTMLResponse)
-    def drives_page(request: Request, since: str | None = None, until: str | None = None, page_no: int = 1, conn=Depends(db)):
+    def drives_page(
+        request: Request, since: str | None = None, until: str | None = None, page_no: int = 1, conn=Depends(db)
+    ):
         d_since, d_until = _parse_day(since, "since"), _parse_day(until, "until")
         if d_since and d_until and d_since > d_until:
             raise BadRequest("since is after until.")
@@ -406,15 +452,26 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         if page_no < 1:
             raise BadRequest("page_no must be >= 1.")
         total = len(drives)
-        shown = drives[(page_no - 1) * PAGE_SIZE: page_no * PAGE_SIZE]
+        shown = drives[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]
         km = web.drive_km(conn, shown)
         days: dict[str, list[Drive]] = {}
         for d in shown:
             days.setdefault(web.local(d.start).strftime("%A %d %B %Y"), []).append(d)
         qs = {k: v for k, v in {"since": since, "until": until}.items() if v}
-        return page(request, "drives.html", title="Drives", days=days, km=km, cards=_drive_cards(conn, shown),
-                    since=since or "", until=until or "", total=total, page_no=page_no,
-                    pages=max(1, -(-total // PAGE_SIZE)), qs=qs)
+        return page(
+            request,
+            "drives.html",
+            title="Drives",
+            days=days,
+            km=km,
+            cards=_drive_cards(conn, shown),
+            since=since or "",
+            until=until or "",
+            total=total,
+            page_no=page_no,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            qs=qs,
+        )
 
     def _find_drive(conn, drive_id: str) -> tuple[list[Drive], Drive]:
         drives = web.drives(conn)
@@ -457,13 +514,37 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
             if not r:
                 continue
             st0 = _t0(pv, events)
-            others.append({"video": pv["id"], "url": f"/videos/{pv['id']}",
-                           "points": [[round((_iso(p[0]) - st0).total_seconds(), 3), p[1], p[2]] for p in r["points"]]})
-        evs = [{"id": e["id"], "plate": e["final_plate"], "pts": e["pts_s"], "lat": e["lat"], "lon": e["lon"],
-                "video": e["video_id"], "url": e["moment_url"], "here": e["video_id"] == video["id"]}
-               for e in events]
-        return {"video": video["id"], "drive": d.id, "t0": t0.isoformat(), "duration": float(video["duration_s"]),
-                "route": cur, "others": others, "events": evs, "_events": events, "_route": route}
+            others.append(
+                {
+                    "video": pv["id"],
+                    "url": f"/videos/{pv['id']}",
+                    "points": [[round((_iso(p[0]) - st0).total_seconds(), 3), p[1], p[2]] for p in r["points"]],
+                }
+            )
+        evs = [
+            {
+                "id": e["id"],
+                "plate": e["final_plate"],
+                "pts": e["pts_s"],
+                "lat": e["lat"],
+                "lon": e["lon"],
+                "video": e["video_id"],
+                "url": e["moment_url"],
+                "here": e["video_id"] == video["id"],
+            }
+            for e in events
+        ]
+        return {
+            "video": video["id"],
+            "drive": d.id,
+            "t0": t0.isoformat(),
+            "duration": float(video["duration_s"]),
+            "route": cur,
+            "others": others,
+            "events": evs,
+            "_events": events,
+            "_route": route,
+        }
 
     @app.get("/drives/{drive_id}", response_class=HTMLResponse)
     def drive_page(request: Request, drive_id: str, v: str | None = None, t: float | None = None, conn=Depends(db)):
@@ -484,17 +565,39 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         route = data.pop("_route")
         km = web.drive_km(conn, [d])[d.id]
         t0 = datetime.fromisoformat(data["t0"])
-        chart = speed_svg(speed_series((route or {}).get("points") or [], t0), float(video["duration_s"])) if route else None
-        channels = [(ch or "single", x) for ch, x in sorted(seg.channels.items(), key=lambda kv: {"F": 0, "": 1, "R": 2}[kv[0]])]
+        chart = (
+            speed_svg(speed_series((route or {}).get("points") or [], t0), float(video["duration_s"]))
+            if route
+            else None
+        )
+        channels = [
+            (ch or "single", x) for ch, x in sorted(seg.channels.items(), key=lambda kv: {"F": 0, "": 1, "R": 2}[kv[0]])
+        ]
         idx = drives.index(d)
         newer = drives[idx - 1] if idx > 0 else None
         older = drives[idx + 1] if idx + 1 < len(drives) else None
         ev_ids = [e["id"] for e in events]
-        return page(request, "drive.html", title=f"Drive {web.local(d.start).strftime('%Y-%m-%d %H:%M')}", d=d, video=video,
-                    hits=watch_pages.hits_of(web, ev_ids), corrections=watch_pages.corrections_by_event(web, ev_ids),
-                    seg=seg, channels=channels, events=events, data=data, km=km, chart=chart, t=t or 0.0,
-                    plates=list(dict.fromkeys(e["final_plate"] for e in events)), newer=newer, older=older,
-                    seg_ids=[x["id"] for x in seg.channels.values()], rear_ids=[x["id"] for c, x in seg.channels.items() if c == "R"])
+        return page(
+            request,
+            "drive.html",
+            title=f"Drive {web.local(d.start).strftime('%Y-%m-%d %H:%M')}",
+            d=d,
+            video=video,
+            hits=watch_pages.hits_of(web, ev_ids),
+            corrections=watch_pages.corrections_by_event(web, ev_ids),
+            seg=seg,
+            channels=channels,
+            events=events,
+            data=data,
+            km=km,
+            chart=chart,
+            t=t or 0.0,
+            plates=list(dict.fromkeys(e["final_plate"] for e in events)),
+            newer=newer,
+            older=older,
+            seg_ids=[x["id"] for x in seg.channels.values()],
+            rear_ids=[x["id"] for c, x in seg.channels.items() if c == "R"],
+        )
 
     @app.get("/api/drives/{drive_id}")
     def drive_api(drive_id: str, v: str | None = None, conn=Depends(db)):
@@ -519,13 +622,22 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
     def plate_view(request: Request, conn, plate: str, status: int = 200, **extra) -> Response:
         """The plate page; ``extra``: the note form's ``note_error`` / ``note_kind`` / ``note_text``."""
         p = _plate(plate)
-        rows = conn.execute(sa.select(VEHICLES).where(VEHICLES.c.final_plate == p).order_by(VEHICLES.c.ts, VEHICLES.c.id)).mappings()
+        rows = conn.execute(
+            sa.select(VEHICLES).where(VEHICLES.c.final_plate == p).order_by(VEHICLES.c.ts, VEHICLES.c.id)
+        ).mappings()
         sightings = [web.decorate(_jsonable(r)) for r in rows]
         notes = wl.list_plate_notes(web.engine, p)
         renamed = [c for c in wl.list_corrections(web.engine, plate=p) if c["text"] != p]
         if not sightings and not notes and not renamed:
-            return page(request, "error.html", status=404, title=f"Plate {p}", code=404,
-                        message=f"No sightings of plate {p}.", search_link=f"/search?{urlencode({'q': p})}")
+            return page(
+                request,
+                "error.html",
+                status=404,
+                title=f"Plate {p}",
+                code=404,
+                message=f"No sightings of plate {p}.",
+                search_link=f"/search?{urlencode({'q': p})}",
+            )
         drives = web.drives(conn)
         of_video = {v: d for d in drives for v in d.video_ids}
         for s in sightings:
@@ -533,41 +645,84 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         seen_drives = list(dict.fromkeys(s["drive"].id for s in sightings if s["drive"]))
         timeline = Counter(web.local(s["ts"]).date() for s in sightings)
         tl = sorted(timeline.items())
-        points = [{"lat": s["lat"], "lon": s["lon"], "plate": s["final_plate"], "url": s["moment_url"],
-                   "when": web.local(s["ts"]).strftime("%Y-%m-%d %H:%M:%S")} for s in sightings if s["lat"] is not None]
+        points = [
+            {
+                "lat": s["lat"],
+                "lon": s["lon"],
+                "plate": s["final_plate"],
+                "url": s["moment_url"],
+                "when": web.local(s["ts"]).strftime("%Y-%m-%d %H:%M:%S"),
+            }
+            for s in sightings
+            if s["lat"] is not None
+        ]
         ev_ids = [s["id"] for s in sightings]
         ctx = {"note_error": None, "note_kind": "note", "note_text": "", **extra}
-        return page(request, "plate.html", status=status, title=f"Plate {p}", plate=p, sightings=sightings, timeline=tl,
-                    tl_max=max(timeline.values(), default=1), n_drives=len(seen_drives), points=points,
-                    drives={d.id: d for d in drives if d.id in seen_drives},
-                    hits=watch_pages.hits_of(web, ev_ids), corrections=watch_pages.corrections_by_event(web, ev_ids),
-                    renamed=renamed,
-                    notes=[n for n in notes if n["kind"] == "note"], tags=[n for n in notes if n["kind"] == "tag"], **ctx)
+        return page(
+            request,
+            "plate.html",
+            status=status,
+            title=f"Plate {p}",
+            plate=p,
+            sightings=sightings,
+            timeline=tl,
+            tl_max=max(timeline.values(), default=1),
+            n_drives=len(seen_drives),
+            points=points,
+            drives={d.id: d for d in drives if d.id in seen_drives},
+            hits=watch_pages.hits_of(web, ev_ids),
+            corrections=watch_pages.corrections_by_event(web, ev_ids),
+            renamed=renamed,
+            notes=[n for n in notes if n["kind"] == "note"],
+            tags=[n for n in notes if n["kind"] == "tag"],
+            **ctx,
+        )
 
     watch_pages.register(app, page, plate_view)
 
     def _sightings(conn, since: str | None, until: str | None) -> list[dict]:
         lo, hi = web.day_bounds(_parse_day(since, "since"), _parse_day(until, "until"))
-        stmt = (sa.select(VEHICLES.c.id, VEHICLES.c.final_plate, VEHICLES.c.ts, VEHICLES.c.lat, VEHICLES.c.lon,
-                          VEHICLES.c.video_id, VEHICLES.c.pts_s, VEHICLES.c.plate_confidence)
-                .where(VEHICLES.c.lat.is_not(None), VEHICLES.c.lon.is_not(None))
-                .order_by(VEHICLES.c.ts.desc(), VEHICLES.c.id).limit(MAP_LIMIT))
+        stmt = (
+            sa.select(
+                VEHICLES.c.id,
+                VEHICLES.c.final_plate,
+                VEHICLES.c.ts,
+                VEHICLES.c.lat,
+                VEHICLES.c.lon,
+                VEHICLES.c.video_id,
+                VEHICLES.c.pts_s,
+                VEHICLES.c.plate_confidence,
+            )
+            .where(VEHICLES.c.lat.is_not(None), VEHICLES.c.lon.is_not(None))
+            .order_by(VEHICLES.c.ts.desc(), VEHICLES.c.id)
+            .limit(MAP_LIMIT)
+        )
         if lo is not None:
             stmt = stmt.where(VEHICLES.c.ts >= lo)
         if hi is not None:
             stmt = stmt.where(VEHICLES.c.ts < hi)
         out = []
         for r in conn.execute(stmt).mappings():
-            out.append({"id": r["id"], "plate": r["final_plate"], "lat": r["lat"], "lon": r["lon"],
-                        "when": web.local(r["ts"]).strftime("%Y-%m-%d %H:%M:%S"), "conf": round(r["plate_confidence"], 3),
-                        "url": f"/videos/{r['video_id']}?t={float(r['pts_s']):.2f}", "plate_url": f"/plates/{r['final_plate']}"})
+            out.append(
+                {
+                    "id": r["id"],
+                    "plate": r["final_plate"],
+                    "lat": r["lat"],
+                    "lon": r["lon"],
+                    "when": web.local(r["ts"]).strftime("%Y-%m-%d %H:%M:%S"),
+                    "conf": round(r["plate_confidence"], 3),
+                    "url": f"/videos/{r['video_id']}?t={float(r['pts_s']):.2f}",
+                    "plate_url": f"/plates/{r['final_plate']}",
+                }
+            )
         return out
 
     @app.get("/map", response_class=HTMLResponse)
     def map_page(request: Request, since: str | None = None, until: str | None = None, conn=Depends(db)):
         points = _sightings(conn, since, until)
-        return page(request, "map.html", title="Map", points=points, since=since or "", until=until or "",
-                    limit=MAP_LIMIT)
+        return page(
+            request, "map.html", title="Map", points=points, since=since or "", until=until or "", limit=MAP_LIMIT
+        )
 
     @app.get("/api/sightings")
     def sightings_api(since: str | None = None, until: str | None = None, conn=Depends(db)):
@@ -583,10 +738,25 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         if drive:
             _, d = _find_drive(conn, drive)
             video_ids = d.video_ids
-        args = {"since": lo, "until": hi - timedelta(microseconds=1) if hi else None, "video_ids": video_ids, "bbox": _parse_bbox(box),
-                "min_conf": _parse_float(min_conf, "min_conf", 0.0, 1.0)}
-        shown = {k: v for k, v in {"q": q, "since": since, "until": until, "drive": drive, "box": box,
-                                   "min_conf": min_conf}.items() if v}
+        args = {
+            "since": lo,
+            "until": hi - timedelta(microseconds=1) if hi else None,
+            "video_ids": video_ids,
+            "bbox": _parse_bbox(box),
+            "min_conf": _parse_float(min_conf, "min_conf", 0.0, 1.0),
+        }
+        shown = {
+            k: v
+            for k, v in {
+                "q": q,
+                "since": since,
+                "until": until,
+                "drive": drive,
+                "box": box,
+                "min_conf": min_conf,
+            }.items()
+            if v
+        }
         return args, shown
 
     def _search(conn, q, args, limit, offset):
@@ -600,9 +770,17 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
             raise BadRequest(str(exc).splitlines()[0] if str(exc) else "Bad search query.") from None
 
     @app.get("/search", response_class=HTMLResponse)
-    def search_page(request: Request, q: str | None = None, since: str | None = None, until: str | None = None,
-                    drive: str | None = None, box: str | None = None, min_conf: str | None = None, page_no: int = 1,
-                    conn=Depends(db)):
+    def search_page(
+        request: Request,
+        q: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        drive: str | None = None,
+        box: str | None = None,
+        min_conf: str | None = None,
+        page_no: int = 1,
+        conn=Depends(db),
+    ):
         if page_no < 1 or page_no > 100_000:
             raise BadRequest("page_no must be between 1 and 100000.")
         args, shown = _search_args(conn, q, since, until, drive, box, min_conf)
@@ -619,9 +797,20 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         else:
             res_rows = []
         total = res.total if res else 0
-        return page(request, "search.html", title=f"Search {q}" if q else "Search", q=q or "", f=shown, res=res,
-                    rows=res_rows, total=total, page_no=page_no, pages=max(1, -(-total // PAGE_SIZE)),
-                    qs=urlencode(shown), start=(page_no - 1) * PAGE_SIZE)
+        return page(
+            request,
+            "search.html",
+            title=f"Search {q}" if q else "Search",
+            q=q or "",
+            f=shown,
+            res=res,
+            rows=res_rows,
+            total=total,
+            page_no=page_no,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            qs=urlencode(shown),
+            start=(page_no - 1) * PAGE_SIZE,
+        )
 
     def _export(conn, q, since, until, drive, box, min_conf):
         """The same search as the page, every row up to EXPORT_LIMIT (fetched a page of 1000 at a time)."""
@@ -640,37 +829,74 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         return {"Content-Disposition": f'attachment; filename="dashcam-search-{base}.{ext}"'}
 
     @app.get("/search.csv")
-    def search_csv(q: str | None = None, since: str | None = None, until: str | None = None, drive: str | None = None,
-                   box: str | None = None, min_conf: str | None = None, conn=Depends(db)):
+    def search_csv(
+        q: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        drive: str | None = None,
+        box: str | None = None,
+        min_conf: str | None = None,
+        conn=Depends(db),
+    ):
         shown, res = _export(conn, q, since, until, drive, box, min_conf)
         return Response(exports.to_csv(res.rows), media_type="text/csv; charset=utf-8", headers=_fname(shown, "csv"))
 
     @app.get("/search.json")
-    def search_json(q: str | None = None, since: str | None = None, until: str | None = None, drive: str | None = None,
-                    box: str | None = None, min_conf: str | None = None, conn=Depends(db)):
+    def search_json(
+        q: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        drive: str | None = None,
+        box: str | None = None,
+        min_conf: str | None = None,
+        conn=Depends(db),
+    ):
         shown, res = _export(conn, q, since, until, drive, box, min_conf)
-        return Response(exports.to_json(shown, res.total, res.kind, res.rows), media_type="application/json",
-                        headers=_fname(shown, "json"))
+        return Response(
+            exports.to_json(shown, res.total, res.kind, res.rows),
+            media_type="application/json",
+            headers=_fname(shown, "json"),
+        )
 
     @app.get("/search.gpx")
-    def search_gpx(q: str | None = None, since: str | None = None, until: str | None = None, drive: str | None = None,
-                   box: str | None = None, min_conf: str | None = None, conn=Depends(db)):
+    def search_gpx(
+        q: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        drive: str | None = None,
+        box: str | None = None,
+        min_conf: str | None = None,
+        conn=Depends(db),
+    ):
         shown, res = _export(conn, q, since, until, drive, box, min_conf)
-        return Response(exports.to_gpx(res.rows, f"dashcam search {shown.get('q', '')}".strip()),
-                        media_type="application/gpx+xml", headers=_fname(shown, "gpx"))
+        return Response(
+            exports.to_gpx(res.rows, f"dashcam search {shown.get('q', '')}".strip()),
+            media_type="application/gpx+xml",
+            headers=_fname(shown, "gpx"),
+        )
 
     # media -----------------------------------------------------------------------------------
     def _video_row(conn, video_id: str) -> dict:
         """The video's archive copy facts. Media is served from the archive copy only, never
         ``videos.path``: the raw file may be gone (``raw_deleted_at``, retention) and lies outside
         the archive folder; an archive copy deleted by retention is 410 Gone (issue 16)."""
-        r = conn.execute(sa.select(VIDEOS.c.id, VIDEOS.c.archive_path, VIDEOS.c.duration_s, VIDEOS.c.archive_deleted_at)
-                         .where(VIDEOS.c.id == video_id)).mappings().first()
+        r = (
+            conn.execute(
+                sa.select(VIDEOS.c.id, VIDEOS.c.archive_path, VIDEOS.c.duration_s, VIDEOS.c.archive_deleted_at).where(
+                    VIDEOS.c.id == video_id
+                )
+            )
+            .mappings()
+            .first()
+        )
         if r is None:
             raise HTTPException(404, f"There is no video {video_id[:80]!r}.")
         if r["archive_deleted_at"] is not None:
-            raise HTTPException(410, f"The archive copy of video {video_id[:80]} was deleted by retention "
-                                f"(archive_keep_days) on {r['archive_deleted_at']:%Y-%m-%d}; its crops and thumbnails remain.")
+            raise HTTPException(
+                410,
+                f"The archive copy of video {video_id[:80]} was deleted by retention "
+                f"(archive_keep_days) on {r['archive_deleted_at']:%Y-%m-%d}; its crops and thumbnails remain.",
+            )
         return dict(r)
 
     @app.get("/media/video/{video_id}")
@@ -714,8 +940,14 @@ def create_app(  # noqa: C901 - the routes are closures over web/guard/templates
         if not guard.enabled:
             return RedirectResponse(_safe_next(next), status_code=303)
         if not guard.token_ok(token):
-            return page(request, "login.html", status=401, title="Log in", next=_safe_next(next),
-                        error="That token is not right.")
+            return page(
+                request,
+                "login.html",
+                status=401,
+                title="Log in",
+                next=_safe_next(next),
+                error="That token is not right.",
+            )
         resp = RedirectResponse(_safe_next(next), status_code=303)
         resp.set_cookie(SESSION_COOKIE, guard.new_session(), httponly=True, samesite="lax", max_age=SESSION_MAX_AGE_S)
         return resp

@@ -48,17 +48,21 @@ def speed_svg(series: list[tuple[float, float]], duration_s: float) -> str | Non
     area = path + f" L{x(series[-1][0]):.1f},{y(0):.1f} L{x(series[0][0]):.1f},{y(0):.1f} Z"
     grid = []
     for v in (0, top / 2, top):
-        grid.append(f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
-                    f'<text class="lbl" x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
+        grid.append(
+            f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
+            f'<text class="lbl" x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>'
+        )
     ticks = []
     step = max(1, int(dur / 6) or 1)
     for s in range(0, int(dur) + 1, step):
         anchor = "start" if s == 0 else ("end" if x(s) > W - PAD_R - 12 else "middle")
-        ticks.append(f'<text class="lbl" x="{x(s):.1f}" y="{H - 4}" text-anchor="{anchor}">{s // 60}:{s % 60:02d}</text>')
+        ticks.append(
+            f'<text class="lbl" x="{x(s):.1f}" y="{H - 4}" text-anchor="{anchor}">{s // 60}:{s % 60:02d}</text>'
+        )
     return (
         f'<svg class="speed" viewBox="0 0 {W} {H}" role="img" data-duration="{dur:.3f}" data-x0="{PAD_L}" '
         f'data-w="{iw}" aria-label="speed over time, up to {escape(f"{vmax:.0f}")} km/h">'
-        f'<title>Speed (km/h) over the video</title>{"".join(grid)}{"".join(ticks)}'
+        f"<title>Speed (km/h) over the video</title>{''.join(grid)}{''.join(ticks)}"
         f'<path class="area" d="{area}"/><path class="line" d="{path}"/>'
         f'<line id="speed-cursor" class="cursor" x1="{PAD_L}" x2="{PAD_L}" y1="{PAD_T}" y2="{H - PAD_B}"/></svg>'
     )

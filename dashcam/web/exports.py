@@ -9,8 +9,22 @@ from datetime import datetime
 
 import gpxpy.gpx
 
-CSV_COLUMNS = ["id", "final_plate", "matched_text", "score", "plate_confidence", "ts", "video_id", "pts_s",
-               "lat", "lon", "speed_mps", "heading_deg", "n_reads", "alternatives"]
+CSV_COLUMNS = [
+    "id",
+    "final_plate",
+    "matched_text",
+    "score",
+    "plate_confidence",
+    "ts",
+    "video_id",
+    "pts_s",
+    "lat",
+    "lon",
+    "speed_mps",
+    "heading_deg",
+    "n_reads",
+    "alternatives",
+]
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -19,8 +33,10 @@ def to_csv(rows: list[dict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in rows:
-        alts = ";".join(f"{a.get('text')}:{a.get('count')}:{float(a.get('mean_conf') or 0):.3f}"
-                        for a in r.get("alternatives") or [])
+        alts = ";".join(
+            f"{a.get('text')}:{a.get('count')}:{float(a.get('mean_conf') or 0):.3f}"
+            for a in r.get("alternatives") or []
+        )
         w.writerow([alts if c == "alternatives" else _cell(r.get(c)) for c in CSV_COLUMNS])
     return buf.getvalue()
 
@@ -47,7 +63,9 @@ def to_gpx(rows: list[dict], name: str) -> str:
         if r.get("lat") is None or r.get("lon") is None:
             continue
         wp = gpxpy.gpx.GPXWaypoint(
-            latitude=r["lat"], longitude=r["lon"], time=datetime.fromisoformat(r["ts"]) if r.get("ts") else None,
+            latitude=r["lat"],
+            longitude=r["lon"],
+            time=datetime.fromisoformat(r["ts"]) if r.get("ts") else None,
             name=r.get("final_plate"),
             description=f"confidence {float(r.get('plate_confidence') or 0):.2f}; video {r.get('video_id')} at {float(r.get('pts_s') or 0):.1f} s",
         )

@@ -12,7 +12,13 @@ from fastapi.responses import FileResponse
 
 log = logging.getLogger(__name__)
 
-MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+}
 
 
 def archive_file(archive_dir: Path, stored: str | None) -> Path:
@@ -45,7 +51,8 @@ def file_response(path: Path, max_age: int) -> FileResponse:
     """A FileResponse (Starlette: HTTP Range -> 206 with Content-Range, ``Accept-Ranges: bytes``,
     ETag/Last-Modified) with ``Cache-Control: private, max-age=<max_age>``."""
     return FileResponse(
-        path, media_type=MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+        path,
+        media_type=MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream"),
         headers={"Cache-Control": f"private, max-age={int(max_age)}"},
     )
 
@@ -58,8 +65,24 @@ def poster(video: Path, cache_dir: Path, video_id: str, at_s: float) -> Path:
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.jpg")
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{max(0.0, at_s):.3f}", "-i", str(video),
-           "-frames:v", "1", "-vf", "scale=320:-2", "-q:v", "4", str(tmp)]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-ss",
+        f"{max(0.0, at_s):.3f}",
+        "-i",
+        str(video),
+        "-frames:v",
+        "1",
+        "-vf",
+        "scale=320:-2",
+        "-q:v",
+        "4",
+        str(tmp),
+    ]
     res = subprocess.run(cmd, capture_output=True, timeout=30)
     if res.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
         tmp.unlink(missing_ok=True)

@@ -54,13 +54,17 @@ class FailureReader:
             for run in runs:
                 st = run.get("state") or {}
                 params = run.get("parameters") or {}
-                out.append(Failure(
-                    run_id=run["id"], name=run.get("name") or "", path=params.get("path"),
-                    state=st.get("name") or st.get("type", "").title(),
-                    when=run.get("end_time") or run.get("start_time") or run.get("expected_start_time"),
-                    message=(st.get("message") or "").strip() or None,
-                    url=f"{self.ui_url}/runs/flow-run/{run['id']}" if self.ui_url else None,
-                ))
+                out.append(
+                    Failure(
+                        run_id=run["id"],
+                        name=run.get("name") or "",
+                        path=params.get("path"),
+                        state=st.get("name") or st.get("type", "").title(),
+                        when=run.get("end_time") or run.get("start_time") or run.get("expected_start_time"),
+                        message=(st.get("message") or "").strip() or None,
+                        url=f"{self.ui_url}/runs/flow-run/{run['id']}" if self.ui_url else None,
+                    )
+                )
             res: tuple[list[Failure] | None, str | None] = (out, None)
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             res = (None, f"the Prefect API at {self.api_url} did not answer ({type(exc).__name__})")

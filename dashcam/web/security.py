@@ -99,8 +99,12 @@ async def check_csrf(request: Request) -> None:
     form = await request.form()
     guard: Guard = request.app.state.guard
     token = form.get("csrf_token")
-    if not isinstance(token, str) or not guard.csrf_matches(request.cookies.get(CSRF_COOKIE), token):  # a file upload is no token
-        raise HTTPException(403, "The form expired or came from another site (CSRF check failed): reload the page and try again.")
+    if not isinstance(token, str) or not guard.csrf_matches(
+        request.cookies.get(CSRF_COOKIE), token
+    ):  # a file upload is no token
+        raise HTTPException(
+            403, "The form expired or came from another site (CSRF check failed): reload the page and try again."
+        )
 
 
 def tile_origin(tile_url: str) -> str | None:

@@ -82,8 +82,11 @@ def _decorate_hit(h: dict) -> dict:
     h["event_exists"] = h.get("plate") is not None
     eid = quote(h["event_id"], safe="")
     h["crop_url"] = f"/media/crop/{eid}" if h.get("crop_path") and h["event_exists"] else None
-    h["moment_url"] = (f"/videos/{quote(h['video_id'], safe='')}?t={float(h['pts_s']):.2f}"
-                       if h["event_exists"] and h.get("pts_s") is not None else None)
+    h["moment_url"] = (
+        f"/videos/{quote(h['video_id'], safe='')}?t={float(h['pts_s']):.2f}"
+        if h["event_exists"] and h.get("pts_s") is not None
+        else None
+    )
     h["entry_url"] = f"/watchlists/entries/{h['entry_id']}"
     return h
 
@@ -117,12 +120,24 @@ def _from_local(web: Web, s: str | None) -> datetime | str | None:
 def _entry_values(web: Web, e: dict | None) -> dict:
     """Form values of an entry (``e`` from list_entries, or None for the empty add form)."""
     if e is None:
-        return {"pattern": "", "label": "", "notes": "", "fuzzy": True, "min_score": "", "active_from": "",
-                "active_until": ""}
-    return {"pattern": wl.entry_query(e["kind"], e["pattern"], e["fuzzy"]), "label": e["label"] or "",
-            "notes": e["notes"] or "", "fuzzy": bool(e["fuzzy"]) or e["kind"] != "exact",
-            "min_score": "" if e["min_score"] is None else f"{e['min_score']:g}",
-            "active_from": _local_input(web, e["active_from"]), "active_until": _local_input(web, e["active_until"])}
+        return {
+            "pattern": "",
+            "label": "",
+            "notes": "",
+            "fuzzy": True,
+            "min_score": "",
+            "active_from": "",
+            "active_until": "",
+        }
+    return {
+        "pattern": wl.entry_query(e["kind"], e["pattern"], e["fuzzy"]),
+        "label": e["label"] or "",
+        "notes": e["notes"] or "",
+        "fuzzy": bool(e["fuzzy"]) or e["kind"] != "exact",
+        "min_score": "" if e["min_score"] is None else f"{e['min_score']:g}",
+        "active_from": _local_input(web, e["active_from"]),
+        "active_until": _local_input(web, e["active_until"]),
+    }
 
 
 def _one_line(exc: Exception) -> str:
@@ -185,37 +200,74 @@ def _overview(request: Request, status: int = 200, **extra) -> Response:
     ids = {w["name"]: w["id"] for w in lists}
     for e in wl.list_entries(web.engine):
         by_list.setdefault(ids.get(e["watchlist"], -1), []).append(e)
-    ctx: dict[str, Any] = {"lists": lists, "by_list": by_list, "hits": recent_hits(web, 20),
-                           "entry": _entry_values(web, None), "list_name": "", "list_error": None,
-                           "entry_error": None, "watchlist_id": lists[0]["id"] if lists else None}
+    ctx: dict[str, Any] = {
+        "lists": lists,
+        "by_list": by_list,
+        "hits": recent_hits(web, 20),
+        "entry": _entry_values(web, None),
+        "list_name": "",
+        "list_error": None,
+        "entry_error": None,
+        "watchlist_id": lists[0]["id"] if lists else None,
+    }
     ctx.update(extra)
     return _page(request, "watchlists.html", status=status, title="Watch lists", **ctx)
 
 
 def _list_view(request: Request, w: dict, status: int = 200, **extra) -> Response:
     web = _web(request)
-    ctx: dict[str, Any] = {"w": w, "entries": wl.list_entries(web.engine, w["name"]),
-                           "hits": [_decorate_hit(h) for h in wl.list_hits(web.engine, watchlist=w["name"], limit=HITS_SHOWN)],
-                           "entry": _entry_values(web, None), "entry_error": None}
+    ctx: dict[str, Any] = {
+        "w": w,
+        "entries": wl.list_entries(web.engine, w["name"]),
+        "hits": [_decorate_hit(h) for h in wl.list_hits(web.engine, watchlist=w["name"], limit=HITS_SHOWN)],
+        "entry": _entry_values(web, None),
+        "entry_error": None,
+    }
     ctx.update(extra)
     return _page(request, "watchlist.html", status=status, title=f"Watch list {w['name']}", **ctx)
 
 
 def _entry_view(request: Request, e: dict, status: int = 200, **extra) -> Response:
     web = _web(request)
-    ctx: dict[str, Any] = {"e": e, "entry": _entry_values(web, e), "error": None, "list_id": _list_id_of(web, e["watchlist"]),
-                           "hits": [_decorate_hit(h) for h in wl.list_hits(web.engine, entry_id=e["id"], limit=HITS_SHOWN)]}
+    ctx: dict[str, Any] = {
+        "e": e,
+        "entry": _entry_values(web, e),
+        "error": None,
+        "list_id": _list_id_of(web, e["watchlist"]),
+        "hits": [_decorate_hit(h) for h in wl.list_hits(web.engine, entry_id=e["id"], limit=HITS_SHOWN)],
+    }
     ctx.update(extra)
     return _page(request, "watch_entry.html", status=status, title=f"Watch entry {e['id']}", **ctx)
 
 
-def _entry_form(web: Web, pattern: str, label: str, notes: str, fuzzy: str | None, min_score: str, active_from: str,
-                active_until: str) -> tuple[dict, dict]:
+def _entry_form(
+    web: Web,
+    pattern: str,
+    label: str,
+    notes: str,
+    fuzzy: str | None,
+    min_score: str,
+    active_from: str,
+    active_until: str,
+) -> tuple[dict, dict]:
     """(keyword arguments for add_entry/update_entry, the values to show again in the form)."""
-    shown = {"pattern": pattern[:300], "label": label[:300], "notes": notes[:3000], "fuzzy": fuzzy is not None,
-             "min_score": min_score[:20], "active_from": active_from[:40], "active_until": active_until[:40]}
-    kw = {"label": label, "notes": notes, "fuzzy": fuzzy is not None, "min_score": min_score or None,
-          "active_from": _from_local(web, active_from), "active_until": _from_local(web, active_until)}
+    shown = {
+        "pattern": pattern[:300],
+        "label": label[:300],
+        "notes": notes[:3000],
+        "fuzzy": fuzzy is not None,
+        "min_score": min_score[:20],
+        "active_from": active_from[:40],
+        "active_until": active_until[:40],
+    }
+    kw = {
+        "label": label,
+        "notes": notes,
+        "fuzzy": fuzzy is not None,
+        "min_score": min_score or None,
+        "active_from": _from_local(web, active_from),
+        "active_until": _from_local(web, active_until),
+    }
     return kw, shown
 
 
@@ -252,23 +304,40 @@ def watchlist_delete(request: Request, list_id: int):
 
 # entries ----------------------------------------------------------------------------------------
 @router.post("/watchlists/entries", dependencies=[Depends(check_csrf)])
-def entry_add(request: Request, watchlist_id: str = Form(""), back: str = Form(""), pattern: str = Form(""),
-              label: str = Form(""), notes: str = Form(""), fuzzy: str | None = Form(None),
-              min_score: str = Form(""), active_from: str = Form(""), active_until: str = Form("")):
+def entry_add(
+    request: Request,
+    watchlist_id: str = Form(""),
+    back: str = Form(""),
+    pattern: str = Form(""),
+    label: str = Form(""),
+    notes: str = Form(""),
+    fuzzy: str | None = Form(None),
+    min_score: str = Form(""),
+    active_from: str = Form(""),
+    active_until: str = Form(""),
+):
     web = _web(request)
     kw, shown = _entry_form(web, pattern, label, notes, fuzzy, min_score, active_from, active_until)
     wid = watchlist_id.strip()
     w = next((x for x in wl.list_lists(web.engine) if str(x["id"]) == wid), None)
     try:
         if w is None:
-            raise wl.WatchListError(f"there is no watch list {wid[:20]!r} (was it deleted?)" if wid
-                                    else "choose a watch list (or make one first)")
+            raise wl.WatchListError(
+                f"there is no watch list {wid[:20]!r} (was it deleted?)"
+                if wid
+                else "choose a watch list (or make one first)"
+            )
         e = wl.add_entry(web.writer(), pattern, watchlist=w["name"], create_list=False, **kw)
     except wl.WatchListError as exc:
         if back == "list" and w is not None:
             return _list_view(request, w, status=400, entry=shown, entry_error=_one_line(exc))
-        return _overview(request, status=400, entry=shown, entry_error=_one_line(exc),
-                         watchlist_id=int(wid) if wid.isdigit() else None)
+        return _overview(
+            request,
+            status=400,
+            entry=shown,
+            entry_error=_one_line(exc),
+            watchlist_id=int(wid) if wid.isdigit() else None,
+        )
     _rematch(web, e["id"])
     return RedirectResponse(f"/watchlists/entries/{e['id']}", status_code=303)
 
@@ -279,9 +348,17 @@ def entry_page(request: Request, entry_id: int):
 
 
 @router.post("/watchlists/entries/{entry_id:int}", dependencies=[Depends(check_csrf)])
-def entry_save(request: Request, entry_id: int, pattern: str = Form(""), label: str = Form(""),
-               notes: str = Form(""), fuzzy: str | None = Form(None), min_score: str = Form(""),
-               active_from: str = Form(""), active_until: str = Form("")):
+def entry_save(
+    request: Request,
+    entry_id: int,
+    pattern: str = Form(""),
+    label: str = Form(""),
+    notes: str = Form(""),
+    fuzzy: str | None = Form(None),
+    min_score: str = Form(""),
+    active_from: str = Form(""),
+    active_until: str = Form(""),
+):
     web = _web(request)
     e = _entry_or_404(web, entry_id)
     kw, shown = _entry_form(web, pattern, label, notes, fuzzy, min_score, active_from, active_until)
@@ -312,8 +389,15 @@ def _event_or_404(web: Web, conn: sa.Connection, event_id: str) -> dict:
 def _correct_view(request: Request, conn: sa.Connection, event_id: str, status: int = 200, **extra) -> Response:
     web = _web(request)
     ev = _event_or_404(web, conn, event_id)
-    ctx: dict[str, Any] = {"ev": ev, "corr": corrections_by_event(web, [ev["id"]]).get(ev["id"]), "error": None,
-                           "text": ev["final_plate"], "note": "", "by": "", "hits": hits_of(web, [ev["id"]]).get(ev["id"], [])}
+    ctx: dict[str, Any] = {
+        "ev": ev,
+        "corr": corrections_by_event(web, [ev["id"]]).get(ev["id"]),
+        "error": None,
+        "text": ev["final_plate"],
+        "note": "",
+        "by": "",
+        "hits": hits_of(web, [ev["id"]]).get(ev["id"], []),
+    }
     ctx.update(extra)
     return _page(request, "correct.html", status=status, title=f"Correct {ev['final_plate']}", **ctx)
 
@@ -324,27 +408,31 @@ def correct_page(request: Request, event_id: str, conn=Depends(_db)):
 
 
 @router.post("/events/{event_id}/correct", dependencies=[Depends(check_csrf)])
-def correct_save(request: Request, event_id: str, text: str = Form(""), note: str = Form(""), by: str = Form(""),
-                 conn=Depends(_db)):
+def correct_save(
+    request: Request, event_id: str, text: str = Form(""), note: str = Form(""), by: str = Form(""), conn=Depends(_db)
+):
     web = _web(request)
     _event_or_404(web, conn, event_id)
     try:
         c = wl.correct_event(web.writer(), event_id, text, note=note, by=by.strip() or WEB_BY)
     except wl.WatchListError as exc:
-        return _correct_view(request, conn, event_id, status=400, error=_one_line(exc), text=text[:100],
-                             note=note[:3000], by=by[:120])
+        return _correct_view(
+            request, conn, event_id, status=400, error=_one_line(exc), text=text[:100], note=note[:3000], by=by[:120]
+        )
     return RedirectResponse(f"/plates/{c['text']}", status_code=303)
 
 
 # notes and tags ---------------------------------------------------------------------------------
 @router.post("/plates/{plate}/notes", dependencies=[Depends(check_csrf)])
-def note_add(request: Request, plate: str, kind: str = Form("note"), text: str = Form(""), by: str = Form(""),
-             conn=Depends(_db)):
+def note_add(
+    request: Request, plate: str, kind: str = Form("note"), text: str = Form(""), by: str = Form(""), conn=Depends(_db)
+):
     try:
         n = wl.add_plate_note(_web(request).writer(), plate, text, kind=kind, by=by.strip() or WEB_BY)
     except wl.WatchListError as exc:
-        return request.app.state.plate_view(request, conn, plate, status=400, note_error=_one_line(exc),
-                                            note_kind=kind, note_text=text[:3000])
+        return request.app.state.plate_view(
+            request, conn, plate, status=400, note_error=_one_line(exc), note_kind=kind, note_text=text[:3000]
+        )
     return RedirectResponse(f"/plates/{n['plate']}#notes", status_code=303)
 
 

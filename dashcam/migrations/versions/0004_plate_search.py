@@ -47,8 +47,9 @@ def upgrade() -> None:
         sa.Column("mean_conf", sa.Float(), nullable=False),
         sa.Column("confusion_key", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("vehicle_id", "text", name="pk_plate_readings"),
-        sa.ForeignKeyConstraint(["vehicle_id"], ["vehicles.id"], name="fk_plate_readings_vehicle_id_vehicles",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["vehicle_id"], ["vehicles.id"], name="fk_plate_readings_vehicle_id_vehicles", ondelete="CASCADE"
+        ),
     )
     op.create_index("ix_plate_readings_text", "plate_readings", ["text"])
     op.create_index("ix_plate_readings_confusion_key", "plate_readings", ["confusion_key"])
@@ -66,22 +67,25 @@ def upgrade() -> None:
 
     # backfill the existing events (final plates only; alternatives come with a re-ingest)
     conn = op.get_bind()
-    vehicles = sa.table("vehicles", sa.column("id", sa.String), sa.column("final_plate", sa.String),
-                        sa.column("confusion_key", sa.String))
+    vehicles = sa.table(
+        "vehicles",
+        sa.column("id", sa.String),
+        sa.column("final_plate", sa.String),
+        sa.column("confusion_key", sa.String),
+    )
     variants = sa.table("plate_key_variants", sa.column("variant", sa.String), sa.column("confusion_key", sa.String))
     plates = conn.execute(sa.select(vehicles.c.final_plate).distinct()).scalars().all()
     keys = {p: confusion_key(p) for p in plates}
-    upd = (sa.update(vehicles).where(vehicles.c.final_plate == sa.bindparam("p"))
-           .values(confusion_key=sa.bindparam("k")))
+    upd = sa.update(vehicles).where(vehicles.c.final_plate == sa.bindparam("p")).values(confusion_key=sa.bindparam("k"))
     items = sorted(keys.items())
     for i in range(0, len(items), BATCH):
-        conn.execute(upd, [{"p": p, "k": k} for p, k in items[i:i + BATCH]])
+        conn.execute(upd, [{"p": p, "k": k} for p, k in items[i : i + BATCH]])
     rows = sorted({(var, k) for k in set(keys.values()) if k for var in key_variants(k)})
     for i in range(0, len(rows), BATCH):
-        conn.execute(sa.insert(variants), [{"variant": a, "confusion_key": b} for a, b in rows[i:i + BATCH]])
+        conn.execute(sa.insert(variants), [{"variant": a, "confusion_key": b} for a, b in rows[i : i + BATCH]])
     texts = sa.table("plate_texts", sa.column("text", sa.String))
     for i in range(0, len(items), BATCH):
-        conn.execute(sa.insert(texts), [{"text": p} for p, _ in items[i:i + BATCH]])
+        conn.execute(sa.insert(texts), [{"text": p} for p, _ in items[i : i + BATCH]])
 
 
 def downgrade() -> None:

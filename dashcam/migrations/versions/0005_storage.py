@@ -41,6 +41,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for c in ("keep", "archive_deleted_at", "raw_deleted_at", "archive_images_bytes", "archive_bytes",
-              "archive_verified_at"):
+    for c in (
+        "keep",
+        "archive_deleted_at",
+        "raw_deleted_at",
+        "archive_images_bytes",
+        "archive_bytes",
+        "archive_verified_at",
+    ):
         op.drop_column("videos", c)

@@ -50,8 +50,9 @@ def upgrade() -> None:
         sa.Column("active_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_watch_entries"),
-        sa.ForeignKeyConstraint(["watchlist_id"], ["watchlists.id"], name="fk_watch_entries_watchlist_id_watchlists",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["watchlist_id"], ["watchlists.id"], name="fk_watch_entries_watchlist_id_watchlists", ondelete="CASCADE"
+        ),
     )
     op.create_index("ix_watch_entries_watchlist_id", "watch_entries", ["watchlist_id"])
     op.create_table(
@@ -64,8 +65,9 @@ def upgrade() -> None:
         sa.Column("matched_text", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_watch_hits"),
-        sa.ForeignKeyConstraint(["entry_id"], ["watch_entries.id"], name="fk_watch_hits_entry_id_watch_entries",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["entry_id"], ["watch_entries.id"], name="fk_watch_hits_entry_id_watch_entries", ondelete="CASCADE"
+        ),
         sa.UniqueConstraint("entry_id", "event_id", name="uq_watch_hits_entry_id_event_id"),
     )
     op.create_index("ix_watch_hits_event_id", "watch_hits", ["event_id"])
