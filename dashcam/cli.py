@@ -652,7 +652,7 @@ def clip_cmd(
     before: Annotated[float, typer.Option("--before", help="Seconds before the event.")] = 10.0,
     after: Annotated[float, typer.Option("--after", help="Seconds after the event.")] = 10.0,
     out_path: Annotated[Path | None, typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")] = None,
-    blur: Annotated[bool, typer.Option("--blur", help="Blur every tracked plate (docs/storage.md, privacy blur).")] = False,
+    blur: Annotated[bool, typer.Option("--blur", help="Blur every tracked plate, and faces with archive_blur=plates+faces (docs/storage.md, privacy blur).")] = False,
     keep_watched: Annotated[bool, typer.Option("--keep-watched", help="With --blur: leave plates with a watch-list hit readable (owner's copy).")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -660,17 +660,17 @@ def clip_cmd(
     """Cut the moment of a plate event from the archive copy (or the raw file while it exists);
     front and rear side by side when both recordings of the moment are ingested."""
     from dashcam.archive import ArchiveError
+    from dashcam.blur import BlurError, clip_plan, watched_tracks
     from dashcam.clip import ClipError, export_clip
     from dashcam.db import make_engine
-
-    from dashcam.blur import BlurError, clip_plan, watched_tracks
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     engine = make_engine(settings.db_url)
 
     def plans(v: dict):
         skip = watched_tracks(engine, v["id"]) if keep_watched else ()
-        return clip_plan(settings.archive_dir, settings.work_dir, v, settings.detect_fps, skip_tracks=skip)
+        return clip_plan(settings.archive_dir, settings.work_dir, v, settings.detect_fps, skip_tracks=skip,
+                         faces=settings.archive_blur == "plates+faces")
 
     try:
         res = export_clip(engine, event_id, before_s=before, after_s=after, out=out_path, blur=plans if blur else None)
