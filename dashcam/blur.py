@@ -36,8 +36,9 @@ Oriented Gradients for Human Detection", CVPR 2005; the trained model is compile
 grey image at most ``FACE_MAX_WIDTH`` px wide, upsample ``FACE_UPSAMPLE``; each frame blurs the
 faces of every detection frame at most ``FACE_EVERY`` frames away (both neighbours between two
 detections, three on a detection frame), padded ``FACE_PAD``, so a face detected on a frame's
-neighbours is blurred on it too. It finds frontal faces of about 80 px and larger (the detector's
-window; smaller with upsampling, 4x the time each level). See docs/storage.md.
+neighbours is blurred on it too. It finds frontal faces about 60 px wide and larger (upsample 0;
+about 32 px with upsample 1, at about 4x the time); measured by bench/face_limits.py, see
+docs/storage.md.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ BOXES_FILE = "plate_boxes.jsonl"  # the TrackBox records kept beside the archive
 # faces (plates+faces): measured on the shared 2-core machine, see docs/storage.md and bench/blur_cost.py
 FACE_EVERY = 3  # detect on every 3rd frame (0.1 s at 30 fps); the frames between get both neighbours' faces
 FACE_MAX_WIDTH = 1280  # grey detection image at most this wide (720p archive frames: full size)
-FACE_UPSAMPLE = 0  # dlib pyramid upsampling: 0 finds faces >= ~80 px, 1 >= ~40 px at 4x the time
+FACE_UPSAMPLE = 0  # dlib pyramid upsampling: 0 finds faces >= ~60 px wide, 1 >= ~32 px at ~4x the time
 FACE_PAD = 0.25  # of the face box size, each side (the HOG box is eyebrows to chin)
 FACE_MOSAIC = (8, 8)  # cells across / down a face box
 

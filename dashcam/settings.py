@@ -278,7 +278,7 @@ class Settings(BaseSettings):
         default="none",
         description="Privacy blur in the archive copy and `dashcam clip --blur` (dashcam.blur): 'plates' blurs "
         "every tracked plate in every frame (interpolated between analysed frames); 'plates+faces' also blurs "
-        "frontal faces found by dlib's HOG detector (about 80 px and larger in the archive frame; "
+        "frontal faces found by dlib's HOG detector (about 60 px wide and larger in the archive frame; "
         "docs/storage.md); 'none' keeps the plain transcode.",
     )
 
