@@ -2,7 +2,9 @@
 
 The clip is plates-video ``Categorie I/Video10_2.avi`` (3 s, 640x480, 12 fps, plate XS-NB-23 in
 every frame). The project's own plate detector + recogniser read every frame of the archive
-copies; the blurred copy must read nothing where the plain one reads the plate.
+copies; the blurred copy must read nothing where the plain one reads the plate. Faces
+(``plates+faces``): the same clip with a real face pasted on (tests/data/astronaut_face.jpg),
+checked with dlib's face detector.
 """
 
 from __future__ import annotations
