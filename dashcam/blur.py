@@ -30,9 +30,16 @@ Frames travel decode -> OpenCV -> encode through pipes (:func:`run_blurred`): ``
 browser-playable. Only when blur is on: the no-blur transcode is one ffmpeg as before. The caller
 verifies the result (:func:`dashcam.archive.verify_media`) before renaming it.
 
-Faces are not blurred: no face-detector weights are available offline here (the OpenCV 5 wheel
-has no ``CascadeClassifier``, so Debian's ``opencv-data`` cascades do not load, and the PyPI face
-packages that wrap YuNet download its ONNX at run time). See docs/storage.md.
+Faces (``archive_blur = "plates+faces"``, :class:`FaceBlur`): dlib's frontal face detector
+(HOG features + a linear SVM over an image pyramid, N. Dalal and B. Triggs, "Histograms of
+Oriented Gradients for Human Detection", CVPR 2005; the trained model is compiled into dlib, PyPI
+``dlib-bin``, Boost Software Licence) runs on every ``FACE_EVERY``-th frame being blurred, as a
+grey image at most ``FACE_MAX_WIDTH`` px wide, upsample ``FACE_UPSAMPLE``; each frame blurs the
+faces of every detection frame at most ``FACE_EVERY`` frames away (both neighbours between two
+detections, three on a detection frame), padded ``FACE_PAD``, so a face detected on a frame's
+neighbours is blurred on it too. It finds frontal faces about 60 px wide and larger (upsample 0;
+about 32 px with upsample 1, at about 4x the time); measured by bench/face_limits.py, see
+docs/storage.md.
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ import contextlib
 import os
 import subprocess
 import tempfile
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -53,12 +60,27 @@ import numpy as np
 from dashcam import procs
 from dashcam.records import BBox, TrackBox, read_jsonl
 
-__all__ = ["BlurError", "BlurPlan", "plan_plate_blur", "load_plan", "blur_boxes", "run_blurred", "BOXES_FILE"]
+__all__ = [
+    "BlurError",
+    "BlurPlan",
+    "FaceBlur",
+    "plan_plate_blur",
+    "load_plan",
+    "blur_boxes",
+    "run_blurred",
+    "BOXES_FILE",
+]
 
 PAD_X = 0.20  # of the plate box width, each side
 PAD_Y = 0.35  # of the plate box height, each side
 MOSAIC = (16, 6)  # cells across / down a plate box
 BOXES_FILE = "plate_boxes.jsonl"  # the TrackBox records kept beside the archive copy (clip --blur)
+# faces (plates+faces): measured on the shared 2-core machine, see docs/storage.md and bench/blur_cost.py
+FACE_EVERY = 3  # detect on every 3rd frame (0.1 s at 30 fps); the frames between get both neighbours' faces
+FACE_MAX_WIDTH = 1280  # grey detection image at most this wide (720p archive frames: full size)
+FACE_UPSAMPLE = 0  # dlib pyramid upsampling: 0 finds faces >= ~60 px wide, 1 >= ~32 px at ~4x the time
+FACE_PAD = 0.25  # of the face box size, each side (the HOG box is eyebrows to chin)
+FACE_MOSAIC = (8, 8)  # cells across / down a face box
 
 
 class BlurError(RuntimeError):
@@ -68,11 +90,13 @@ class BlurError(RuntimeError):
 @dataclass
 class BlurPlan:
     """Plate boxes to blur per source frame: ``boxes[frame_idx] = [(x1, y1, x2, y2), ...]`` in
-    source-frame pixels (``src_w`` x ``src_h``), padded and clipped. Frames not in it are left."""
+    source-frame pixels (``src_w`` x ``src_h``), padded and clipped. Frames not in it are left
+    (apart from faces when ``faces`` is set: :class:`FaceBlur` in :func:`run_blurred`)."""
 
     src_w: int
     src_h: int
     boxes: dict[int, list[BBox]] = field(default_factory=dict)
+    faces: bool = False  # also blur faces (FaceBlur, detected on the frames themselves): plates+faces
 
     def at(self, frame_idx: int) -> list[BBox]:
         """The boxes of source frame ``frame_idx`` (empty list: nothing to blur)."""
@@ -206,11 +230,18 @@ def load_plan(
     return plan_plate_blur(read_jsonl(p, TrackBox), src_w, src_h, step, n_frames=n_frames, skip_tracks=skip_tracks)
 
 
-def blur_boxes(frame: np.ndarray, boxes: Iterable[BBox], scale_x: float = 1.0, scale_y: float = 1.0) -> np.ndarray:
+def blur_boxes(
+    frame: np.ndarray,
+    boxes: Iterable[BBox],
+    scale_x: float = 1.0,
+    scale_y: float = 1.0,
+    cells: tuple[int, int] = MOSAIC,
+) -> np.ndarray:
     """Blur ``boxes`` (source pixels, times ``scale_x``/``scale_y`` = frame pixels) in ``frame``
-    (``(H, W, 3)`` uint8, modified in place and returned): the box averaged down to ``MOSAIC``
-    cells (16 x 6: at most 2 cells across a character), a 3x3 Gaussian over the cells, then scaled
-    back up bilinearly (smooth, no block edges). Costs about 1-3 ms for a box, whatever its size."""
+    (``(H, W, 3)`` uint8, modified in place and returned): the box averaged down to ``cells``
+    (across, down; default ``MOSAIC`` 16 x 6: at most 2 cells across a plate character, faces
+    ``FACE_MOSAIC`` 8 x 8), a 3x3 Gaussian over the cells, then scaled back up bilinearly (smooth,
+    no block edges). Costs about 1-3 ms for a box, whatever its size."""
     import cv2
 
     h, w = frame.shape[:2]
@@ -220,10 +251,95 @@ def blur_boxes(frame: np.ndarray, boxes: Iterable[BBox], scale_x: float = 1.0, s
         if x2 - x1 < 2 or y2 - y1 < 2:
             continue
         roi = frame[y1:y2, x1:x2]
-        small = cv2.resize(roi, (min(MOSAIC[0], x2 - x1), min(MOSAIC[1], y2 - y1)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(roi, (min(cells[0], x2 - x1), min(cells[1], y2 - y1)), interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (3, 3), 0)  # on the cells: cheap, whatever the box size
         frame[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
     return frame
+
+
+class FaceBlur:
+    """Frontal faces on a stream of frames, for ``archive_blur = "plates+faces"``.
+
+    Detector: ``dlib.get_frontal_face_detector()`` (HOG + linear SVM, sliding window over an image
+    pyramid; Dalal & Triggs, CVPR 2005; model built into dlib, PyPI ``dlib-bin``). It runs on
+    every ``every``-th frame of the stream (the first frame, then every ``every``-th, and the last
+    one), on the frame converted to grey and scaled down by ``scale = min(1, max_width / W)``
+    (INTER_AREA), with ``upsample`` pyramid doublings; its boxes are mapped back to the frame's
+    pixels (divided by ``scale``) and padded ``pad`` of their size on each side.
+
+    Every frame then gets the faces of all detection frames at most ``every`` frames away from it
+    (between two detection frames: both; on a detection frame: itself and its two neighbouring
+    detection frames), so a face detected on a frame's neighbours is also blurred on it, and a
+    single missed detection is covered by the detections on either side.
+    """
+
+    def __init__(
+        self,
+        every: int = FACE_EVERY,
+        max_width: int = FACE_MAX_WIDTH,
+        upsample: int = FACE_UPSAMPLE,
+        pad: float = FACE_PAD,
+    ) -> None:
+        """Raises:
+        BlurError: dlib is not installed (one line naming the package)."""
+        try:
+            import dlib
+        except ImportError:
+            raise BlurError(
+                "archive_blur=plates+faces needs dlib: pip install dlib-bin "
+                "(a runtime dependency of dashcam-pipeline; docs/storage.md)"
+            ) from None
+        self.detector = dlib.get_frontal_face_detector()
+        self.every, self.max_width, self.upsample, self.pad = max(1, int(every)), max_width, upsample, pad
+        self.detections = 0  # frames detected on so far
+        self.found = 0  # faces found so far (over all detection frames)
+
+    def detect(self, frame: np.ndarray) -> list[BBox]:
+        """Faces in ``frame`` (``(H, W, 3)`` BGR uint8) as ``(x1, y1, x2, y2)`` in ``frame``'s
+        pixels (float, padded by ``pad``, clipped to the frame)."""
+        import cv2
+
+        h, w = frame.shape[:2]
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        scale = min(1.0, self.max_width / w)
+        if scale < 1.0:
+            grey = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        self.detections += 1
+        out = []
+        for r in self.detector(grey, self.upsample):
+            x1, y1, x2, y2 = r.left() / scale, r.top() / scale, (r.right() + 1) / scale, (r.bottom() + 1) / scale
+            px, py = self.pad * (x2 - x1), self.pad * (y2 - y1)
+            out.append((max(0.0, x1 - px), max(0.0, y1 - py), min(float(w), x2 + px), min(float(h), y2 + py)))
+        self.found += len(out)
+        return out
+
+    def stream(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray, list[BBox]]]:
+        """``(frame_idx, frame, face boxes)`` for each ``(frame_idx, frame)`` of ``frames`` (consecutive
+        frame indexes), in order, delayed by ``every`` frames (at most ``every + 1`` frames held)."""
+        buf: deque[tuple[int, np.ndarray]] = deque()
+        dets: dict[int, list[BBox]] = {}
+        first: int | None = None
+        last: int | None = None
+
+        def near(j: int) -> list[BBox]:
+            return [b for d, bs in dets.items() if abs(d - j) <= self.every for b in bs]
+
+        for i, frame in frames:
+            first = i if first is None else first
+            last = i
+            if (i - first) % self.every == 0:
+                dets[i] = self.detect(frame)
+            buf.append((i, frame))
+            while buf and buf[0][0] + self.every <= i:
+                j, f = buf.popleft()
+                yield j, f, near(j)
+                for d in [d for d in dets if d < j - self.every]:
+                    del dets[d]
+        if last is not None and first is not None and (last - first) % self.every and buf:
+            dets[last] = self.detect(buf[-1][1])  # the last frame: no detection after it to hold from
+        while buf:
+            j, f = buf.popleft()
+            yield j, f, near(j)
 
 
 def _read_exact(f: IO[bytes], n: int) -> bytes:
@@ -259,7 +375,8 @@ def run_blurred(
             (even, aspect kept by the caller), ``rawvideo bgr24``, one frame per source frame
             (``-fps_mode passthrough``).
         dst: output file (normally the caller's temporary name; written with ``-y``).
-        plan: boxes in source pixels (``plan.src_w`` x ``plan.src_h``), scaled to the output.
+        plan: boxes in source pixels (``plan.src_w`` x ``plan.src_h``), scaled to the output;
+            ``plan.faces``: also faces (:class:`FaceBlur` on the output-size frames, in their pixels).
         fps: output frame rate (the source's ``avg_frame_rate``, e.g. ``"30000/1001"``, or a float).
         crf, preset, threads: libx264 settings (as :func:`dashcam.archive.transcode`).
         start_frame, ss, duration: for a cut: decode from ``ss`` seconds for ``duration`` seconds,
@@ -270,6 +387,9 @@ def run_blurred(
         A ``CompletedProcess`` with the worse of the two ffmpeg exit statuses as ``returncode``
         and both ffmpegs' stderr as ``stderr`` (bytes), as :func:`dashcam.procs.run` would.
         ``dst`` is not verified here: the caller does (:func:`dashcam.archive.verify_media`).
+
+    Raises:
+        BlurError: ``plan.faces`` and dlib is not installed.
     """
     s = "file:" + str(Path(src).resolve())
     g = ["-nostdin", "-hide_banner", "-loglevel", "error"]
@@ -337,27 +457,34 @@ def run_blurred(
     ]
     sx, sy = width / plan.src_w, height / plan.src_h
     size = width * height * 3
+    faces = FaceBlur() if plan.faces else None  # before any ffmpeg starts: a missing dlib loses nothing
     with tempfile.TemporaryFile() as dec_err, tempfile.TemporaryFile() as enc_err:
         pdec = procs.popen(dec, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=dec_err)
         penc = procs.popen(enc, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=enc_err)
         assert pdec.stdout is not None and penc.stdin is not None
         broken = False
-        try:
+        out = pdec.stdout
+
+        def decoded() -> Iterator[tuple[int, np.ndarray]]:
             i = start_frame
-            while True:
-                raw = _read_exact(pdec.stdout, size)
-                if len(raw) < size:
-                    break
-                frame = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+            while len(raw := _read_exact(out, size)) == size:
+                yield i, np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+                i += 1
+
+        frames: Iterator[tuple[int, np.ndarray, list[BBox]]] = (
+            faces.stream(decoded()) if faces is not None else ((i, f, []) for i, f in decoded())
+        )
+        try:
+            for i, frame, face_boxes in frames:
                 boxes = plan.at(i)
-                if boxes:
+                if boxes or face_boxes:
                     frame = blur_boxes(frame.copy(), boxes, sx, sy)
+                    blur_boxes(frame, face_boxes, cells=FACE_MOSAIC)  # frame pixels
                 try:
                     penc.stdin.write(frame.tobytes())
                 except BrokenPipeError:
                     broken = True  # the encoder died: its stderr says why
                     break
-                i += 1
         finally:
             if broken:
                 pdec.kill()
@@ -385,7 +512,8 @@ def boxes_file(manifest: Any) -> Path:
 
 
 def archive_plan(manifest: Any, settings: Any) -> BlurPlan | None:
-    """The blur of one video's archive copy under ``settings.archive_blur``; None for ``"none"``.
+    """The blur of one video's archive copy under ``settings.archive_blur``; None for ``"none"``;
+    ``plates+faces``: the plate plan with ``faces`` set.
 
     Also keeps a copy of the plate boxes beside the archive copy
     (``ARCHIVE/<video_id>/plate_boxes.jsonl``, atomic) so ``dashcam clip --blur`` works after the
@@ -402,7 +530,9 @@ def archive_plan(manifest: Any, settings: Any) -> BlurPlan | None:
     if settings.archive_blur == "none":
         return None
     info = manifest.info
-    return load_plan(src, info.width, info.height, info.fps, settings.detect_fps, n_frames=info.frame_count)
+    plan = load_plan(src, info.width, info.height, info.fps, settings.detect_fps, n_frames=info.frame_count)
+    plan.faces = settings.archive_blur == "plates+faces"
+    return plan
 
 
 def clip_plan(
@@ -412,10 +542,12 @@ def clip_plan(
     detect_fps: float,
     *,
     skip_tracks: Iterable[int] = (),
+    faces: bool = False,
 ) -> BlurPlan:
     """The blur of a clip of ``video`` (a ``videos`` row: ``id``, ``width``, ``height``, ``fps``):
     the plate boxes kept beside its archive copy, else in its heavy output folder; ``skip_tracks``
-    left unblurred (:func:`watched_tracks` for the owner's copy).
+    left unblurred (:func:`watched_tracks` for the owner's copy); ``faces``: faces too
+    (``archive_blur = "plates+faces"``).
 
     Raises:
         BlurError: neither file exists.
@@ -423,9 +555,11 @@ def clip_plan(
     p = Path(archive_dir) / video["id"] / BOXES_FILE
     if not p.is_file():
         p = Path(work_dir) / video["id"] / "boxes.jsonl"
-    return load_plan(
+    plan = load_plan(
         p, int(video["width"]), int(video["height"]), float(video["fps"]), detect_fps, skip_tracks=skip_tracks
     )
+    plan.faces = faces
+    return plan
 
 
 def watched_tracks(engine: Any, video_id: str) -> set[int]:

@@ -849,7 +849,11 @@ def clip_cmd(
         Path | None, typer.Option("--out", help="Output MP4 (default: ./<plate>_<video_id>_<track>.mp4).")
     ] = None,
     blur: Annotated[
-        bool, typer.Option("--blur", help="Blur every tracked plate (docs/storage.md, privacy blur).")
+        bool,
+        typer.Option(
+            "--blur",
+            help="Blur every tracked plate, and faces with archive_blur=plates+faces (docs/storage.md, privacy blur).",
+        ),
     ] = False,
     keep_watched: Annotated[
         bool,
@@ -870,7 +874,14 @@ def clip_cmd(
 
     def plans(v: dict):
         skip = watched_tracks(engine, v["id"]) if keep_watched else ()
-        return clip_plan(settings.archive_dir, settings.work_dir, v, settings.detect_fps, skip_tracks=skip)
+        return clip_plan(
+            settings.archive_dir,
+            settings.work_dir,
+            v,
+            settings.detect_fps,
+            skip_tracks=skip,
+            faces=settings.archive_blur == "plates+faces",
+        )
 
     try:
         res = export_clip(engine, event_id, before_s=before, after_s=after, out=out_path, blur=plans if blur else None)

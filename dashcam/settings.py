@@ -274,11 +274,12 @@ class Settings(BaseSettings):
         default=28, ge=0, le=51, description="libx264 quality of the archive copy (CRF; lower is better)."
     )
     archive_preset: X264Preset = Field(default="veryfast", description="libx264 speed preset of the archive copy.")
-    archive_blur: Literal["none", "plates"] = Field(
+    archive_blur: Literal["none", "plates", "plates+faces"] = Field(
         default="none",
         description="Privacy blur in the archive copy and `dashcam clip --blur` (dashcam.blur): 'plates' blurs "
-        "every tracked plate in every frame (interpolated between analysed frames); 'none' keeps the plain "
-        "transcode. Faces: not available (no offline face model; docs/storage.md).",
+        "every tracked plate in every frame (interpolated between analysed frames); 'plates+faces' also blurs "
+        "frontal faces found by dlib's HOG detector (about 60 px wide and larger in the archive frame; "
+        "docs/storage.md); 'none' keeps the plain transcode.",
     )
 
     # --- Storage and retention (dashcam.storage, docs/storage.md) ---

@@ -2,7 +2,9 @@
 
 The clip is plates-video ``Categorie I/Video10_2.avi`` (3 s, 640x480, 12 fps, plate XS-NB-23 in
 every frame). The project's own plate detector + recogniser read every frame of the archive
-copies; the blurred copy must read nothing where the plain one reads the plate.
+copies; the blurred copy must read nothing where the plain one reads the plate. Faces
+(``plates+faces``): the same clip with a real face pasted on (tests/data/astronaut_face.jpg),
+checked with dlib's face detector.
 """
 
 from __future__ import annotations
@@ -214,3 +216,124 @@ def test_clip_blur_from_the_archive_copy_and_keep_watched(analysed, tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert sum("XSNB23" in read(f) for f in list(_frames(owner))[::4]) >= 3
+
+
+# --- faces (archive_blur = "plates+faces"; dlib's HOG frontal face detector) ---
+
+FACE = Path(__file__).parent / "data" / "astronaut_face.jpg"  # NASA, public domain (tests/data/README.md)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    """dlib's frontal face detector (HOG + linear SVM, built into dlib-bin)."""
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+def _faces(detector, frame: np.ndarray, upsample: int = 0) -> list:
+    return list(detector(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), upsample))
+
+
+def test_face_stream_holds_detections_across_the_gap(detector):
+    from dashcam.blur import FaceBlur
+
+    face = cv2.imread(str(FACE))
+    blank = np.full((300, 400, 3), 128, np.uint8)
+    with_face = blank.copy()
+    with_face[10 : 10 + face.shape[0], 60 : 60 + face.shape[1]] = face
+    # the face on frames 0-4, gone on 5-10; detections on 0, 3, 6, 9 and the last frame (10)
+    frames = [(i, with_face if i <= 4 else blank) for i in range(11)]
+    fb = FaceBlur(every=3)
+    out = list(fb.stream(frames))
+    assert [i for i, _, _ in out] == list(range(11)) and fb.detections == 5 and fb.found == 2
+    boxed = [i for i, _, boxes in out if boxes]
+    assert boxed == list(range(7))  # 5 and 6: held from the detection on frame 3; 7-10: none near
+    ((x1, y1, x2, y2),) = out[4][2]
+    assert x1 < 60 + 79 and x2 > 60 + 79 + 125 and y1 < 10 + 51 and y2 > 10 + 51 + 125  # the face, padded
+
+
+def test_faces_need_dlib_one_line_error(monkeypatch):
+    import sys
+
+    from dashcam.blur import BlurError, FaceBlur
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib-bin were not installed
+    with pytest.raises(BlurError, match="needs dlib: pip install dlib-bin") as e:
+        FaceBlur()
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def face_clip(analysed, tmp_path_factory):
+    """``Video10_2.avi`` with the astronaut's head pasted above the car's plate, moving 15 px/s
+    right and 6 px/s down (real ffmpeg overlay, H.264): 36 frames, 640x480, 12 fps."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("faces") / "face_on_car.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(CLIP),
+            "-loop",
+            "1",
+            "-framerate",
+            "12",
+            "-i",
+            str(FACE),
+            "-filter_complex",
+            "[0:v][1:v]overlay=x='20+15*t':y='4+6*t':shortest=1",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+def test_plates_and_faces_blur_every_face_and_plates_only_leaves_it(analysed, face_clip, detector):
+    from dashcam.archive import archive_video, verify_media
+    from dashcam.blur import archive_plan
+    from dashcam.video import probe
+
+    settings, _, manifest = analysed
+    info = probe(face_clip, camera_tz="UTC")
+    # the plate boxes of the analysis of Video10_2 (the same frames apart from the pasted head)
+    m = manifest.model_copy(update={"info": info})
+    both = archive_plan(m, settings.model_copy(update={"archive_blur": "plates+faces"}))
+    plates = archive_plan(m, settings.model_copy(update={"archive_blur": "plates"}))
+    assert both is not None and both.faces and plates is not None and not plates.faces
+    root = Path(settings.data_dir) / "face-archives"
+    blurred, _ = archive_video(info, [], root / "both", height=720, blur=both)
+    plates_only, _ = archive_video(info, [], root / "plates", height=720, blur=plates)
+    plain, _ = archive_video(info, [], root / "plain", height=720)
+    durations = {
+        verify_media(p, "video", codec="h264", width=640, height=480)["duration_s"]
+        for p in (blurred, plates_only, plain)
+    }
+    assert max(durations) - min(durations) < 0.5 / info.fps and abs(min(durations) - info.duration_s) < 0.1
+    plain_frames, blur_frames, plates_frames = (list(_frames(p)) for p in (plain, blurred, plates_only))
+    assert len(plain_frames) == len(blur_frames) == len(plates_frames) == 36
+    assert all(len(_faces(detector, f)) == 1 for f in plain_frames)  # the face is found on every unblurred frame
+    assert all(len(_faces(detector, f)) == 1 for f in plates_frames)  # plates only: the mode switch is real
+    # the blurred copy: no face on any frame, even with dlib upsampling once (finds faces down to ~40 px)
+    assert not [i for i, f in enumerate(blur_frames) if _faces(detector, f, upsample=1)]
+    # the plate is blurred in both blurred modes (its box: the read of frame 0, well below the head)
+    x1, y1, x2, y2 = (int(v) for v in plates.at(0)[0])
+    assert y1 > 280
+    for frames in (blur_frames, plates_frames):
+        assert (
+            cv2.Laplacian(frames[0][y1:y2, x1:x2], cv2.CV_64F).var()
+            < 0.2 * cv2.Laplacian(plain_frames[0][y1:y2, x1:x2], cv2.CV_64F).var()
+        )
