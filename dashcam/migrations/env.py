@@ -3,7 +3,7 @@
 There is no alembic.ini: :func:`dashcam.db.migrate` builds the config in code
 (``script_location`` = this folder) and passes an open connection in
 ``config.attributes["connection"]``. To write a new revision, change the models in
-``dashcam/db.py`` and autogenerate against a database migrated to head, e.g.::
+``dashcam/db/schema.py`` and autogenerate against a database migrated to head, e.g.::
 
     from alembic import command
     from dashcam.db import alembic_config, make_engine
