@@ -14,15 +14,12 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import Response
 
 from dashcam.db import VEHICLES, VIDEOS
 from dashcam.web.media import archive_file, file_response, poster
 
 if TYPE_CHECKING:
     from dashcam.web.app import Web
-
-Page = Callable[..., Response]
 
 
 def _video_row(conn, video_id: str) -> dict:
