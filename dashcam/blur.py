@@ -1,5 +1,8 @@
 """Privacy blur of plates in the archive copy and in exported clips (issue 16, ``archive_blur``).
 
+Size (~580 lines, over the project's ~500): the plate plan, the face pass and the decode -> blur ->
+encode runner share :class:`BlurPlan`; the face pass (:class:`FaceBlur`) is the part to split out next.
+
 What is blurred: the plate of every track for which the analysis found a plate box, in every
 source frame of the track, so that no frame between two analysed ones shows a readable plate.
 The analysis (:func:`dashcam.pipeline.analyze`) writes ``boxes.jsonl``

@@ -1,5 +1,8 @@
 """The pipeline's stages as plain functions: no Prefect in here.
 
+Size (~500 lines): ``analyze`` and its output collector, ``build_events`` and the event-merge rule
+(``_merge_duplicate_plates``; the part to move into its own module next).
+
 Order (see docs/architecture.md)::
 
     probe -> analyze (decode -> vehicles+track -> plates -> OCR) -> vote -> GPS -> archive -> persist

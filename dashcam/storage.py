@@ -1,5 +1,8 @@
 """Storage that takes care of itself: archive verification, raw/archive retention, the storage report.
 
+Size (~540 lines, over the project's ~500): verification, retention and the report share the
+protection rules and the tier measurements, so they stay in one module.
+
 Pure logic (no Prefect): :func:`verify_archive` (run by the ``archive`` stage), :func:`plan_retention`
 / :func:`apply_retention` (the ``retention`` flow and ``dashcam retention``) and
 :func:`storage_report` (``dashcam storage``, later the web UI). docs/storage.md has the tiers, the
