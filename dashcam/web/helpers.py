@@ -100,7 +100,6 @@ def _fmt_dur(s: float | None) -> str:
     return f"{h} h {m:02d} min" if h else (f"{m} min {sec:02d} s" if m else f"{sec} s")
 
 
-
 def find_drive(web: Web, conn, drive_id: str) -> tuple[list[Drive], Drive]:
     """All drives (newest first) and the one with id ``drive_id``; HTTP 404 if there is none."""
     drives = web.drives(conn)
