@@ -28,7 +28,7 @@ How to add a setting
    code (stripped in ``--help``). A default computed at run time (a path under ``data_dir``) is
    ``None`` in the field plus ``json_schema_extra={"shown_default": "DATA/…"}`` for the docs.
 2. Read it as ``settings.archive_blur``. To give it a flag, declare the option with
-   ``Annotated[bool | None, setting_option("archive_blur")] = None`` in dashcam/cli.py and pass
+   ``Annotated[bool | None, setting_option("archive_blur")] = None`` in the command's module under dashcam/cli/ and pass
    it to ``_settings(...)`` (``None`` = not given: environment / default).
 3. Run ``dashcam config --write-doc docs/configuration.md`` and commit the table it rewrites; add
    the default to ``DEFAULTS`` in tests/test_settings.py (defaults are pinned there, so a change
