@@ -142,10 +142,23 @@ def _drain_prefect_workers(timeout_s: float = 10.0) -> None:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def _listening_socket() -> socket.socket:
+    """A TCP socket bound to a free port on 127.0.0.1 and listening, for the server to inherit.
+
+    Binding here and handing the descriptor to uvicorn (``--fd``) leaves no gap between choosing
+    the port and binding it, so no other process can take the port meanwhile, and nothing but
+    our server can answer the health check on it (with "pick a free port, let the child bind
+    it", a busy machine could make our child fail to bind while another Prefect server on the
+    same port answered for it)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        s.listen(128)
+        s.set_inheritable(True)
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 class LocalApiServer:
@@ -163,7 +176,7 @@ class LocalApiServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def _spawn(self) -> subprocess.Popen:
+    def _spawn(self, sock: socket.socket) -> subprocess.Popen:
         import prefect
         from prefect.settings import get_current_settings
 
@@ -173,6 +186,9 @@ class LocalApiServer:
             "PREFECT_UI_ENABLED": "0",
             "PREFECT__SERVER_EPHEMERAL": "1",
             "PREFECT__SERVER_FINAL": "1",
+            # self-hosted and often offline: no usage telemetry from this server (it would also
+            # log "Failed to send telemetry" into every ingest without a network)
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
         env.pop("PREFECT_API_URL", None)
@@ -185,10 +201,8 @@ class LocalApiServer:
                 str(prefect.__module_path__.parent),
                 "--factory",
                 "prefect.server.api.server:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
+                "--fd",
+                str(sock.fileno()),
                 "--log-level",
                 "error",
                 "--lifespan",
@@ -196,6 +210,7 @@ class LocalApiServer:
             ],
             env=env,
             stdin=subprocess.DEVNULL,
+            pass_fds=(sock.fileno(),),
         )
 
     def start(self, timeout_s: float | None = None) -> LocalApiServer:
@@ -205,8 +220,9 @@ class LocalApiServer:
 
         wait = timeout_s or max(60.0, float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
         for _attempt in range(3):
-            self.port = _free_port()
-            self.proc = self._spawn()
+            with _listening_socket() as sock:  # the child has its own copy of the descriptor
+                self.port = sock.getsockname()[1]
+                self.proc = self._spawn(sock)
             deadline = time.monotonic() + wait
             with httpx.Client() as client:
                 while time.monotonic() < deadline:
@@ -221,7 +237,7 @@ class LocalApiServer:
             if self.proc.poll() is None:
                 self.stop()
                 raise RuntimeError(f"the local Prefect API server did not answer within {wait:.0f} s")
-            # exited: lost the port to another process (uvicorn exits 1/3) -> another port
+            # exited early (e.g. its startup failed) -> try again
         assert self.proc is not None  # each attempt spawned one
         raise RuntimeError(f"the local Prefect API server exited with status {self.proc.returncode}")
 

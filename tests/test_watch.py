@@ -482,3 +482,41 @@ def test_cli_two_service_instances_on_one_tree(prefect_api, deployment, nas, sql
     assert len(_runs(deployment.id)) == 2
     assert text.count(": queued, flow run") == 2, text
     assert "stopped:" in text
+
+
+def test_cli_watch_finds_the_deployed_results_db_in_the_blocks(prefect_api, deployment, nas, tmp_path):
+    """``dashcam watch`` without --database-url on a deployed cluster: the results DB comes from
+    the block ``dashcam deploy`` saved (dashcam.settings.resolve_database, as ``plates``/``web``),
+    so a file that DB already has is skipped, not queued; the log says which DB and why."""
+    from blocks.config import save_blocks_from_settings
+    from dashcam.db import migrate
+    from dashcam.settings import Settings
+
+    deployed = f"sqlite:///{tmp_path / 'deployed.db'}"
+    migrate(deployed)
+    save_blocks_from_settings(Settings(database_url=deployed, data_dir=tmp_path / "data"), raw_dir=str(nas))
+    done = nas / CLIP.name
+    shutil.copyfile(CLIP, done)
+    _insert_video_row(deployed, "1" * 16, str(done), done.stat().st_size)
+
+    env = {k: v for k, v in prefect_api.env().items() if not k.startswith("DASHCAM_")}
+    env.update(DASHCAM_DATA_DIR=str(tmp_path / "elsewhere"), DASHCAM_DEPLOYMENT=deployment.name)
+    out_path = tmp_path / "watch.log"
+    with open(out_path, "wb") as out:  # the child keeps its own copy of the descriptor
+        p = subprocess.Popen(
+            [str(BIN / "dashcam"), "watch", str(nas), "--quiet-s", str(QUIET_S)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait(lambda: "already ingested" in out_path.read_text(), 90, "the catch-up to skip the ingested file")
+        time.sleep(QUIET_S + 0.5)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(30)
+    text = out_path.read_text()
+    assert code == 0, text
+    assert f"results DB: {deployed} (Prefect block dashcam-results-database/dashcam on {prefect_api.api_url})" in text
+    assert "1 already ingested, 0 new to check" in text, text
+    assert _runs(deployment.id) == []

@@ -105,6 +105,22 @@ def _reader_db_url(data_dir: Path | None, database_url: str | None) -> str:
     return url
 
 
+def _resolved_db_url(data_dir: Path | None, database_url: str | None) -> str:
+    """The results DB a service that may start before the first ingest (``dashcam watch``) uses:
+    as :func:`_reader_db_url` (given URL / data dir, else the deployed DB from the Prefect blocks
+    when ``PREFECT_API_URL`` is set), said on stderr, but a SQLite file that does not exist yet is
+    fine (nothing ingested). A config error ends the command with one line (exit 1)."""
+    from dashcam.settings import DatabaseConfigError, redact_url, resolve_database
+
+    try:
+        url, source = resolve_database(_settings(data_dir=data_dir, database_url=database_url))
+    except DatabaseConfigError as exc:
+        console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
+        raise typer.Exit(1) from None
+    console.print(f"results DB: {redact_url(url)} ({source})", soft_wrap=True, markup=False, highlight=False)
+    return url
+
+
 def _require_existing_db(url: str, where: str) -> None:
     """Read commands: a SQLite results DB (``url``; ``where``: why that one) that does not exist
     is an error (a mistyped DASHCAM_DATA_DIR / --data-dir / URL), not a new empty database."""

@@ -36,7 +36,7 @@ def _gb(n: int | None) -> str:
 
 @app.command("keep")
 def keep_cmd(
-    video_id: Annotated[str, typer.Argument(help="The video's id (dashcam events shows it).")],
+    video_id: Annotated[str, typer.Argument(help="The video's id (`dashcam plates --json` shows it as video_id).")],
     unkeep: Annotated[
         bool, typer.Option("--unkeep", help="Clear the mark: retention may delete the raw file again.")
     ] = False,
@@ -171,7 +171,7 @@ def storage_cmd(
 @app.command("clip")
 def clip_cmd(
     event_id: Annotated[
-        str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, as `dashcam events --json` shows).")
+        str, typer.Argument(help="A plate event's id (VIDEO_ID:TRACK_ID, the id `dashcam plates --json` shows).")
     ],
     before: Annotated[float, typer.Option("--before", help="Seconds before the event.")] = 10.0,
     after: Annotated[float, typer.Option("--after", help="Seconds after the event.")] = 10.0,
