@@ -1,7 +1,6 @@
 """The pipeline's stages as plain functions: no Prefect in here.
 
-Size (~500 lines): ``analyze`` and its output collector, ``build_events`` and the event-merge rule
-(``_merge_duplicate_plates``; the part to move into its own module next).
+The event-merge rule (``_merge_duplicate_plates``) is the part to move into its own module next.
 
 Order (see docs/architecture.md)::
 
@@ -285,7 +284,7 @@ def track_priors(info: VideoInfo, reads: list[PlateRead], settings: Settings, tr
     """The plate-format regions for one track's ``reads`` (:func:`dashcam.region.plate_priors`):
     an explicit ``settings.plate_formats``; else (``auto``) the country at the GPS position of
     ``track`` (a :class:`dashcam.gps.GpsTrack` or None) at the reads' median pts (video clock,
-    corrected by the track's clock offset as :func:`align_gps` does); else the country of
+    corrected by the track's clock offset as :func:`dashcam.gps.align_gps` does); else the country of
     ``settings.camera_tz``; else ``()``."""
     from dashcam.region import plate_priors
 
@@ -451,56 +450,3 @@ def _merge_alternatives(a: list, b: list) -> list:
     out = [PlateAlternative(text=t, count=n, mean_conf=round(s / n, 4)) for t, (n, s) in acc.items()]
     out.sort(key=lambda x: (-x.count, -x.mean_conf, x.text))
     return out[:MAX_ALTERNATIVES]
-
-
-def align_gps(events: list[PlateEvent], track, settings: Settings | None = None) -> list[PlateEvent]:
-    """Set lat/lon/speed/heading on each event from ``track`` (a :class:`dashcam.gps.GpsTrack`)
-    at the event's ``ts``, or return the events unchanged when ``track`` is None.
-
-    ``ts`` comes in as video-clock time (recording start + pts); the position is looked up at
-    ``ts + track.clock_offset_s`` (:meth:`GpsTrack.at_video`), which corrects a camera clock or
-    ``camera_tz`` error when the track is embedded in the video, and the returned events carry
-    that corrected (GPS, UTC) ``ts``. Events outside the track, or inside a gap longer than the
-    track's ``max_gap_s`` (``settings.gps_max_gap_s``), keep null positions.
-    """
-    if track is None:
-        return events
-    offset = timedelta(seconds=track.clock_offset_s or 0.0)
-    out = []
-    for e in events:
-        update: dict = {"ts": e.ts + offset}
-        fix = track.at_video(e.ts)
-        if fix is not None:
-            update.update(lat=fix.lat, lon=fix.lon, speed_mps=fix.speed_mps, heading_deg=fix.heading_deg)
-        out.append(e.model_copy(update=update))
-    return out
-
-
-def route_points(track, start, end, step_s: float = 1.0) -> list[list]:
-    """The simplified route of a video: ``[[t_iso, lat, lon, speed_mps, heading_deg], ...]``.
-
-    One point every ``step_s`` seconds of video from ``start`` to ``end`` (video-clock times,
-    e.g. ``info.recording_start`` and that plus ``duration_s``), interpolated on ``track``; ``t``
-    is the GPS (UTC) time of the point. Instants outside the track or inside a gap are left out.
-    Coordinates are rounded to 1e-7 deg (about 1 cm), speed/heading to 0.01.
-    """
-    if track is None or step_s <= 0:
-        return []
-    out: list[list] = []
-    n = int((end - start).total_seconds() // step_s)
-    offset = timedelta(seconds=track.clock_offset_s)
-    for k in range(n + 1):
-        t = start + timedelta(seconds=k * step_s) + offset
-        fix = track.at(t)
-        if fix is None:
-            continue
-        out.append(
-            [
-                t.isoformat(),
-                round(fix.lat, 7),
-                round(fix.lon, 7),
-                None if fix.speed_mps is None else round(fix.speed_mps, 2),
-                None if fix.heading_deg is None else round(fix.heading_deg, 2),
-            ]
-        )
-    return out
