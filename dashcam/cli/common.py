@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -155,6 +157,20 @@ def _engine(data_dir, database_url, *, existing: bool = False):
         console.print(f"error: {exc}", soft_wrap=True, markup=False, highlight=False, style="red")
         raise typer.Exit(1) from None
     return make_engine(url)
+
+
+@contextmanager
+def _db(data_dir, database_url, *, existing: bool = False, bad_input: type[BaseException] | tuple = ()) -> Iterator:
+    """``with _db(...) as engine``: the results DB engine of :func:`_engine`, disposed on exit; an
+    exception of a ``bad_input`` type raised inside ends the command with its one-line error
+    (:func:`_bad_input`, exit 2)."""
+    engine = _engine(data_dir, database_url, existing=existing)
+    try:
+        yield engine
+    except bad_input as exc:
+        _bad_input(exc)
+    finally:
+        engine.dispose()
 
 
 def _bad_input(exc: BaseException) -> None:

@@ -19,7 +19,7 @@ from dashcam.cli.common import (
     DatabaseUrl,
     DataDir,
     _bad_input,
-    _engine,
+    _db,
     _first_line,
     _print_rows,
     _quiet_prefect,
@@ -65,8 +65,7 @@ def watchlist_add(
     """Add a plate to a watch list; events ingested from now on are matched against it."""
     from dashcam.watch_lists import WatchListError, add_entry
 
-    engine = _engine(data_dir, database_url)
-    try:
+    with _db(data_dir, database_url, bad_input=WatchListError) as engine:
         e = add_entry(
             engine,
             pattern,
@@ -78,10 +77,6 @@ def watchlist_add(
             active_from=active_from,
             active_until=active_until,
         )
-    except WatchListError as exc:
-        _bad_input(exc)
-    finally:
-        engine.dispose()
     console.print(
         f"added entry {e['id']} to watch list {e['watchlist']!r}: {e['kind']} {e['pattern']}"
         f"{' (fuzzy)' if e['fuzzy'] else ''}",
@@ -100,11 +95,8 @@ def watchlist_list(
     """List watch-list entries with their hit counts."""
     from dashcam.watch_lists import list_entries
 
-    engine = _engine(data_dir, database_url, existing=True)
-    try:
+    with _db(data_dir, database_url, existing=True) as engine:
         rows = list_entries(engine, watchlist)
-    finally:
-        engine.dispose()
     _print_rows(
         rows,
         (
@@ -134,11 +126,8 @@ def watchlist_remove(
     """Remove a watch-list entry and its hits."""
     from dashcam.watch_lists import remove_entry
 
-    engine = _engine(data_dir, database_url, existing=True)
-    try:
+    with _db(data_dir, database_url, existing=True) as engine:
         ok = remove_entry(engine, entry_id)
-    finally:
-        engine.dispose()
     if not ok:
         console.print(f"[red]error:[/] no watch-list entry {entry_id}", highlight=False)
         raise typer.Exit(1)
@@ -156,11 +145,8 @@ def watchlist_hits(
     """List stored watch-list hits, newest event first."""
     from dashcam.watch_lists import list_hits
 
-    engine = _engine(data_dir, database_url, existing=True)
-    try:
+    with _db(data_dir, database_url, existing=True) as engine:
         rows = list_hits(engine, watchlist=watchlist, limit=limit)
-    finally:
-        engine.dispose()
     _print_rows(
         rows,
         ("ts", "plate", "matched_text", "score", "watchlist", "label", "event_id", "lat", "lon", "crop_path"),
@@ -183,13 +169,8 @@ def watchlist_import(
     """Add the entries of a CSV file (all or none: a bad row is named and nothing is added)."""
     from dashcam.watch_lists import WatchListError, import_csv
 
-    engine = _engine(data_dir, database_url)
-    try:
+    with _db(data_dir, database_url, bad_input=WatchListError) as engine:
         n = import_csv(engine, csv_path)
-    except WatchListError as exc:
-        _bad_input(exc)
-    finally:
-        engine.dispose()
     console.print(f"imported {n} entries from {csv_path}", highlight=False, markup=False)
 
 
@@ -203,13 +184,8 @@ def watchlist_export(
     """Write the watch-list entries to a CSV file."""
     from dashcam.watch_lists import WatchListError, export_csv
 
-    engine = _engine(data_dir, database_url, existing=True)
-    try:
+    with _db(data_dir, database_url, existing=True, bad_input=WatchListError) as engine:
         n = export_csv(engine, csv_path, watchlist)
-    except WatchListError as exc:
-        _bad_input(exc)
-    finally:
-        engine.dispose()
     console.print(f"exported {n} entries to {csv_path}", highlight=False, markup=False)
 
 
@@ -225,26 +201,16 @@ def correct_cmd(
     """Correct an event's plate; the OCR reading is kept beside it and re-ingesting keeps the correction."""
     from dashcam.watch_lists import WatchListError, correct_event
 
-    engine = _engine(data_dir, database_url, existing=True)
-    try:
+    with _db(data_dir, database_url, existing=True, bad_input=WatchListError) as engine:
         c = correct_event(engine, event_id, text, note=note, by=by)
-    except WatchListError as exc:
-        _bad_input(exc)
-    finally:
-        engine.dispose()
     console.print(f"{c['event_id']}: {c['ocr_text']} -> {c['text']} (by {c['by']})", highlight=False, markup=False)
 
 
 def _plate_note(plate: str, text: str, kind: str, by, data_dir, database_url) -> None:
     from dashcam.watch_lists import WatchListError, add_plate_note
 
-    engine = _engine(data_dir, database_url)
-    try:
+    with _db(data_dir, database_url, bad_input=WatchListError) as engine:
         n = add_plate_note(engine, plate, text, kind=kind, by=by)
-    except WatchListError as exc:
-        _bad_input(exc)
-    finally:
-        engine.dispose()
     console.print(f"{n['plate']}: {kind} {n['text']!r} (by {n['by']})", highlight=False, markup=False)
 
 
