@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -37,10 +38,26 @@ if TYPE_CHECKING:
 Page = Callable[..., Response]
 
 
-def _search_args(web: Web, conn, q, since, until, drive, box, min_conf) -> tuple[dict, dict]:
+@dataclass
+class SearchForm:
+    """The search form's query values as sent (strings or None; parsed by :func:`_search_args`). One
+    ``Depends()`` of the page and of every export route, so they take the same parameters."""
+
+    q: str | None = None
+    since: str | None = None
+    until: str | None = None
+    drive: str | None = None
+    box: str | None = None
+    min_conf: str | None = None
+
+
+def _search_args(web: Web, conn, form: SearchForm) -> tuple[dict, dict]:
+    """``form`` -> (keyword arguments of :func:`dashcam.search.search_events`, the non-empty form
+    values as sent, for links and file names). Raises :class:`BadRequest` (one line) on bad values."""
+    q, drive = form.q, form.drive
     if q is not None and len(q) > MAX_Q:
         raise BadRequest(f"The query is {len(q)} characters long; at most {MAX_Q} are allowed.")
-    lo, hi = web.day_bounds(_parse_day(since, "since"), _parse_day(until, "until"))
+    lo, hi = web.day_bounds(_parse_day(form.since, "since"), _parse_day(form.until, "until"))
     video_ids = None
     if drive:
         _, d = find_drive(web, conn, drive)
@@ -49,21 +66,10 @@ def _search_args(web: Web, conn, q, since, until, drive, box, min_conf) -> tuple
         "since": lo,
         "until": hi - timedelta(microseconds=1) if hi else None,
         "video_ids": video_ids,
-        "bbox": _parse_bbox(box),
-        "min_conf": _parse_float(min_conf, "min_conf", 0.0, 1.0),
+        "bbox": _parse_bbox(form.box),
+        "min_conf": _parse_float(form.min_conf, "min_conf", 0.0, 1.0),
     }
-    shown = {
-        k: v
-        for k, v in {
-            "q": q,
-            "since": since,
-            "until": until,
-            "drive": drive,
-            "box": box,
-            "min_conf": min_conf,
-        }.items()
-        if v
-    }
+    shown = {k: v for k, v in asdict(form).items() if v}
     return args, shown
 
 
@@ -78,9 +84,10 @@ def _search(conn, q, args, limit, offset):
         raise BadRequest(str(exc).splitlines()[0] if str(exc) else "Bad search query.") from None
 
 
-def _export(web: Web, conn, q, since, until, drive, box, min_conf):
+def _export(web: Web, conn, form: SearchForm):
     """The same search as the page, every row up to EXPORT_LIMIT (fetched a page of 1000 at a time)."""
-    args, shown = _search_args(web, conn, q, since, until, drive, box, min_conf)
+    args, shown = _search_args(web, conn, form)
+    q = form.q
     res = _search(conn, q, args, 1000, 0)
     while len(res.rows) < min(res.total, EXPORT_LIMIT):
         more = _search(conn, q, args, 1000, len(res.rows))
@@ -103,18 +110,14 @@ def register(app: FastAPI, page: Page, web: Web, db: Callable[[], Iterator[sa.Co
     @app.get("/search", response_class=HTMLResponse)
     def search_page(
         request: Request,
-        q: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        drive: str | None = None,
-        box: str | None = None,
-        min_conf: str | None = None,
+        form: SearchForm = Depends(),
         page_no: int = 1,
         conn=Depends(db),
     ):
         if page_no < 1 or page_no > 100_000:
             raise BadRequest("page_no must be between 1 and 100000.")
-        args, shown = _search_args(web, conn, q, since, until, drive, box, min_conf)
+        q = form.q
+        args, shown = _search_args(web, conn, form)
         res = None
         if q or any(v for k, v in shown.items() if k != "q"):
             res = _search(conn, q, args, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
@@ -145,28 +148,18 @@ def register(app: FastAPI, page: Page, web: Web, db: Callable[[], Iterator[sa.Co
 
     @app.get("/search.csv")
     def search_csv(
-        q: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        drive: str | None = None,
-        box: str | None = None,
-        min_conf: str | None = None,
+        form: SearchForm = Depends(),
         conn=Depends(db),
     ):
-        shown, res = _export(web, conn, q, since, until, drive, box, min_conf)
+        shown, res = _export(web, conn, form)
         return Response(exports.to_csv(res.rows), media_type="text/csv; charset=utf-8", headers=_fname(shown, "csv"))
 
     @app.get("/search.json")
     def search_json(
-        q: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        drive: str | None = None,
-        box: str | None = None,
-        min_conf: str | None = None,
+        form: SearchForm = Depends(),
         conn=Depends(db),
     ):
-        shown, res = _export(web, conn, q, since, until, drive, box, min_conf)
+        shown, res = _export(web, conn, form)
         return Response(
             exports.to_json(shown, res.total, res.kind, res.rows),
             media_type="application/json",
@@ -175,15 +168,10 @@ def register(app: FastAPI, page: Page, web: Web, db: Callable[[], Iterator[sa.Co
 
     @app.get("/search.gpx")
     def search_gpx(
-        q: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        drive: str | None = None,
-        box: str | None = None,
-        min_conf: str | None = None,
+        form: SearchForm = Depends(),
         conn=Depends(db),
     ):
-        shown, res = _export(web, conn, q, since, until, drive, box, min_conf)
+        shown, res = _export(web, conn, form)
         return Response(
             exports.to_gpx(res.rows, f"dashcam search {shown.get('q', '')}".strip()),
             media_type="application/gpx+xml",
