@@ -29,6 +29,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.runtime import deployment, flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
@@ -244,7 +245,15 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
     if gpx:  # readable with timed points? (the date hint only stands in for date-less NMEA here)
         load_track_file(gpx, run_settings.gps_max_gap_s, date_hint=date.today())
     summaries, failures = [], []
-    for path, state in zip(videos, _run_videos(videos, gpx, settings, run_settings), strict=True):
+    if deployment.id:
+        states = _run_videos(videos, gpx, settings, run_settings)
+    else:
+        # in-process, the subflows need no heartbeats (a dead `dashcam ingest` is found by its owner
+        # tag, dashcam.prefect_local.crash_orphaned_runs) and each run's heartbeat thread costs up to
+        # 1 s at its end (Prefect joins it; it sleeps in 1 s steps): 4 subflow runs per video
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            states = _run_videos(videos, gpx, settings, run_settings)
+    for path, state in zip(videos, states, strict=True):
         if state.is_completed():
             summaries.append(state.result())
             for w in summaries[-1].warnings:
