@@ -7,7 +7,8 @@ Per video, three subflows hand each other paths (never frames)::
     finalize-video  (pool server) persist rows (one transaction)    => videos, vehicles
                                   watch lists: hits + Prefect events => watch_hits, dashcam.watchlist.hit
 
-``ingest`` runs ``ingest-video`` once per file. The same flow definitions serve both ways of
+``ingest`` runs ``ingest-video`` once per file, up to ``max_parallel_videos`` at once (then from a
+task ``video`` per file on a ThreadPoolTaskRunner). The same flow definitions serve both ways of
 running:
 
 * ``dashcam ingest`` (in-process): the subflows are called directly in this process.
