@@ -11,10 +11,11 @@ Resolution order for a model name or path (:func:`resolve_model`):
    ``yolo11n.pt``): ultralytics then downloads it on machines with internet.
 5. Otherwise :class:`ModelNotFoundError` (a ``FileNotFoundError``) listing every place looked in.
 
-Loaders are cached: one ``ultralytics.YOLO`` instance per process per ``(resolved path, task,
-device)``. An ultralytics model object holds a predictor with mutable state, so **a cached model
-is not thread-safe**: use it from one thread at a time (the analyze stage runs detection on a
-single worker thread). Tracking state is *not* kept on the cached model (see
+Loaders are cached: one ``ultralytics.YOLO`` instance per **thread** per ``(resolved path, task,
+device)`` (issue 17: ``ingest`` analyses several videos at once in threads). An ultralytics model
+object holds a predictor with mutable state, so a model object is not thread-safe: each thread
+gets its own, kept while the thread lives (one analyze at a time per thread; the analyze stage
+runs detection in the calling thread). Tracking state is *not* kept on the cached model (see
 :class:`dashcam.alpr.VehicleTracker`), so several trackers may share one model object.
 
 ``YOLO_OFFLINE=1`` is set at import (``os.environ.setdefault``) so that ultralytics never tries to
@@ -28,6 +29,7 @@ import ast
 import functools
 import logging
 import os
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -142,8 +144,29 @@ def release_freed_memory() -> None:
         pass
 
 
-@functools.lru_cache(maxsize=8)
+# (thread ident, resolved path, task, device) -> YOLO. A plain dict, not threading.local: Python
+# frees the thread-locals of the other threads in a child forked with a preexec_fn
+# (dashcam.procs), and an onnxruntime session destroyed there hangs in pthread_cond_destroy.
+_THREAD_MODELS: dict[tuple[int, str, str, str], object] = {}
+_THREAD_MODELS_LOCK = threading.Lock()
+
+
 def _load_yolo_cached(path: str, task: str, device: str):
+    """The calling thread's instance of the model (loaded on its first call in this thread); the
+    models of threads that have ended are dropped when a new one is loaded."""
+    key = (threading.get_ident(), path, task, device)
+    model = _THREAD_MODELS.get(key)
+    if model is None:
+        model = _load_yolo(path, task, device)
+        with _THREAD_MODELS_LOCK:
+            live = {t.ident for t in threading.enumerate()}
+            for k in [k for k in _THREAD_MODELS if k[0] not in live]:
+                del _THREAD_MODELS[k]
+            _THREAD_MODELS[key] = model
+    return model
+
+
+def _load_yolo(path: str, task: str, device: str):
     from ultralytics import YOLO
 
     model = YOLO(path, task=task)
@@ -169,12 +192,12 @@ def load_yolo(
     model_dir: Path | str | None = None,
     device: str = "cpu",
 ):
-    """Load (once per process per resolved path, task, device) an ``ultralytics.YOLO`` model.
+    """Load (once per thread per resolved path, task, device) an ``ultralytics.YOLO`` model.
 
     ``task`` is ``"detect"`` or ``"segment"`` (ONNX exports need it spelled out). ``device`` is an
     ultralytics device string (``"cpu"``, ``"0"``, ``"cuda:0"``); pass it to ``predict`` too.
-    Raises :class:`ModelNotFoundError` (see :func:`resolve_model`). Not thread-safe (see module
-    docstring).
+    Raises :class:`ModelNotFoundError` (see :func:`resolve_model`). The instance is the calling
+    thread's: do not hand it to another thread (see module docstring).
     """
     return _load_yolo_cached(resolve_model(name_or_path, model_dir), task, str(device))
 
@@ -310,7 +333,7 @@ def _save_pruned(m, dst: Path, meta: dict[str, str]) -> Path:
     g = m.graph
     del g.value_info[:]
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads: issue 17
     try:
         onnx.save(m, str(tmp))
         onnx.utils.extract_model(str(tmp), str(tmp), [i.name for i in g.input], [o.name for o in g.output])

@@ -62,6 +62,21 @@ def _default_data_dir() -> Path:
     return Path(base) / "dashcam"
 
 
+def default_parallel_videos(cores: int | None = None, gpu: bool | None = None) -> int:
+    """The default of ``Settings.max_parallel_videos`` for this machine: 1 on <= 2 usable cores
+    without an NVIDIA GPU (measured, docs/performance.md "Issue 17": a second video on 2 cores
+    gains nothing, both halves fight for the same cores), else ``cores // 2`` (one decode + one
+    inference core per video) capped at 4, and at least 2 when ``/dev/nvidia0`` exists (one video
+    decodes while another's frames are on the GPU). ``cores``: usable CPU cores (default: the
+    process's affinity mask); ``gpu``: whether an NVIDIA device is present (default: looked up)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if gpu is None:
+        gpu = Path("/dev/nvidia0").exists()
+    n = 1 if cores <= 2 else min(4, cores // 2)
+    return max(n, 2) if gpu else n
+
+
 def env_var(field: str) -> str:
     """The environment variable of a :class:`Settings` field: ``DASHCAM_<FIELD>``."""
     return ENV_PREFIX + field.upper()
@@ -326,6 +341,16 @@ class Settings(BaseSettings):
 
     queue_size: int = Field(
         default=8, ge=1, le=1024, description="Decoded frames buffered between the decode thread and the detector."
+    )
+    # --- Videos in parallel (issue 17; flows/ingest.py, docs/performance.md) ---
+    max_parallel_videos: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="Videos one `ingest` run processes at once (threads of a Prefect ThreadPoolTaskRunner, "
+        "one model set per thread). Unset: from the machine (`default_parallel_videos`: 1 on <= 2 cores "
+        "without a GPU, else cores / 2 up to 4, at least 2 with a GPU).",
+        json_schema_extra={"shown_default": "from the machine (1 on <= 2 cores without GPU)"},
     )
 
     # --- Web UI (dashcam web, docs/webui.md) ---

@@ -7,7 +7,8 @@ Per video, three subflows hand each other paths (never frames)::
     finalize-video  (pool server) persist rows (one transaction)    => videos, vehicles
                                   watch lists: hits + Prefect events => watch_hits, dashcam.watchlist.hit
 
-``ingest`` runs ``ingest-video`` once per file. The same flow definitions serve both ways of
+``ingest`` runs ``ingest-video`` once per file, up to ``max_parallel_videos`` at once (then from a
+task ``video`` per file on a ThreadPoolTaskRunner). The same flow definitions serve both ways of
 running:
 
 * ``dashcam ingest`` (in-process): the subflows are called directly in this process.
@@ -25,16 +26,21 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
 from prefect.runtime import deployment, flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from dashcam.records import Manifest, PlateEvent, read_jsonl
-from dashcam.settings import Settings
+from dashcam.settings import Settings, default_parallel_videos
 from tasks import stages
 
 if TYPE_CHECKING:
-    from prefect.client.schemas.objects import FlowRun
+    from prefect.client.schemas.objects import FlowRun, State
+    from prefect.futures import PrefectFuture
 
 CHILD_ATTEMPTS = 3  # runs of one stage's deployment per video before the video fails
 MAX_PARENT_RUNS = 3  # a crashed parent is rescheduled by an automation at most this often
@@ -157,6 +163,35 @@ def ingest_video(path: str, gpx: str | None = None, settings: Settings | None = 
     )
 
 
+@task(name="video", cache_policy=NO_CACHE, task_run_name="{path}")
+def video_task(path: str, gpx: str | None, settings: Settings | None) -> VideoSummary:
+    """One video of a parallel ``ingest`` run, in a thread of its ThreadPoolTaskRunner: the
+    ``ingest-video`` subflow (in-process stages, or the stage deployments when deployed). Not
+    cached: a rerun of a crashed parent re-attaches to its children through their idempotency keys."""
+    return ingest_video(path, gpx=gpx, settings=settings)
+
+
+def _run_videos(videos: list[str], gpx: str | None, settings: Settings | None, run_settings: Settings) -> list[State]:
+    """The final state of each video's run, in the order of VIDEOS; up to ``max_parallel_videos`` at once.
+
+    One at a time: ``ingest-video`` subflows called in this thread (the models cached in it).
+    Several: the task ``video`` per file on a ``ThreadPoolTaskRunner(max_workers=n)``; each worker
+    thread loads its own models (ultralytics model objects are not thread-safe,
+    :func:`dashcam.models.load_yolo`) and keeps them for the next video it takes.
+    """
+    n = min(run_settings.max_parallel_videos or default_parallel_videos(), len(videos))
+    if n <= 1:
+        return [ingest_video(path, gpx=gpx, settings=settings, return_state=True) for path in videos]
+    get_run_logger().info("%d videos, %d at a time", len(videos), n)
+    runner: ThreadPoolTaskRunner[VideoSummary] = ThreadPoolTaskRunner(max_workers=n)
+    with runner:
+        futures: list[PrefectFuture[VideoSummary]] = [
+            runner.submit(video_task, {"path": p, "gpx": gpx, "settings": settings}) for p in videos
+        ]
+        wait(futures)
+        return [f.state for f in futures]
+
+
 class IngestError(RuntimeError):
     """Some videos of an ``ingest`` run failed. ``summaries``: the videos that succeeded;
     ``failures``: one ``"<path>: <why>"`` line per failed video."""
@@ -211,8 +246,15 @@ def ingest(videos: list[str], gpx: str | None = None, settings: Settings | None 
     if gpx:  # readable with timed points? (the date hint only stands in for date-less NMEA here)
         load_track_file(gpx, run_settings.gps_max_gap_s, date_hint=date.today())
     summaries, failures = [], []
-    for path in videos:
-        state = ingest_video(path, gpx=gpx, settings=settings, return_state=True)
+    if deployment.id:
+        states = _run_videos(videos, gpx, settings, run_settings)
+    else:
+        # in-process, the subflows need no heartbeats (a dead `dashcam ingest` is found by its owner
+        # tag, dashcam.prefect_local.crash_orphaned_runs) and each run's heartbeat thread costs up to
+        # 1 s at its end (Prefect joins it; it sleeps in 1 s steps): 4 subflow runs per video
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            states = _run_videos(videos, gpx, settings, run_settings)
+    for path, state in zip(videos, states, strict=True):
         if state.is_completed():
             summaries.append(state.result())
             for w in summaries[-1].warnings:

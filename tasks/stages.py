@@ -14,7 +14,6 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
 
-from dashcam import pipeline
 from dashcam.media.files import atomic_write_text
 from dashcam.records import AnalyzeResult, Manifest, PlateEvent, VideoInfo, read_jsonl, write_jsonl
 from dashcam.settings import Settings
@@ -134,6 +133,8 @@ def analyze_task(info: VideoInfo, settings: Settings) -> AnalyzeResult:
     A damaged video is analysed up to the damage and completes with ``result.damage`` set: no
     retry. A video with no decodable frame fails without a retry.
     """
+    from dashcam import pipeline  # here, not at import: the archive/finalize processes never need it
+
     result = pipeline.analyze(info, settings, _dir(settings.work_dir))
     logger = get_run_logger()
     logger.info(
@@ -168,6 +169,8 @@ def analyze(info: VideoInfo, settings: Settings) -> AnalyzeResult:
 @task(name="vote")
 def vote(info: VideoInfo, result: AnalyzeResult, settings: Settings) -> list[PlateEvent]:
     """Vote each track's plate reads into at most one confident event."""
+    from dashcam import pipeline
+
     events = pipeline.build_events(info, result, settings)
     get_run_logger().info("%d plate events: %s", len(events), ", ".join(e.final_plate for e in events) or "-")
     return events
@@ -187,6 +190,7 @@ def gps(
     voted again with the plate formats of the country where each vehicle was seen
     (:func:`dashcam.pipeline.build_events` with the track): the region-aware final reading.
     """
+    from dashcam import pipeline
     from dashcam.gps import align_gps, find_track, write_route
 
     logger = get_run_logger()

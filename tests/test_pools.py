@@ -74,7 +74,7 @@ def _nas_env(nas: Path, db_url: str | None) -> dict[str, str | None]:
     }
 
 
-def _point_blocks_at(nas: Path, db_url: str) -> None:
+def _point_blocks_at(nas: Path, db_url: str, **settings_kw) -> None:
     """Deployed runs read their paths and DB from the blocks: a fresh NAS + DB for this scenario."""
     from blocks.config import save_blocks_from_settings
     from dashcam.settings import Settings
@@ -86,6 +86,7 @@ def _point_blocks_at(nas: Path, db_url: str) -> None:
         database_url=db_url,
         model_dir=env["DASHCAM_MODEL_DIR"],
         camera_tz="UTC",
+        **settings_kw,
     )
     save_blocks_from_settings(settings, raw_dir=str(nas / "raw"))
 
@@ -292,3 +293,40 @@ def test_heavy_flow_process_killed_recovers(cluster, tmp_path):
     _assert_like_clean(rows, files)
     TIMES["flow process SIGKILL"] = recovered
     print(f"heavy flow process SIGKILL -> recovered in {recovered:.0f} s")
+
+
+CLIP2 = "data/plates-video/TrainingSet/Categorie I/Video10_2.avi"  # labelled XS-NB-23
+
+
+def test_deployed_videos_in_parallel(cluster, tmp_path):
+    """max_parallel_videos = 2 in the blocks: the parent works on both videos at once (its two
+    ``video`` task runs overlap), every child keeps its idempotency key per (root run, video,
+    stage, attempt), and the rows are those of the two clips."""
+    db_url = cluster.postgres.url(cluster.postgres.create_database())
+    nas = tmp_path / "nas"
+    _point_blocks_at(nas, db_url, max_parallel_videos=2)
+    videos = [str(shared_dir() / CLIP), str(shared_dir() / CLIP2)]
+    n_before = {d: len(_runs_of(d)) for d in ("analyze-video/gpu", "archive-video/server", "finalize-video/server")}
+    try:
+        t0 = time.monotonic()
+        run = run_deployment("ingest/ingest", parameters={"videos": videos}, timeout=900, poll_interval=2)
+        wall = time.monotonic() - t0
+    finally:
+        _point_blocks_at(nas, db_url)  # the default again for whatever runs next
+    assert run.state.is_completed(), run.state
+    rows, _ = _snapshot(db_url, nas / "archive")
+    assert sorted(r["final_plate"] for r in rows) == ["XSNB23", "ZDPB67"]
+    for deployment, stage in (
+        ("analyze-video/gpu", "analyze"),
+        ("archive-video/server", "archive"),
+        ("finalize-video/server", "finalize"),
+    ):
+        children = _runs_of(deployment)[n_before[deployment] :]
+        assert sorted(c.idempotency_key for c in children) == sorted(f"{run.id}:{v}:{stage}:1" for v in videos)
+        assert all(c.state.is_completed() for c in children)
+    with get_client(sync_client=True) as client:
+        trs = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
+    first, second = sorted((t for t in trs if t.name in videos), key=lambda t: t.start_time)
+    assert second.start_time < first.end_time, "the two videos did not run at once"
+    TIMES["2 videos in parallel"] = wall
+    print(f"2 videos, max_parallel_videos 2, gpu concurrency 1: submit -> Completed {wall:.0f} s")

@@ -47,6 +47,7 @@ def ingest(
     detect_fps: Annotated[float | None, setting_option("detect_fps")] = None,
     archive_height: Annotated[int | None, setting_option("archive_height")] = None,
     camera_tz: Annotated[str | None, setting_option("camera_tz")] = None,
+    max_parallel_videos: Annotated[int | None, setting_option("max_parallel_videos", "--parallel", "-j")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
 ) -> None:
     """Run the Prefect flow ``ingest`` in this process on VIDEOS and print the plates found.
@@ -69,6 +70,7 @@ def ingest(
         detect_fps=detect_fps,
         archive_height=archive_height,
         camera_tz=camera_tz,
+        max_parallel_videos=max_parallel_videos,
     )
     good, bad = _split_videos(videos)
     for b in bad:
