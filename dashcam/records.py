@@ -146,6 +146,9 @@ class AnalyzeResult(BaseModel):
     # JSON lines of TrackBox, every track in every analysed frame (issue 16, dashcam.blur); None in
     # results written before
     boxes_path: str | None = None
+    # what decoded the frames, e.g. "ffmpeg-pipe hwaccel=none threads=auto" (issue 17,
+    # dashcam.media.decode DecodeStats.decoder); None in results written before
+    decoder: str | None = None
 
 
 def write_jsonl(path: Path, records: Sequence[BaseModel]) -> None:

@@ -327,6 +327,19 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         default=8, ge=1, le=1024, description="Decoded frames buffered between the decode thread and the detector."
     )
+    # --- Decoder (issue 17, dashcam.media.decode / dashcam.media.hwaccel) ---
+    hwaccel: Literal["auto", "none", "cuda", "vaapi", "qsv"] = Field(
+        default="auto",
+        description="Hardware video decode (ffmpeg `-hwaccel`): `auto` uses the first of cuda (NVDEC), vaapi, qsv "
+        "that decodes a frame of the video's codec (probed once per process), else the CPU; `none` always decodes "
+        "on the CPU; an explicit method that does not work falls back to the CPU with a warning.",
+    )
+    decode_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="ffmpeg decoder threads per video (0: ffmpeg decides, about one per core).",
+    )
 
     # --- Web UI (dashcam web, docs/webui.md) ---
     drive_gap_min: float = Field(

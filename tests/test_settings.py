@@ -76,6 +76,8 @@ DEFAULTS = {
     "watch_min_score": 0.75,
     "media_base_url": None,
     "queue_size": 8,
+    "hwaccel": "auto",
+    "decode_threads": 0,
     "drive_gap_min": 10.0,
     "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "tile_attribution": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
