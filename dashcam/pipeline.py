@@ -250,6 +250,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         damage_ok=True,
         threads=settings.decode_threads or None,
         hwaccel=settings.hwaccel,
+        skip_loop_filter=settings.decode_skip_loop_filter,
     )
     for frame in frames:
         n_frames += 1

@@ -340,6 +340,12 @@ class Settings(BaseSettings):
         le=64,
         description="ffmpeg decoder threads per video (0: ffmpeg decides, about one per core).",
     )
+    decode_skip_loop_filter: bool = Field(
+        default=False,
+        description="Skip the in-loop deblocking (and HEVC SAO) filter when decoding (ffmpeg `-skip_loop_filter all`): "
+        "HEVC decodes ~1.7x faster on CPU, but every frame drifts from the true picture until the next keyframe "
+        "(PSNR ~40-45 dB on 1440p HEVC, docs/performance.md, issue 17). Off: exact frames.",
+    )
 
     # --- Web UI (dashcam web, docs/webui.md) ---
     drive_gap_min: float = Field(

@@ -92,3 +92,19 @@ def test_threads_setting_reaches_the_decoder():
     st = DecodeStats()
     n = sum(1 for _ in iter_frames(info, 6, stats=st, threads=1))
     assert n == 10 and st.decoder == "ffmpeg-pipe hwaccel=none threads=1"
+
+
+def test_skip_loop_filter_keeps_indices_and_drifts_only_slightly():
+    # opt-in (Settings.decode_skip_loop_filter): same frames and indices, pixels close but not exact
+    info = probe(ROAD_SHORT)
+    ref = list(iter_frames(info, 6))
+    st = DecodeStats()
+    got = list(iter_frames(info, 6, stats=st, skip_loop_filter=True))
+    assert st.decoder.endswith(" skip_loop_filter=all")
+    assert [f.frame_idx for f in got] == [f.frame_idx for f in ref]
+    diffs = [
+        float(np.mean(np.abs(a.image.astype(np.int16) - b.image.astype(np.int16))))
+        for a, b in zip(ref, got, strict=True)
+    ]
+    assert max(diffs) > 0  # the filter really was skipped
+    assert max(diffs) < 4.0  # mean error in 8-bit levels stays small on this clip

@@ -78,6 +78,7 @@ DEFAULTS = {
     "queue_size": 8,
     "hwaccel": "auto",
     "decode_threads": 0,
+    "decode_skip_loop_filter": False,
     "drive_gap_min": 10.0,
     "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "tile_attribution": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',

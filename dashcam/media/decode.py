@@ -121,8 +121,12 @@ _FF_DECODE_GLOBAL = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level
 _SHOWINFO_RE = re.compile(r"Parsed_showinfo.*\sn:\s*\d+\s+pts:\s*\S+\s+pts_time:\s*(\S+)")
 
 
-def _decode_cmd(info: VideoInfo, step: int, threads: int | None, hwaccel: str | None = None) -> list[str]:
+def _decode_cmd(
+    info: VideoInfo, step: int, threads: int | None, hwaccel: str | None = None, skip_loop_filter: bool = False
+) -> list[str]:
     in_kwargs: dict[str, Any] = {}
+    if skip_loop_filter:
+        in_kwargs["skip_loop_filter"] = "all"
     if hwaccel:
         in_kwargs["hwaccel"] = hwaccel  # frames come back to system memory: the filters below are unchanged
     if threads:
@@ -153,11 +157,12 @@ class _FfmpegFrames:
         queue_size: int,
         st: DecodeStats,
         hwaccel: str | None = None,
+        skip_loop_filter: bool = False,
     ):
         self.info = info
         self.st = st
         self.frame_bytes = info.width * info.height * 3
-        cmd = _decode_cmd(info, step, threads, hwaccel)
+        cmd = _decode_cmd(info, step, threads, hwaccel, skip_loop_filter)
         log.debug("decode: %s", " ".join(cmd))
         try:
             self.proc = procs.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -415,6 +420,7 @@ def iter_frames(
     threads: int | None = None,
     damage_ok: bool = False,
     hwaccel: str = "none",
+    skip_loop_filter: bool = False,
 ) -> Iterator[Frame]:
     """Stream-decode every K-th frame of ``info.path`` (K = ``max(1, round(fps/detect_fps))``).
 
@@ -434,7 +440,9 @@ def iter_frames(
     :func:`dashcam.media.hwaccel.choose_hwaccel` picks a method only after it decoded a frame of
     this codec (cached per process) and falls back to CPU decode with a logged line otherwise;
     ``stats.decoder`` / ``stats.hwaccel_note`` say what ran. Decoded frames are downloaded to
-    system memory, so everything below holds for hardware decode too.
+    system memory, so everything below holds for hardware decode too. ``skip_loop_filter``: decode
+    with ``-skip_loop_filter all`` (faster, frames drift from the true picture within each GOP;
+    ``Settings.decode_skip_loop_filter``).
 
     Cleanup: when the consumer stops early (``break`` then ``close()``, garbage collection,
     or an exception thrown into the generator), the generator kills ffmpeg, waits for it and
@@ -471,7 +479,9 @@ def iter_frames(
     st.started_at = time.monotonic()
     method, st.hwaccel_note = choose_hwaccel(hwaccel, info.path, info.codec)
     st.decoder = f"ffmpeg-pipe hwaccel={method or 'none'} threads={threads or 'auto'}"
-    dec = _FfmpegFrames(info, step, threads, queue_size, st, method)
+    if skip_loop_filter:
+        st.decoder += " skip_loop_filter=all"
+    dec = _FfmpegFrames(info, step, threads, queue_size, st, method, skip_loop_filter)
     try:
         stopped_at, last_idx = yield from _frames(dec, info, step, st)
         rc = dec.finish(kill=stopped_at is not None)
