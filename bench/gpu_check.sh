@@ -96,13 +96,35 @@ else
   [ -f "$SHARED/data/plates-video/TrainingSet/Categorie I/Video13_2.avi" ] || {
     say "MISSING warm-up clip plates-video/TrainingSet/Categorie I/Video13_2.avi"; missing+=(warmup-clip); }
 fi
-if [ ${#missing[@]} -gt 0 ] && { [ -n "$need" ] || [[ " ${missing[*]} " == *" shared-data "* ]]; }; then
+if [[ " ${missing[*]} " == *" shared-data "* ]]; then
   say "stopping: missing ${missing[*]}"; exit 0
 fi
 
-say "1/3 make the dashcam-format clips (${SECONDS_CLIP} s)"
-timeout "$STEP_T" $PY bench/dashcam_formats.py --seconds "$SECONDS_CLIP" 2>&1 | tee -a "$LOG" \
-  || { say "clip generation failed or timed out"; exit 0; }
+say "1/3 make the dashcam-format clips (${SECONDS_CLIP} s; needs only python3 + ffmpeg)"
+clipdir=$(timeout "$STEP_T" $PY bench/dashcam_formats.py --seconds "$SECONDS_CLIP" 2>&1 | tee -a "$LOG" | tail -1)
+[ -d "$clipdir" ] || { say "clip generation failed or timed out"; exit 0; }
+
+# decode-only with plain ffmpeg (works without the project's Python modules): CPU vs NVDEC
+{
+  echo "| clip | CPU null s | -hwaccel cuda s (frames to RAM) | -hwaccel cuda -hwaccel_output_format cuda s |"
+  echo "|---|---|---|---|"
+  for f in "$clipdir"/dashcam_*.mp4 "$clipdir"/*R.MP4; do
+    row="| $(basename "$f")"
+    for opts in "" "-hwaccel cuda" "-hwaccel cuda -hwaccel_output_format cuda"; do
+      t0=$EPOCHREALTIME
+      # shellcheck disable=SC2086
+      if timeout 300 ffmpeg -nostdin -hide_banner -loglevel error $opts -i "$f" -map 0:v:0 -f null - 2>>"$LOG"; then
+        row="$row | $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')"
+      else
+        row="$row | fails"
+      fi
+    done
+    echo "$row |"
+  done
+} | tee "$OUT/decode_only.md" | tee -a "$LOG"
+if [ -n "$need" ]; then
+  say "stopping before the pipeline benches: missing python modules $need"; exit 0
+fi
 
 say "2/3 decoder options (first 10 s of each clip)"
 timeout "$STEP_T" $PY bench/decode_options.py --only "null,null -threads 2,pipe (iter_frames),pyav,hwaccel cuda,hwaccel vaapi" \

@@ -49,7 +49,9 @@ instead of the default inputs (made on first use and cached under ``bench/out/da
 60 s, 30 fps: 1080p H.264, 1440p HEVC, 2160p HEVC, and a Viofo-named front/rear pair, front 1440p
 HEVC + rear 1080p H.264, all **upscaled from the 960x540 highway clip**, which the table title
 says). Its table has the columns above that matter for the decoder plus ``codec``, ``decoder``
-(``AnalyzeResult.decoder``: backend, hwaccel, threads) and ``EP`` (the onnxruntime execution
+(``AnalyzeResult.decoder``: backend, hwaccel, threads), ``dec wait s`` (``AnalyzeResult.decode_wait_s``:
+seconds the frame loop waited for the decoder, i.e. how much of the wall time decode was the
+limit) and ``EP`` (the onnxruntime execution
 provider(s) of the loaded sessions), and one extra ``pair`` line for the front+rear segment:
 video s = one segment (60 s), wall s and decode s = the sums over both files (run one after the
 other), RTF = segment s / summed wall, peak RSS = the larger. The decode-only figure uses the
@@ -77,6 +79,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,11 +147,13 @@ def providers() -> str:
     except ImportError:
         return "-"
     eps: list[str] = []
-    for o in gc.get_objects():
-        if isinstance(o, ort.InferenceSession):
-            ep = o.get_providers()[0].removesuffix("ExecutionProvider")
-            if ep not in eps:
-                eps.append(ep)
+    with warnings.catch_warnings():  # isinstance() on some torch module objects warns
+        warnings.simplefilter("ignore")
+        sessions = [o for o in gc.get_objects() if isinstance(o, ort.InferenceSession)]
+    for o in sessions:
+        ep = o.get_providers()[0].removesuffix("ExecutionProvider")
+        if ep not in eps:
+            eps.append(ep)
     return "+".join(eps) or "-"
 
 
@@ -179,6 +184,7 @@ def measure(path: Path, settings, work_root: Path) -> dict:
         "WxH": f"{info.width}x{info.height}",
         "codec": info.codec,
         "decoder": res.decoder or "-",
+        "wait_s": res.decode_wait_s if res.decode_wait_s is not None else float("nan"),
         "video_s": info.duration_s,
         "frames_decoded": res.frames_decoded,
         "frames_analyzed": res.frames_analyzed,
@@ -228,6 +234,7 @@ DASHCAM_COLUMNS = [
     ("x decode", "x_decode", "{:.2f}"),
     ("dec fr/s", "dec_fps", "{:.1f}"),
     ("ana fr/s", "ana_fps", "{:.2f}"),
+    ("dec wait s", "wait_s", "{:.1f}"),
     ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
     ("decoder", "decoder", "{}"),
     ("EP", "ep", "{}"),
@@ -272,6 +279,7 @@ def pair_row(front: dict, rear: dict) -> dict:
         "dec_fps": frames / wall,
         "ana_fps": analysed / wall,
         "peak_rss_mib": max(front["peak_rss_mib"], rear["peak_rss_mib"]),
+        "wait_s": front["wait_s"] + rear["wait_s"],
         "kind": "pair",
     }
 

@@ -288,6 +288,7 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         damage=decode.damage,
         boxes_path=str(boxes_path),
         decoder=decode.decoder,
+        decode_wait_s=round(decode.wait_s, 3),
     )
 
 

@@ -92,6 +92,7 @@ def test_threads_setting_reaches_the_decoder():
     st = DecodeStats()
     n = sum(1 for _ in iter_frames(info, 6, stats=st, threads=1))
     assert n == 10 and st.decoder == "ffmpeg-pipe hwaccel=none threads=1"
+    assert 0 < st.wait_s < 60  # the consumer waited for the decoder (it does nothing itself)
 
 
 def test_skip_loop_filter_keeps_indices_and_drifts_only_slightly():

@@ -77,7 +77,8 @@ class DecodeStats:
     :func:`iter_frames`), else None; ``stderr_tail``: last lines ffmpeg logged (errors only);
     ``done``: the generator finished; ``decoder``: what decoded, e.g. ``"ffmpeg-pipe hwaccel=none
     threads=auto"`` (:mod:`dashcam.media.hwaccel` chose the hwaccel); ``hwaccel_note``: the one line
-    saying why that hwaccel was chosen.
+    saying why that hwaccel was chosen; ``wait_s``: seconds the consumer waited for the decoder (an
+    empty queue): near 0 when the consumer is the limit, most of the wall time when decode is.
     """
 
     path: str = ""
@@ -94,6 +95,7 @@ class DecodeStats:
     done: bool = False
     decoder: str = ""
     hwaccel_note: str = ""
+    wait_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -330,7 +332,9 @@ def _frames(
     of the last frame yielded (-1: none)."""
     last_idx = -1
     while True:
+        t0 = time.perf_counter()
         item = dec.next_item()
+        st.wait_s += time.perf_counter() - t0
         if item is _EOF:
             return None, last_idx
         pts, image = item
