@@ -58,7 +58,7 @@ if [ -n "$need" ] && [ -n "${WHEELHOUSE:-}" ] && [ -d "${WHEELHOUSE:-}" ]; then
   need=$($PY -c "import importlib.util;print(' '.join(m for m in '$mods'.split() if importlib.util.find_spec(m) is None))")
 fi
 if [ -n "$need" ]; then
-  say "MISSING python modules: $need (set PYTHON or WHEELHOUSE); stopping after the inventory"; missing+=($need)
+  say "MISSING python modules: $need (set PYTHON or WHEELHOUSE); only the clips and the plain-ffmpeg decode table will run"; missing+=($need)
 fi
 $PY - <<'EOF' 2>&1 | tee -a "$LOG"
 try:
