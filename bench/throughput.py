@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/throughput.py [--inputs VIDEO ...] [--detect-fps F] [--csv OUT]
                                          [--series] [--series-lengths 10,60,600] [--series-source VIDEO]
+                                         [--dashcam-formats] [--dashcam-seconds 60]
 
 Each input video is probed and run through ``dashcam.pipeline.analyze`` **in-process** (no Prefect,
 no database, no archive encode: only decode -> vehicles + tracking -> plates -> OCR and the writing
@@ -43,6 +44,19 @@ and cut to each of ``--series-lengths`` seconds (default ``10,60,600``), each ru
 above; the last line gives the peak-RSS change from the shortest to the longest in % (issue-5
 target: within 10%). Note a 600 s input takes on the order of an hour on a 2-core CPU.
 
+``--dashcam-formats`` (issue 17) runs the dashcam-format clips of ``bench/dashcam_formats.py``
+instead of the default inputs (made on first use and cached under ``bench/out/dashcam_formats/``;
+60 s, 30 fps: 1080p H.264, 1440p HEVC, 2160p HEVC, and a Viofo-named front/rear pair, front 1440p
+HEVC + rear 1080p H.264, all **upscaled from the 960x540 highway clip**, which the table title
+says). Its table has the columns above that matter for the decoder plus ``codec``, ``decoder``
+(``AnalyzeResult.decoder``: backend, hwaccel, threads), ``dec wait s`` (``AnalyzeResult.decode_wait_s``:
+seconds the frame loop waited for the decoder, i.e. how much of the wall time decode was the
+limit) and ``EP`` (the onnxruntime execution
+provider(s) of the loaded sessions), and one extra ``pair`` line for the front+rear segment:
+video s = one segment (60 s), wall s and decode s = the sums over both files (run one after the
+other), RTF = segment s / summed wall, peak RSS = the larger. The decode-only figure uses the
+hwaccel the pipeline ran with (CPU here).
+
 Any :class:`dashcam.settings.Settings` field can be changed for a run through its ``DASHCAM_*``
 environment variable (e.g. ``DASHCAM_PLATE_SETTLE_READS=0 DASHCAM_PLATE_CROP_IMGSZ=640`` for the
 issue-2 plate-reading policy); the first line printed lists the ones that matter here.
@@ -65,6 +79,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +138,33 @@ class PeakRSS:
         self._sample()
 
 
+def providers() -> str:
+    """The execution providers of every live onnxruntime session (the loaded models), e.g. ``CPU``."""
+    import gc
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "-"
+    eps: list[str] = []
+    with warnings.catch_warnings():  # isinstance() on some torch module objects warns
+        warnings.simplefilter("ignore")
+        sessions = [o for o in gc.get_objects() if isinstance(o, ort.InferenceSession)]
+    for o in sessions:
+        ep = o.get_providers()[0].removesuffix("ExecutionProvider")
+        if ep not in eps:
+            eps.append(ep)
+    return "+".join(eps) or "-"
+
+
+def _hw_of(decoder: str | None) -> str | None:
+    """The hwaccel method in an ``AnalyzeResult.decoder`` string (None: CPU)."""
+    for part in (decoder or "").split():
+        if part.startswith("hwaccel="):
+            return None if part == "hwaccel=none" else part.split("=", 1)[1]
+    return None
+
+
 def measure(path: Path, settings, work_root: Path) -> dict:
     """Run analyze on ``path`` (timed, RSS sampled), then ffmpeg decode-only on it; one result row."""
     import psutil
@@ -136,10 +178,13 @@ def measure(path: Path, settings, work_root: Path) -> dict:
         t0 = time.perf_counter()
         res = analyze(info, settings, work_root)
         wall = time.perf_counter() - t0
-    dec = decode_only_seconds(path)
+    dec = decode_only_seconds(path, hwaccel=_hw_of(res.decoder))
     return {
         "input": path.name,
         "WxH": f"{info.width}x{info.height}",
+        "codec": info.codec,
+        "decoder": res.decoder or "-",
+        "wait_s": res.decode_wait_s if res.decode_wait_s is not None else float("nan"),
         "video_s": info.duration_s,
         "frames_decoded": res.frames_decoded,
         "frames_analyzed": res.frames_analyzed,
@@ -178,15 +223,65 @@ COLUMNS = [
 ]
 
 
-def table(title: str, rows: list[dict]):
+DASHCAM_COLUMNS = [
+    ("input", "input", "{}"),
+    ("WxH", "WxH", "{}"),
+    ("codec", "codec", "{}"),
+    ("video s", "video_s", "{:.1f}"),
+    ("wall s", "wall_s", "{:.1f}"),
+    ("RTF", "rtf", "{:.2f}"),
+    ("decode s", "decode_s", "{:.2f}"),
+    ("x decode", "x_decode", "{:.2f}"),
+    ("dec fr/s", "dec_fps", "{:.1f}"),
+    ("ana fr/s", "ana_fps", "{:.2f}"),
+    ("dec wait s", "wait_s", "{:.1f}"),
+    ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
+    ("decoder", "decoder", "{}"),
+    ("EP", "ep", "{}"),
+]
+
+
+def table(title: str, rows: list[dict], columns=COLUMNS):
     from rich.table import Table
 
     t = Table(title=title)
-    for name, _, _ in COLUMNS:
-        t.add_column(name, justify="left" if name == "input" else "right")
+    for name, _, _ in columns:
+        t.add_column(name, justify="left" if name in ("input", "decoder") else "right")
     for r in rows:
-        t.add_row(*(fmt.format(r[key]) for _, key, fmt in COLUMNS))
+        t.add_row(*(fmt.format(r[key]) for _, key, fmt in columns))
     return t
+
+
+def markdown(rows: list[dict], columns) -> str:
+    """The rows as a Markdown table (what docs/performance.md quotes)."""
+    head = "| " + " | ".join(n for n, _, _ in columns) + " |"
+    sep = "|" + "---|" * len(columns)
+    body = ["| " + " | ".join(fmt.format(r[k]) for _, k, fmt in columns) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def pair_row(front: dict, rear: dict) -> dict:
+    """One line for a front+rear segment: both files' wall and decode seconds summed (they ran one
+    after the other), video s = the segment length, RTF = segment s / summed wall."""
+    wall, dec = front["wall_s"] + rear["wall_s"], front["decode_s"] + rear["decode_s"]
+    frames = front["frames_decoded"] + rear["frames_decoded"]
+    analysed = front["frames_analyzed"] + rear["frames_analyzed"]
+    return {
+        **{k: front[k] for k in ("decoder", "ep")},
+        "input": "pair F+R (one segment)",
+        "WxH": f"{front['WxH']}+{rear['WxH']}",
+        "codec": f"{front['codec']}+{rear['codec']}",
+        "video_s": max(front["video_s"], rear["video_s"]),
+        "wall_s": wall,
+        "rtf": max(front["video_s"], rear["video_s"]) / wall,
+        "decode_s": dec,
+        "x_decode": wall / dec,
+        "dec_fps": frames / wall,
+        "ana_fps": analysed / wall,
+        "peak_rss_mib": max(front["peak_rss_mib"], rear["peak_rss_mib"]),
+        "wait_s": front["wait_s"] + rear["wait_s"],
+        "kind": "pair",
+    }
 
 
 def _ffmpeg(*args: str) -> None:
@@ -211,6 +306,41 @@ def make_long(src: Path, seconds: float, tmp: Path) -> Path:
     return out
 
 
+def run_dashcam_formats(args, settings, work: Path, console) -> list[dict]:
+    """Make/find the dashcam-format clips, measure each (and the pair), print the table."""
+    from bench.dashcam_formats import UPSCALED_NOTE, make_all
+
+    made = make_all(seconds=args.dashcam_seconds, log=console.print)
+    only = {x.strip() for x in args.dashcam_only.split(",") if x.strip()}
+    rows: list[dict] = []
+    for p in made["singles"]:
+        if only and not any(k in p.name for k in only):
+            continue
+        r = measure(p, settings, work)
+        r["ep"], r["kind"] = providers(), "dashcam"
+        rows.append(r)
+        console.print(f"  {r['input']}: {r['wall_s']:.1f} s")
+    if not only or "pair" in only:
+        pair = []
+        for p in made["pair"]:
+            r = measure(p, settings, work)
+            r["ep"], r["kind"] = providers(), "dashcam"
+            pair.append(r)
+            rows.append(r)
+            console.print(f"  {r['input']}: {r['wall_s']:.1f} s")
+        rows.append(pair_row(*pair))
+    title = (
+        f"dashcam formats, {args.dashcam_seconds:.0f} s at 30 fps, {UPSCALED_NOTE} "
+        f"(detect_fps {settings.detect_fps}, {os.cpu_count()} cpus)"
+    )
+    console.print(table(title, rows, DASHCAM_COLUMNS))
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(f"{title}\n\n{markdown(rows, DASHCAM_COLUMNS)}\n", encoding="utf-8")
+        console.print(f"Markdown: {args.markdown}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -230,7 +360,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--series-source", type=Path, default=shared_dir() / "data" / "road-video" / "udacity_solidWhiteRight.mp4"
     )
+    ap.add_argument(
+        "--dashcam-formats",
+        action="store_true",
+        help="run the dashcam-format clips (1080p H.264, 1440p/2160p HEVC, a front/rear pair; made and cached "
+        "by bench/dashcam_formats.py) instead of the default inputs",
+    )
+    ap.add_argument("--dashcam-seconds", type=float, default=60.0, help="length of the dashcam-format clips")
+    ap.add_argument("--dashcam-only", default="", help="comma-separated subset: 1080p,1440p,2160p,pair")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the dashcam table as Markdown here")
     args = ap.parse_args(argv)
+    if args.dashcam_formats and args.csv == ap.get_default("csv"):
+        args.csv = REPO / "bench" / "out" / "throughput_dashcam.csv"
 
     from rich.console import Console
 
@@ -239,14 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     from dashcam.video import probe
 
     console = Console(width=200)
-    inputs = default_inputs() if args.inputs is None else args.inputs
+    inputs = args.inputs if args.inputs is not None else [] if args.dashcam_formats else default_inputs()
     kw = {"detect_fps": args.detect_fps} if args.detect_fps else {}
     settings = Settings(model_dir=model_dir(), **kw)
     console.print(
         f"detect_fps={settings.detect_fps}  models={settings.vehicle_model}, {settings.plate_model}, "
         f"{settings.ocr_engine}  plate_crop_imgsz={settings.plate_crop_imgsz}  "
         f"plate_min_vehicle_px={settings.plate_min_vehicle_px}  plate_settle_reads={settings.plate_settle_reads}  "
-        f"plate_retry_s={settings.plate_retry_s}  cpus={os.cpu_count()}"
+        f"plate_retry_s={settings.plate_retry_s}  hwaccel={settings.hwaccel}  "
+        f"decode_threads={settings.decode_threads}  cpus={os.cpu_count()}"
     )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="dashcam-throughput-") as td:
@@ -269,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"analyze throughput (detect_fps {settings.detect_fps})", [r for r in rows if r["kind"] == "input"]
                 )
             )
+
+        if args.dashcam_formats:
+            rows += run_dashcam_formats(args, settings, work, console)
 
         if args.series:
             lengths = [float(x) for x in args.series_lengths.split(",") if x.strip()]
@@ -295,9 +440,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     args.csv.parent.mkdir(parents=True, exist_ok=True)
-    keys = ["kind"] + [k for k in rows[0] if k != "kind"] if rows else ["kind"]
+    keys = ["kind"]
+    for r in rows:
+        keys += [k for k in r if k not in keys]
     with open(args.csv, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
+        w = csv.DictWriter(f, fieldnames=keys, restval="")
         w.writeheader()
         for r in rows:
             w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})

@@ -242,7 +242,17 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
     n_frames = n_vehicles = n_plate_tries = 0
     last_idx = -1
     decode = DecodeStats()
-    for frame in iter_frames(info, settings.detect_fps, settings.queue_size, stats=decode, damage_ok=True):
+    frames = iter_frames(
+        info,
+        settings.detect_fps,
+        settings.queue_size,
+        stats=decode,
+        damage_ok=True,
+        threads=settings.decode_threads or None,
+        hwaccel=settings.hwaccel,
+        skip_loop_filter=settings.decode_skip_loop_filter,
+    )
+    for frame in frames:
         n_frames += 1
         last_idx = frame.frame_idx
         found = reader.read(frame.image, frame.frame_idx, frame.pts_s)
@@ -277,6 +287,8 @@ def analyze(info: VideoInfo, settings: Settings, work_dir: Path) -> AnalyzeResul
         wall_s=time.perf_counter() - t0,
         damage=decode.damage,
         boxes_path=str(boxes_path),
+        decoder=decode.decoder,
+        decode_wait_s=round(decode.wait_s, 3),
     )
 
 

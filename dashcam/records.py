@@ -146,6 +146,12 @@ class AnalyzeResult(BaseModel):
     # JSON lines of TrackBox, every track in every analysed frame (issue 16, dashcam.blur); None in
     # results written before
     boxes_path: str | None = None
+    # what decoded the frames, e.g. "ffmpeg-pipe hwaccel=none threads=auto" (issue 17,
+    # dashcam.media.decode DecodeStats.decoder); None in results written before
+    decoder: str | None = None
+    # seconds the frame loop waited for decoded frames (DecodeStats.wait_s): how much of wall_s the
+    # decoder was the limit; None in results written before
+    decode_wait_s: float | None = None
 
 
 def write_jsonl(path: Path, records: Sequence[BaseModel]) -> None:

@@ -15,7 +15,8 @@ __all__ = ["video_report_markdown"]
 
 def video_report_markdown(m: Manifest, events: list[PlateEvent], archive_path: str | None) -> str:
     """Markdown of one ingested video: its facts (id, duration s, size px, fps, codec, recording
-    start UTC and its source), the analysis (frames, wall s, real-time factor, detections, reads),
+    start UTC and its source), the analysis (frames, wall s, real-time factor, detections, reads,
+    the decoder that ran),
     the damage line when the video was damaged, the archive path, and one table row per event
     (plate, confidence in [0, 1], reads, ts ISO 8601 UTC, frame_idx, WGS84 lat/lon to 1e-6 deg,
     crop path), or a "(no confident plate)" row."""
@@ -28,7 +29,7 @@ def video_report_markdown(m: Manifest, events: list[PlateEvent], archive_path: s
         "",
         f"analysed {a.frames_analyzed} of {a.frames_decoded} frames in {a.wall_s:.1f} s "
         f"(real-time factor {rtf:.2f}x): {a.n_vehicle_detections} vehicle detections, "
-        f"{a.n_plate_reads} plate reads",
+        f"{a.n_plate_reads} plate reads" + (f" · decoder: {a.decoder}" if a.decoder else ""),
         "",
         *(
             [f"**damaged video**: {a.damage}; the plates read in the frames that decoded are kept", ""]

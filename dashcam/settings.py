@@ -352,6 +352,25 @@ class Settings(BaseSettings):
         "without a GPU, else cores / 2 up to 4, at least 2 with a GPU).",
         json_schema_extra={"shown_default": "from the machine (1 on <= 2 cores without GPU)"},
     )
+    # --- Decoder (issue 17, dashcam.media.decode / dashcam.media.hwaccel) ---
+    hwaccel: Literal["auto", "none", "cuda", "vaapi", "qsv"] = Field(
+        default="auto",
+        description="Hardware video decode (ffmpeg `-hwaccel`): `auto` uses the first of cuda (NVDEC), vaapi, qsv "
+        "that decodes a frame of the video's codec (probed once per process), else the CPU; `none` always decodes "
+        "on the CPU; an explicit method that does not work falls back to the CPU with a warning.",
+    )
+    decode_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="ffmpeg decoder threads per video (0: ffmpeg decides, about one per core).",
+    )
+    decode_skip_loop_filter: bool = Field(
+        default=False,
+        description="Skip the in-loop deblocking (and HEVC SAO) filter when decoding (ffmpeg `-skip_loop_filter all`): "
+        "HEVC decodes ~1.7x faster on CPU, but every frame drifts from the true picture until the next keyframe "
+        "(PSNR ~40-45 dB on 1440p HEVC, docs/performance.md, issue 17). Off: exact frames.",
+    )
 
     # --- Web UI (dashcam web, docs/webui.md) ---
     drive_gap_min: float = Field(

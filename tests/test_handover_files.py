@@ -110,3 +110,9 @@ def test_report_markdown_names_the_video_damage_and_each_plate(manifest):
     assert lines[-1].startswith("| **AB123C** | 0.91 | 3 | ") and "| 45.250000, 13.750000 |" in lines[-1]
     empty = video_report_markdown(manifest, [], None)
     assert "archive: -" in empty and empty.splitlines()[-1] == "| (no confident plate) | | | | | | |"
+
+
+def test_report_markdown_names_the_decoder(manifest):
+    assert "decoder:" not in video_report_markdown(manifest, [], None)  # results written before issue 17
+    manifest.analyze.decoder = "ffmpeg-pipe hwaccel=none threads=auto"
+    assert "· decoder: ffmpeg-pipe hwaccel=none threads=auto" in video_report_markdown(manifest, [], None)

@@ -77,6 +77,9 @@ DEFAULTS = {
     "media_base_url": None,
     "queue_size": 8,
     "max_parallel_videos": None,  # from the machine when unset: dashcam.settings.default_parallel_videos
+    "hwaccel": "auto",
+    "decode_threads": 0,
+    "decode_skip_loop_filter": False,
     "drive_gap_min": 10.0,
     "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "tile_attribution": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',

@@ -37,6 +37,7 @@ import numpy as np
 from dashcam import procs
 from dashcam.media.errors import VideoError
 from dashcam.media.ffmpeg import error_line, ff_path, ffmpeg_cmd, tail
+from dashcam.media.hwaccel import choose_hwaccel
 from dashcam.records import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,10 @@ class DecodeStats:
     ``missing_s``: seconds of video expected but not decoded at the end (0 when complete);
     ``damage``: one line saying where decoding failed and why, when the video is damaged (see
     :func:`iter_frames`), else None; ``stderr_tail``: last lines ffmpeg logged (errors only);
-    ``done``: the generator finished.
+    ``done``: the generator finished; ``decoder``: what decoded, e.g. ``"ffmpeg-pipe hwaccel=none
+    threads=auto"`` (:mod:`dashcam.media.hwaccel` chose the hwaccel); ``hwaccel_note``: the one line
+    saying why that hwaccel was chosen; ``wait_s``: seconds the consumer waited for the decoder (an
+    empty queue): near 0 when the consumer is the limit, most of the wall time when decode is.
     """
 
     path: str = ""
@@ -89,6 +93,9 @@ class DecodeStats:
     damage: str | None = None
     stderr_tail: str = ""
     done: bool = False
+    decoder: str = ""
+    hwaccel_note: str = ""
+    wait_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -116,8 +123,14 @@ _FF_DECODE_GLOBAL = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level
 _SHOWINFO_RE = re.compile(r"Parsed_showinfo.*\sn:\s*\d+\s+pts:\s*\S+\s+pts_time:\s*(\S+)")
 
 
-def _decode_cmd(info: VideoInfo, step: int, threads: int | None) -> list[str]:
+def _decode_cmd(
+    info: VideoInfo, step: int, threads: int | None, hwaccel: str | None = None, skip_loop_filter: bool = False
+) -> list[str]:
     in_kwargs: dict[str, Any] = {}
+    if skip_loop_filter:
+        in_kwargs["skip_loop_filter"] = "all"
+    if hwaccel:
+        in_kwargs["hwaccel"] = hwaccel  # frames come back to system memory: the filters below are unchanged
     if threads:
         in_kwargs["threads"] = threads
     stream = ffmpeg.input(ff_path(info.path), **in_kwargs)["v:0"]
@@ -138,11 +151,20 @@ class _FfmpegFrames:
     frames shown before the first error line (None: no error).
     """
 
-    def __init__(self, info: VideoInfo, step: int, threads: int | None, queue_size: int, st: DecodeStats):
+    def __init__(
+        self,
+        info: VideoInfo,
+        step: int,
+        threads: int | None,
+        queue_size: int,
+        st: DecodeStats,
+        hwaccel: str | None = None,
+        skip_loop_filter: bool = False,
+    ):
         self.info = info
         self.st = st
         self.frame_bytes = info.width * info.height * 3
-        cmd = _decode_cmd(info, step, threads)
+        cmd = _decode_cmd(info, step, threads, hwaccel, skip_loop_filter)
         log.debug("decode: %s", " ".join(cmd))
         try:
             self.proc = procs.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -310,7 +332,9 @@ def _frames(
     of the last frame yielded (-1: none)."""
     last_idx = -1
     while True:
+        t0 = time.perf_counter()
         item = dec.next_item()
+        st.wait_s += time.perf_counter() - t0
         if item is _EOF:
             return None, last_idx
         pts, image = item
@@ -399,6 +423,8 @@ def iter_frames(
     max_missing_s: float = 1.0,
     threads: int | None = None,
     damage_ok: bool = False,
+    hwaccel: str = "none",
+    skip_loop_filter: bool = False,
 ) -> Iterator[Frame]:
     """Stream-decode every K-th frame of ``info.path`` (K = ``max(1, round(fps/detect_fps))``).
 
@@ -412,7 +438,15 @@ def iter_frames(
     A decode thread reads the pipe into a ``queue.Queue(queue_size)``. When the consumer is slow
     the queue fills, the thread blocks, the pipe fills and ffmpeg blocks: memory stays at
     ``queue_size + 2`` frames (queue, one in the reader's hands, one in the consumer's) whatever
-    the video length. ``threads`` sets ffmpeg's decoder threads (None: ffmpeg decides).
+    the video length. ``threads`` sets ffmpeg's decoder threads (None or 0: ffmpeg decides).
+
+    ``hwaccel``: ``none`` (CPU decode, the default here), ``auto``, ``cuda``, ``vaapi`` or ``qsv``:
+    :func:`dashcam.media.hwaccel.choose_hwaccel` picks a method only after it decoded a frame of
+    this codec (cached per process) and falls back to CPU decode with a logged line otherwise;
+    ``stats.decoder`` / ``stats.hwaccel_note`` say what ran. Decoded frames are downloaded to
+    system memory, so everything below holds for hardware decode too. ``skip_loop_filter``: decode
+    with ``-skip_loop_filter all`` (faster, frames drift from the true picture within each GOP;
+    ``Settings.decode_skip_loop_filter``).
 
     Cleanup: when the consumer stops early (``break`` then ``close()``, garbage collection,
     or an exception thrown into the generator), the generator kills ffmpeg, waits for it and
@@ -437,7 +471,7 @@ def iter_frames(
 
     Raises:
         VideoError: ffmpeg missing; no frame decoded; or damage with ``damage_ok=False``.
-        ValueError: ``detect_fps <= 0`` or ``queue_size < 1``.
+        ValueError: ``detect_fps <= 0``, ``queue_size < 1`` or an unknown ``hwaccel``.
     """
     if queue_size < 1:
         raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -447,7 +481,11 @@ def iter_frames(
     st.step = step
     st.expected_frames = -(-info.frame_count // step)
     st.started_at = time.monotonic()
-    dec = _FfmpegFrames(info, step, threads, queue_size, st)
+    method, st.hwaccel_note = choose_hwaccel(hwaccel, info.path, info.codec)
+    st.decoder = f"ffmpeg-pipe hwaccel={method or 'none'} threads={threads or 'auto'}"
+    if skip_loop_filter:
+        st.decoder += " skip_loop_filter=all"
+    dec = _FfmpegFrames(info, step, threads, queue_size, st, method, skip_loop_filter)
     try:
         stopped_at, last_idx = yield from _frames(dec, info, step, st)
         rc = dec.finish(kill=stopped_at is not None)
@@ -461,12 +499,13 @@ def iter_frames(
         st.done = True
 
 
-def decode_only_seconds(path: str | os.PathLike, threads: int | None = None) -> float:
+def decode_only_seconds(path: str | os.PathLike, threads: int | None = None, hwaccel: str | None = None) -> float:
     """Wall-clock seconds ffmpeg takes to decode the first video stream of ``path`` to ``null``.
 
     The baseline for benchmarks' "pipeline time / pure decode time" ratio: full decode of every
     frame, no scaling, no pixel-format conversion, no pipe. ``threads``: decoder threads
-    (None: ffmpeg decides).
+    (None: ffmpeg decides); ``hwaccel``: an ffmpeg ``-hwaccel`` method already known to work
+    (:func:`dashcam.media.hwaccel.choose_hwaccel`), None for CPU decode.
 
     Raises:
         VideoError: missing file or ffmpeg failure (with ffmpeg's stderr tail).
@@ -475,6 +514,8 @@ def decode_only_seconds(path: str | os.PathLike, threads: int | None = None) -> 
     if not p.is_file():
         raise VideoError(f"Video file not found: {p}. Check the path.")
     in_kwargs: dict[str, Any] = {"threads": threads} if threads else {}
+    if hwaccel:
+        in_kwargs["hwaccel"] = hwaccel
     out = ffmpeg.output(ffmpeg.input(ff_path(p), **in_kwargs)["v:0"], "-", format="null")
     cmd = ffmpeg_cmd(out)
     t0 = time.perf_counter()
