@@ -210,7 +210,7 @@ class Settings(BaseSettings):
         "0 = read every vehicle in every analysed frame.",
     )
     plate_settle_fast_reads: int = Field(
-        default=2,
+        default=3,
         ge=0,
         le=1000,
         description="A vehicle is also settled after this many agreeing reads at OCR confidence >= 0.95 (the "

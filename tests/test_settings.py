@@ -54,7 +54,7 @@ DEFAULTS = {
     "plate_min_vehicle_px": 96.0,
     "plate_retry_s": 1.0,
     "plate_settle_reads": 4,
-    "plate_settle_fast_reads": 2,
+    "plate_settle_fast_reads": 3,
     "plate_hint_imgsz": 192,
     "closeup_plates": True,
     "tracker": "bytetrack.yaml",

@@ -146,7 +146,9 @@ class FrameReader:
     With ``settings.plate_hint_imgsz`` a track's last plate box (detected at most ``HINT_MAX_AGE_S``
     earlier), moved with its vehicle box (:func:`moved_with`), is the detector's hint: a large
     vehicle crop is first searched only around it at the 320 input
-    (:meth:`PlateDetector.detect_in_vehicles`).
+    (:meth:`PlateDetector.detect_in_vehicles`). A track whose hint region once gave nothing
+    (measured: plates-video ``Video95_2``, a 228 px plate the detector finds only at 640) gets no
+    more hints, so it pays one wasted small run, not one per read.
     """
 
     HINT_MAX_AGE_S = 2.0
@@ -162,13 +164,15 @@ class FrameReader:
         self.closeups = CloseupPlateTracker(settings, self.detector) if settings.closeup_plates else None
         self.use_hints = 0 < int(settings.plate_hint_imgsz) < int(settings.plate_crop_imgsz)
         self.last_plate: dict[int, tuple[BBox, BBox, float]] = {}  # track -> (vehicle box, plate box, pts s)
+        self.no_hints: set[int] = set()  # tracks whose hint search found nothing once
 
     def _hints(self, vehicles: Detections, pts_s: float) -> list[BBox | None] | None:
         if not self.use_hints:
             return None
         out: list[BBox | None] = []
         for i in range(len(vehicles)):
-            last = self.last_plate.get(vehicles.track(i))
+            t = vehicles.track(i)
+            last = None if t in self.no_hints else self.last_plate.get(t)
             fresh = last is not None and pts_s - last[2] <= self.HINT_MAX_AGE_S
             out.append(moved_with(last[1], last[0], vehicles.box(i)) if last is not None and fresh else None)
         return out
@@ -188,6 +192,8 @@ class FrameReader:
         )
         for i in range(len(due)):
             t = due.track(i)
+            if i in self.detector.hint_misses:
+                self.no_hints.add(t)  # its plate is not found at the hint input: whole crops from now on
             if t in plate_boxes:
                 self.last_plate[t] = (due.box(i), plate_boxes[t], pts_s)
         self.schedule.record(reads)

@@ -52,6 +52,7 @@ class PlateDetector:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.calls: Counter[str] = Counter()  # detector runs by kind (see detect_in_vehicles)
+        self.hint_misses: set[int] = set()  # vehicles (indices) whose hint found nothing in the last call
         self.device = resolve_device(settings.device).torch_device  # what ultralytics' predict gets
         path = resolve_model(settings.plate_model, settings.model_dir)
         self.image_model, self.image_imgsz = self._load(path, PLATE_IMGSZ)
@@ -130,7 +131,8 @@ class PlateDetector:
         crop) at the small input (320, ~1/4 the cost of 640); when that finds no plate, or one
         touching a region edge that is not the crop's (it may be cut off), the whole crop runs at
         640 as without a hint. ``self.calls`` counts detector runs by kind (``"320"``, ``"640"``,
-        ``"hint"``, ``"hint_miss"``).
+        ``"hint"``, ``"hint_miss"``); ``self.hint_misses`` holds the indices of this call's
+        vehicles whose hint region gave nothing.
         """
         check_image(frame_bgr, "frame_bgr")
         h, w = frame_bgr.shape[:2]
@@ -138,6 +140,7 @@ class PlateDetector:
             vehicles.xyxy if isinstance(vehicles, Detections) else np.asarray(vehicles, dtype=np.float64).reshape(-1, 4)
         )
         results = [Detections.empty() for _ in range(len(boxes))]
+        self.hint_misses = set()
         crops, where = [], []
         for i, vb in enumerate(boxes):
             if vb[2] - vb[0] < MIN_VEHICLE_WIDTH_PX or vb[3] - vb[1] < 8:
@@ -202,6 +205,7 @@ class PlateDetector:
                 results[where[k][0]] = found[:max_per_vehicle]
             else:
                 self.calls["hint_miss"] += 1
+                self.hint_misses.add(where[k][0])
                 rest.append(k)
         return sorted(rest)
 

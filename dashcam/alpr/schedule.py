@@ -44,7 +44,8 @@ class PlateReadScheduler:
        (:mod:`dashcam.vote`) already reports ~0.9 confidence. Also settled after
        ``plate_settle_fast_reads`` agreeing reads at >= ``FAST_SETTLE_CONF``: the plate
        recogniser reads a clear plate at 0.96-1.0 (the 0.85 rule dates from PP-OCR, whose
-       confident reads were ~0.9); 2 such reads and the re-reads give the vote >= 0.7.
+       confident reads were ~0.9); with 3 such reads and the re-reads the vote gives ~0.96
+       (with 2, ~0.93 and 0.73 on a plate seen for half a second: measured, docs/performance.md).
     5. Otherwise (a plate was found, text not settled yet) -> read at every analysed frame.
 
     This is a detection-rate policy applied per object instead of per frame (cf. the seeds'
