@@ -28,7 +28,7 @@ MIN_VEHICLE_WIDTH_PX = 32  # narrower vehicles cannot carry a readable plate: sk
 MIN_PLATE_SIDE_PX = 2  # plate boxes narrower or lower than this (after clipping) are dropped
 # the region searched around a track's expected plate (a hint, see detect_in_vehicles): the hint box
 # grown by these fractions of its width / height on each side, so the plate spans about a third of
-# the region's width and comes to ~100 px at the 320 input, the scale the detector finds plates at
+# the region's width and comes to ~60-70 px at the 192 hint input, a scale the detector finds plates at
 HINT_MARGIN = (1.0, 2.5)
 HINT_EDGE_PX = 2.0  # a plate box this close to a region edge inside the vehicle crop may be cut off
 
@@ -42,8 +42,11 @@ class PlateDetector:
     whose longer side is at most ``CROP_SIZE_SLACK`` x ``Settings.plate_crop_imgsz`` (320) at
     that small size: such a crop loses (almost) no pixels there and costs ~1/4 of a 640 run,
     while larger crops keep 640 (downscaling them to 320 missed large plates and cost exact reads
-    in bench/accuracy.py). ONNX exports are re-targeted to each size and cut to their box output
-    once, cached on disk (:func:`dashcam.models.retarget_yolo_onnx`). The ONNX export has a fixed
+    in bench/accuracy.py). A third size, ``Settings.plate_hint_imgsz`` (192, ~1/3 of a 320 run),
+    searches the region around where a track's plate was last seen (``hints`` of
+    :meth:`detect_in_vehicles`); it is loaded on first use. ONNX exports are re-targeted to each
+    size and cut to their box output once, cached on disk
+    (:func:`dashcam.models.retarget_yolo_onnx`). The ONNX export has a fixed
     batch of 1: a list of crops goes to ultralytics in one ``predict`` call, which runs them one by
     one. Not thread-safe. Raises ``ModelNotFoundError`` at construction if the model is missing,
     :class:`dashcam.models.InferenceDeviceError` for a GPU ``settings.device`` this machine lacks.
@@ -128,7 +131,7 @@ class PlateDetector:
         last plate box moved with its vehicle box: :meth:`dashcam.alpr.FrameReader.read`) or
         ``None``. A vehicle whose crop would run at 640 and that has a hint is first searched in
         the region around the hint only (the hint grown by ``HINT_MARGIN``, clipped to the vehicle
-        crop) at the small input (320, ~1/4 the cost of 640); when that finds no plate, or one
+        crop) at ``Settings.plate_hint_imgsz`` (192, ~1/10 the cost of 640); when that finds no plate, or one
         touching a region edge that is not the crop's (it may be cut off), the whole crop runs at
         640 as without a hint. ``self.calls`` counts detector runs by kind (``"320"``, ``"640"``,
         ``"hint"``, ``"hint_miss"``); ``self.hint_misses`` holds the indices of this call's
