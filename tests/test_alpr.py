@@ -533,7 +533,11 @@ def test_device_auto_picks_what_this_machine_has(settings, caplog):
     assert settings.device == "auto"
     FrameReader(settings)
     eps = execution_providers()
-    assert "cct_xs_v1_global.onnx" in eps and any(n.startswith("platedet") for n in eps) and any("yolov8n" in n for n in eps)
+    assert (
+        "cct_xs_v1_global.onnx" in eps
+        and any(n.startswith("platedet") for n in eps)
+        and any("yolov8n" in n for n in eps)
+    )
     if _has_cuda():  # pragma: no cover - a GPU machine
         assert dev.torch_device.startswith("cuda") or dev.ort_gpu
     else:
