@@ -30,7 +30,9 @@ import functools
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +112,124 @@ def resolve_model(name_or_path: str, model_dir: Path | str | None = None) -> str
     )
 
 
-def cpu_session(path: str | Path):
-    """An onnxruntime CPU ``InferenceSession`` for ``path`` with intra-op thread **spinning off**
-    (ORT session config key ``session.intra_op.allow_spinning`` = ``0``).
+CPU_EP = "CPUExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+
+
+class InferenceDeviceError(RuntimeError):
+    """``Settings.device`` asks for a GPU that this machine (its onnxruntime / torch) cannot use."""
+
+
+@dataclass(frozen=True)
+class InferenceDevice:
+    """Where inference runs, resolved from ``Settings.device`` by :func:`resolve_device`.
+
+    ``setting``: the value asked for (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``N``, or another
+    ultralytics device string); ``torch_device``: what ultralytics gets for ``predict``
+    (pre/post-processing, ``.pt`` models): ``"cpu"`` or ``"cuda:N"``; ``providers``: the onnxruntime
+    execution providers our ONNX sessions are built with, best first (``CPUExecutionProvider``
+    last, as onnxruntime's own fallback); ``cuda_id``: the CUDA device index; ``reason``: one line
+    saying what was chosen and why (logged once per process)."""
+
+    setting: str
+    torch_device: str
+    providers: tuple[str, ...]
+    cuda_id: int
+    reason: str
+
+    @property
+    def ort_gpu(self) -> bool:
+        """The ONNX sessions run on onnxruntime's CUDA execution provider."""
+        return self.providers[0] == CUDA_EP
+
+    def ort_providers(self) -> list:
+        """``providers`` in the form ``onnxruntime.InferenceSession(providers=...)`` takes (CUDA
+        with its ``device_id``)."""
+        return [(p, {"device_id": self.cuda_id}) if p == CUDA_EP else p for p in self.providers]
+
+
+def _torch_cuda() -> tuple[bool, int]:
+    """(``torch.cuda.is_available()``, device count); (False, 0) without torch."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch comes with ultralytics
+        return False, 0
+    ok = bool(torch.cuda.is_available())
+    return ok, int(torch.cuda.device_count()) if ok else 0
+
+
+def _cuda_index(setting: str) -> int | None:
+    """The CUDA index a GPU setting asks for (``cuda`` -> 0, ``cuda:1`` / ``1`` -> 1), else None."""
+    s = setting.strip().lower()
+    if s == "cuda":
+        return 0
+    if s.startswith("cuda:") and s[5:].isdigit():
+        return int(s[5:])
+    return int(s) if s.isdigit() else None
+
+
+@functools.lru_cache(maxsize=8)
+def resolve_device(setting: str = "auto") -> InferenceDevice:
+    """Resolve ``Settings.device`` to an :class:`InferenceDevice`, asking this machine what it has
+    (``onnxruntime.get_available_providers()``, ``torch.cuda.is_available()``); cached and logged
+    (INFO, logger ``dashcam.models``, one line) once per process per setting.
+
+    * ``auto`` (default): CUDA device 0 when onnxruntime has ``CUDAExecutionProvider`` (the
+      ``onnxruntime-gpu`` package) or torch sees a CUDA GPU, else CPU; the log line says which and
+      why (e.g. ``auto: no CUDA: onnxruntime 1.32.0 has AzureExecutionProvider,
+      CPUExecutionProvider; torch.cuda.is_available() is False``).
+    * ``cpu``: CPU, whatever the machine has.
+    * ``cuda``, ``cuda:N``, ``N``: that GPU, for the ONNX sessions (CUDA execution provider) and
+      for ultralytics (torch), each where it can; raises :class:`InferenceDeviceError` (one line)
+      when neither onnxruntime nor torch can use CUDA here, or torch has fewer GPUs: an explicit
+      GPU request does not fall back to CPU silently (``auto`` does).
+    * anything else (``mps``, ``0,1``, ...) is passed to ultralytics as it is, ONNX sessions on CPU.
+
+    TensorRT's execution provider is not used (it builds an engine per model and input shape on
+    first use); the CUDA one needs no build step.
+    """
+    import onnxruntime as ort
+
+    s = str(setting).strip()
+    avail = list(ort.get_available_providers())
+    have = f"onnxruntime {ort.__version__} has {', '.join(avail)}"
+    if s.lower() == "cpu":
+        dev = InferenceDevice(s, "cpu", (CPU_EP,), 0, "cpu: set explicitly")
+    elif s.lower() == "auto" or _cuda_index(s) is not None:
+        idx = _cuda_index(s) or 0
+        torch_ok, n_gpu = _torch_cuda()
+        ort_ok = CUDA_EP in avail
+        torch_txt = f"torch.cuda.is_available() is {torch_ok}" + (f" ({n_gpu} GPU)" if torch_ok else "")
+        if s.lower() == "auto" and not (ort_ok or torch_ok):
+            dev = InferenceDevice(s, "cpu", (CPU_EP,), 0, f"cpu (auto: no CUDA: {have}; {torch_txt})")
+        elif not (ort_ok or (torch_ok and idx < n_gpu)):
+            raise InferenceDeviceError(
+                f"device {s!r} asks for CUDA GPU {idx}, but {have} (install onnxruntime-gpu for "
+                f"CUDAExecutionProvider) and {torch_txt}; set DASHCAM_DEVICE=auto (falls back to CPU) or cpu"
+            )
+        else:
+            t_dev = f"cuda:{idx}" if torch_ok and idx < n_gpu else "cpu"
+            prov = (CUDA_EP, CPU_EP) if ort_ok else (CPU_EP,)
+            dev = InferenceDevice(
+                s,
+                t_dev,
+                prov,
+                idx,
+                f"cuda:{idx} ({'auto' if s.lower() == 'auto' else 'set'}: ONNX sessions on {prov[0]}, "
+                f"ultralytics pre/post-processing on {t_dev}; {have}; {torch_txt})",
+            )
+    else:
+        dev = InferenceDevice(s, s, (CPU_EP,), 0, f"{s}: passed to ultralytics as it is; ONNX sessions on CPU")
+    log.info("inference device: %s", dev.reason)
+    return dev
+
+
+def ort_session(path: str | Path, device: InferenceDevice | None = None):
+    """An onnxruntime ``InferenceSession`` for ``path`` on ``device``'s execution providers
+    (default: CPU only), with intra-op thread **spinning off** (ORT session config key
+    ``session.intra_op.allow_spinning`` = ``0``) and full graph optimisation; its providers are
+    recorded for :func:`execution_providers`. onnxruntime falls back to CPU by itself (with its
+    own warning) when the CUDA provider cannot be created.
 
     By default each session's thread pool busy-waits for work after every run. This process holds
     four sessions (vehicles, plates at two sizes, OCR) next to the ffmpeg decode thread on a few
@@ -125,7 +242,34 @@ def cpu_session(path: str | Path):
     opts = ort.SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    providers = device.ort_providers() if device is not None else [CPU_EP]
+    sess = ort.InferenceSession(str(path), opts, providers=providers)
+    record_session(path, sess)
+    return sess
+
+
+def cpu_session(path: str | Path):
+    """:func:`ort_session` on CPU only (spinning off)."""
+    return ort_session(path, None)
+
+
+_SESSION_PROVIDERS: dict[str, tuple[str, ...]] = {}
+
+
+def record_session(path: str | Path, session) -> None:
+    """Note which execution providers the onnxruntime ``session`` of model file ``path`` runs on
+    (``session.get_providers()``), for :func:`execution_providers`."""
+    _SESSION_PROVIDERS[Path(path).name] = tuple(session.get_providers())
+
+
+def execution_providers() -> dict[str, str]:
+    """Model file name -> the onnxruntime execution provider that runs it (the first of its
+    session's providers, e.g. ``CPUExecutionProvider``, ``CUDAExecutionProvider``), for every
+    ONNX session this process has built so far (vehicles, plates at each size, the plate
+    recogniser or PP-OCR). Empty before a model is loaded. What the benchmarks print as
+    "which execution provider ran"; ``", ".join(sorted(set(execution_providers().values())))``
+    is the short form."""
+    return {name: provs[0] for name, provs in sorted(_SESSION_PROVIDERS.items()) if provs}
 
 
 def release_freed_memory() -> None:
@@ -169,20 +313,25 @@ def _load_yolo_cached(path: str, task: str, device: str):
 def _load_yolo(path: str, task: str, device: str):
     from ultralytics import YOLO
 
+    dev = resolve_device(device)
     model = YOLO(path, task=task)
-    if path.lower().endswith(".onnx") and device == "cpu":
+    if path.lower().endswith(".onnx"):
         # ultralytics builds its onnxruntime session on the first predict, with default options:
-        # build it now on a small blank image (any size: only the session matters) and swap in a
-        # session without thread spinning (cpu_session)
+        # build it now on a small blank image (any size: only the session matters)
         import numpy as np
 
-        model.predict(np.zeros((64, 64, 3), np.uint8), device="cpu", verbose=False)
-        backend = getattr(getattr(model.predictor, "model", None), "backend", None)
-        if backend is not None and hasattr(backend, "session"):
-            backend.session = cpu_session(path)
-            release_freed_memory()  # the replaced session's arena
-        else:  # pragma: no cover - an ultralytics layout we do not know: keep its session
+        model.predict(np.zeros((64, 64, 3), np.uint8), device=dev.torch_device, verbose=False)
+        backend: Any = getattr(getattr(model.predictor, "model", None), "backend", None)
+        session: Any = getattr(backend, "session", None)
+        if session is None:  # pragma: no cover - an ultralytics layout we do not know: keep its session
             log.warning("could not tune the onnxruntime session of %s (ultralytics internals changed)", path)
+        elif dev.torch_device == "cpu" or session.get_providers()[0] == CPU_EP:
+            # ultralytics made a CPU session (torch on CPU, or no CUDA provider): swap in ours (no
+            # thread spinning; on the CUDA provider when onnxruntime has it, fed from host memory)
+            backend.session = ort_session(path, dev)
+            release_freed_memory()  # the replaced session's arena
+        else:  # torch and onnxruntime on CUDA: ultralytics' own session, IO-bound to torch tensors, kept
+            record_session(path, session)
     return model
 
 
@@ -190,14 +339,17 @@ def load_yolo(
     name_or_path: str,
     task: str = "detect",
     model_dir: Path | str | None = None,
-    device: str = "cpu",
+    device: str = "auto",
 ):
     """Load (once per thread per resolved path, task, device) an ``ultralytics.YOLO`` model.
 
-    ``task`` is ``"detect"`` or ``"segment"`` (ONNX exports need it spelled out). ``device`` is an
-    ultralytics device string (``"cpu"``, ``"0"``, ``"cuda:0"``); pass it to ``predict`` too.
-    Raises :class:`ModelNotFoundError` (see :func:`resolve_model`). The instance is the calling
-    thread's: do not hand it to another thread (see module docstring).
+    ``task`` is ``"detect"`` or ``"segment"`` (ONNX exports need it spelled out). ``device`` is a
+    ``Settings.device`` value (``"auto"``, ``"cpu"``, ``"cuda:0"``, ``"0"``; :func:`resolve_device`);
+    pass ``resolve_device(device).torch_device`` to ``predict``. An ONNX model's session runs on
+    the resolved execution providers (:func:`execution_providers` says which). Raises
+    :class:`ModelNotFoundError` (see :func:`resolve_model`), :class:`InferenceDeviceError` for a
+    GPU this machine cannot use. The instance is the calling thread's: do not hand it to another
+    thread (see module docstring).
     """
     return _load_yolo_cached(resolve_model(name_or_path, model_dir), task, str(device))
 

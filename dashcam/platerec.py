@@ -89,21 +89,25 @@ class PlateRecognizer:
 
     ``settings.plate_ocr_model`` resolves like the detection models (:func:`dashcam.models.resolve_model`:
     a path, or a file name in ``model_dir``); raises :class:`dashcam.models.ModelNotFoundError` when
-    the model or its YAML is missing. On CPU the onnxruntime session runs without intra-op thread
-    spinning (the :func:`dashcam.models.cpu_session` rule). Not thread-safe (one caller thread).
+    the model or its YAML is missing. The onnxruntime session runs on the execution providers of
+    ``device`` (:func:`dashcam.models.resolve_device`), without intra-op thread spinning (the
+    :func:`dashcam.models.ort_session` rule). Its input has a dynamic batch: :meth:`probs` reads
+    all crops of a call in one run. Not thread-safe (one caller thread).
     """
 
-    def __init__(self, model: str, config: str, device: str = "cpu"):
+    def __init__(self, model: str, config: str, device: str = "auto"):
         import onnxruntime as ort
         from fast_plate_ocr import LicensePlateRecognizer
 
+        from dashcam.models import record_session, resolve_device
+
+        dev = resolve_device(device)
         opts = ort.SessionOptions()
-        cpu = str(device) == "cpu"
-        if cpu:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.rec = LicensePlateRecognizer(
-            onnx_model_path=model, plate_config_path=config, device="cpu" if cpu else "auto", sess_options=opts
+            onnx_model_path=model, plate_config_path=config, providers=dev.ort_providers(), sess_options=opts
         )
+        record_session(model, self.rec.model)
         cfg = self.rec.config
         self.cfg = cfg
         self.alphabet = cfg.alphabet

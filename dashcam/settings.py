@@ -174,7 +174,13 @@ class Settings(BaseSettings):
         description="Plate reader: `plate` (fast-plate-ocr plate recogniser, `plate_ocr_model`), `rapidocr` "
         "(PP-OCRv6 general text recogniser, offline, 4 crop variants) or `paddleocr`.",
     )
-    device: str = Field(default="cpu", description="Ultralytics device string: `cpu`, `0`, `cuda:0`.")
+    device: str = Field(
+        default="auto",
+        min_length=1,
+        description="Where inference runs: `auto` (CUDA when onnxruntime has its CUDA execution provider or "
+        "torch sees a GPU, else CPU; logged at start), `cpu`, `cuda` / `cuda:N` / `N` (that GPU, an error "
+        "where there is none), or another ultralytics device string.",
+    )
 
     # --- Detection ---
     detect_fps: float = Field(
@@ -217,6 +223,22 @@ class Settings(BaseSettings):
         le=1000,
         description="Agreeing confident reads after which a vehicle is re-read only every `plate_retry_s`; "
         "0 = read every vehicle in every analysed frame.",
+    )
+    plate_settle_fast_reads: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="A vehicle is also settled after this many agreeing reads at OCR confidence >= 0.95 (the "
+        "plate recogniser's usual level on a clear plate); 0 = off.",
+    )
+    plate_hint_imgsz: int = Field(
+        default=192,
+        ge=0,
+        le=1280,
+        multiple_of=32,
+        description="Plate-detector input (px) for the region around where a track's plate was last seen, "
+        "searched before its whole vehicle crop (which then runs only when nothing is found there); "
+        "0 = off, and so is a size not below `plate_crop_imgsz`.",
     )
     closeup_plates: bool = Field(
         default=True,

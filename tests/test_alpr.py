@@ -249,6 +249,54 @@ def test_onnx_sessions_run_without_thread_spinning(settings):
     assert PlateReader(settings).read_boxes(frame, [pb])[0].text == "XSNB23"
 
 
+def test_plate_hint_region_finds_the_plate_at_the_small_input(settings):
+    """Video10_2, a 634 px wide car (its crop runs at 640 without a hint) with a 246 px plate:
+    the plate box of frame 0 moved with the vehicle box to frame 2 is the hint; the region around
+    it (at ``plate_hint_imgsz``, 192) finds the same plate as the whole crop at 640 and reads the
+    same text, with no 640 run. A hint where the plate is not (the car's roof) finds nothing
+    there, and the whole crop runs at 640 and finds the plate."""
+    from dashcam.alpr.frames import moved_with
+
+    clip = "TrainingSet/Categorie I/Video10_2.avi"
+    f0, f2 = _frames(VIDEOS / clip, 2, 2)
+    vt, pd, reader = VehicleTracker(settings), PlateDetector(settings), PlateReader(settings)
+
+    def car(frame):
+        return max(vt.detect(frame).boxes(), key=lambda b: b[2] - b[0])
+
+    v0, v2 = car(f0), car(f2)
+    assert v2[2] - v2[0] > 1.25 * pd.crop_imgsz  # a crop that runs at 640 without a hint
+    [[(p0, _)]] = pd.detect_in_vehicles(f0, [v0])
+    [[(full, _)]] = pd.detect_in_vehicles(f2, [v2])
+    assert pd.calls["640"] == 2 and pd.hint_imgsz == 192
+    [[(hinted, _)]] = pd.detect_in_vehicles(f2, [v2], hints=[moved_with(p0, v0, v2)])
+    assert pd.calls["hint"] == 1 and pd.calls["hint_miss"] == 0 and pd.calls["640"] == 2
+    assert iou(hinted, full) >= 0.8
+    assert reader.read_boxes(f2, [hinted])[0].text == reader.read_boxes(f2, [full])[0].text == "XSNB23"
+    roof = (v2[0] + 0.3 * (v2[2] - v2[0]), v2[1], v2[0] + 0.5 * (v2[2] - v2[0]), v2[1] + 20)
+    [[(fallback, _)]] = pd.detect_in_vehicles(f2, [v2], hints=[roof])
+    assert pd.calls["hint_miss"] == 1 and pd.calls["640"] == 3 and iou(fallback, full) >= 0.99
+    spin = pd._hint_model.predictor.model.backend.session.get_session_options().get_session_config_entry(
+        "session.intra_op.allow_spinning"
+    )
+    assert spin == "0"
+
+
+def test_frame_reader_searches_near_the_last_plate(settings):
+    """FrameReader over the first analysed frames of Video100_2: after the first sight, the big
+    car's plate is searched only around its last position (one 640 run in all), and the reads
+    are those of the labelled plate."""
+    from dashcam.alpr import FrameReader
+    from dashcam.vote import fold
+
+    fr = FrameReader(settings)
+    texts = []
+    for k, frame in enumerate(_frames(VIDEOS / "TrainingSet/Categorie III/Video100_2.avi", 6, 2)):
+        texts += [r.text for r in fr.read(frame, 2 * k, 2 * k / 12).reads]
+    assert fr.detector.calls["640"] == 1 and fr.detector.calls["hint"] >= 4
+    assert sum(fold(t) == fold("62PBVT") for t in texts) >= 2 and len(texts) >= 5
+
+
 def test_plate_sharpness_orders_blur():
     frame = _frames(VIDEOS / "TrainingSet/Categorie I/Video10_2.avi", 1, 1)[0]
     crop = frame[310:365, 210:435]
@@ -347,7 +395,7 @@ def _read(track_id: int, text: str, conf: float, pts: float):
 def test_scheduler_skips_small_vehicles_and_settled_tracks():
     from dashcam.alpr import PlateReadScheduler
 
-    s = Settings(plate_min_vehicle_px=96, plate_retry_s=1.0, plate_settle_reads=4)
+    s = Settings(plate_min_vehicle_px=96, plate_retry_s=1.0, plate_settle_reads=4, plate_settle_fast_reads=0)
     sch = PlateReadScheduler(s)
     small, big = _veh(1, 60), _veh(2, 300)
     pts = 0.0
@@ -357,6 +405,31 @@ def test_scheduler_skips_small_vehicles_and_settled_tracks():
         pts += 1 / 6
     assert _due(sch, [small, big], pts) == []  # settled: not read again ...
     assert _due(sch, [big], pts + 1.0) == [2]  # ... until plate_retry_s passed
+
+
+def test_scheduler_settles_sooner_on_high_confidence_reads():
+    """Two agreeing reads at >= 0.95 (the plate recogniser on a clear plate) settle a track; reads
+    below 0.95, or disagreeing ones, leave it to the 4-read rule."""
+    from dashcam.alpr import PlateReadScheduler
+
+    sch = PlateReadScheduler(Settings(plate_retry_s=1.0, plate_settle_reads=4, plate_settle_fast_reads=2))
+    a, b, c = _veh(1, 300), _veh(2, 300), _veh(3, 300)
+    for k, pts in enumerate((0.0, 1 / 6)):
+        assert _due(sch, [a, b, c], pts) == [1, 2, 3]
+        sch.record(
+            [
+                _read(1, "XSNB23", 0.99, pts),
+                _read(2, "XSNB23", 0.93, pts),  # confident, but below FAST_SETTLE_CONF
+                _read(3, "XSNB23" if k else "XSNB28", 0.99, pts),  # disagreeing
+            ]
+        )
+    assert _due(sch, [a, b, c], 2 / 6) == [2, 3]  # 1 is settled: once per plate_retry_s
+    assert _due(sch, [a], 1 / 6 + 1.0) == [1]
+    off = PlateReadScheduler(Settings(plate_settle_reads=4, plate_settle_fast_reads=0))
+    for pts in (0.0, 1 / 6):
+        assert _due(off, [a], pts) == [1]
+        off.record([_read(1, "XSNB23", 0.99, pts)])
+    assert _due(off, [a], 2 / 6) == [1]
 
 
 def test_scheduler_unsettled_reads_every_frame_and_backs_off_without_plate():
@@ -425,3 +498,63 @@ def test_vehicle_model_fp32_copy_matches_int8(tmp_path, settings):
     with pytest.raises(ModelRetargetError):  # not a dynamic-int8 model
         dequantize_dynamic_onnx(model_dir() / "yolox-nano-coco-416.onnx", tmp_path / "x.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["veh32.onnx"]
+
+
+# --------------------------------------------------------------------------------------------
+# Where inference runs (dashcam.models.resolve_device): asked of this machine, no mocks
+# --------------------------------------------------------------------------------------------
+
+
+def _has_cuda() -> bool:
+    import onnxruntime as ort
+    import torch
+
+    return "CUDAExecutionProvider" in ort.get_available_providers() or torch.cuda.is_available()
+
+
+def test_device_auto_picks_what_this_machine_has(settings, caplog):
+    """``auto`` asks onnxruntime and torch; on a machine without CUDA (CI, this one) it is CPU
+    with one log line naming what onnxruntime offers, and every ONNX session the pipeline builds
+    runs on the CPU execution provider (``execution_providers``, what the benchmarks print)."""
+    import logging
+
+    import onnxruntime as ort
+
+    from dashcam.alpr import FrameReader
+    from dashcam.models import execution_providers, resolve_device
+
+    resolve_device.cache_clear()
+    with caplog.at_level(logging.INFO, logger="dashcam.models"):
+        dev = resolve_device("auto")
+    lines = [r.getMessage() for r in caplog.records if r.name == "dashcam.models"]
+    assert len(lines) == 1 and lines[0].startswith("inference device: ")
+    assert all(p in lines[0] for p in ort.get_available_providers())
+    assert resolve_device("cpu").providers == ("CPUExecutionProvider",)
+    assert settings.device == "auto"
+    FrameReader(settings)
+    eps = execution_providers()
+    assert (
+        "cct_xs_v1_global.onnx" in eps
+        and any(n.startswith("platedet") for n in eps)
+        and any("yolov8n" in n for n in eps)
+    )
+    if _has_cuda():  # pragma: no cover - a GPU machine
+        assert dev.torch_device.startswith("cuda") or dev.ort_gpu
+    else:
+        assert (dev.torch_device, dev.providers) == ("cpu", ("CPUExecutionProvider",))
+        assert "no CUDA" in dev.reason and set(eps.values()) == {"CPUExecutionProvider"}
+
+
+def test_device_cuda_where_there_is_none_is_a_one_line_error(settings):
+    """An explicit GPU request on a machine without CUDA fails at load with one line saying what
+    onnxruntime and torch have and what to set instead; it does not run on CPU silently."""
+    from dashcam.alpr import FrameReader
+    from dashcam.models import InferenceDeviceError
+
+    if _has_cuda():  # pragma: no cover - a GPU machine
+        pytest.skip("this machine has CUDA")
+    for dev in ("cuda", "cuda:0", "0"):
+        with pytest.raises(InferenceDeviceError) as e:
+            FrameReader(settings.model_copy(update={"device": dev}))
+        msg = str(e.value)
+        assert "\n" not in msg and "CUDAExecutionProvider" in msg and "DASHCAM_DEVICE=auto" in msg

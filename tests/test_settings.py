@@ -46,7 +46,7 @@ DEFAULTS = {
     "plate_model": "platedet-yolov8s-seg-640.onnx",
     "vehicle_fp32": True,
     "ocr_engine": "plate",
-    "device": "cpu",
+    "device": "auto",
     "detect_fps": 6.0,
     "vehicle_conf": 0.25,
     "plate_conf": 0.35,
@@ -54,6 +54,8 @@ DEFAULTS = {
     "plate_min_vehicle_px": 96.0,
     "plate_retry_s": 1.0,
     "plate_settle_reads": 4,
+    "plate_settle_fast_reads": 3,
+    "plate_hint_imgsz": 192,
     "closeup_plates": True,
     "tracker": "bytetrack.yaml",
     "plate_ocr_model": "cct_xs_v1_global.onnx",
@@ -88,7 +90,7 @@ DEFAULTS = {
 }
 # strings whose every value is allowed by the schema's type alone, and why
 FREE_STRINGS = {
-    "device": "ultralytics parses it (cpu, mps, 0, 0,1, cuda:0, ...)",
+    "device": "auto, cpu, cuda[:N] (dashcam.models.resolve_device), else ultralytics parses it (mps, 0,1, ...)",
     "plate_ocr_config": "a path",
     "camera_tz": "checked by a validator against the zone database",
     "media_base_url": "any URL prefix",

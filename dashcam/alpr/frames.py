@@ -66,6 +66,7 @@ def read_tracked_frame(
     frame_idx: int,
     pts_s: float,
     detected: dict[int, BBox] | None = None,
+    hints: list[BBox | None] | None = None,
 ) -> list[PlateRead]:
     """Plates of the tracked ``vehicles`` in one ``(H, W, 3)`` uint8 BGR frame -> one
     :class:`~dashcam.records.PlateRead` per vehicle with a detected plate and non-empty text (best
@@ -73,14 +74,15 @@ def read_tracked_frame(
     :func:`~dashcam.alpr.ocr.plate_sharpness` on the OCR crop. ``crop_path`` is left ``None`` (the
     caller writes crops). ``detected``, when given, receives ``track_id -> plate box`` of every
     vehicle whose plate was detected, read or not (what the privacy blur follows,
-    :mod:`dashcam.blur`). Raises ``ValueError`` for untracked ``vehicles``."""
-    per_vehicle = detector.detect_in_vehicles(frame_bgr, vehicles)
+    :mod:`dashcam.blur`). ``hints``: per vehicle, the box where its plate is expected or ``None``
+    (:meth:`PlateDetector.detect_in_vehicles`). Raises ``ValueError`` for untracked ``vehicles``."""
+    per_vehicle = detector.detect_in_vehicles(frame_bgr, vehicles, hints=hints)
     keep = [i for i, p in enumerate(per_vehicle) if len(p)]
     plates = [next(iter(per_vehicle[i])) for i in keep]
     if detected is not None:
         for i, (pb, _) in zip(keep, plates, strict=True):
             detected[vehicles.track(i)] = pb
-    texts = reader.read_boxes(frame_bgr, [pb for pb, _ in plates])
+    texts = reader.read_boxes(frame_bgr, [pb for pb, _ in plates])  # every plate of the frame in one OCR call
     return _plate_reads(frame_bgr, vehicles[keep], plates, texts, frame_idx, pts_s)
 
 
@@ -117,6 +119,20 @@ class FrameReads:
     plate_boxes: dict[int, BBox] = field(default_factory=dict)
 
 
+def moved_with(plate: BBox, then: BBox, now: BBox) -> BBox:
+    """``plate`` (frame pixels), seen inside vehicle box ``then``, moved and scaled as the vehicle
+    box went from ``then`` to ``now``: the plate's position relative to its vehicle is kept (a
+    plate does not move on its car)."""
+    sx = (now[2] - now[0]) / max(then[2] - then[0], 1e-6)
+    sy = (now[3] - now[1]) / max(then[3] - then[1], 1e-6)
+    return (
+        now[0] + (plate[0] - then[0]) * sx,
+        now[1] + (plate[1] - then[1]) * sy,
+        now[0] + (plate[2] - then[0]) * sx,
+        now[1] + (plate[3] - then[1]) * sy,
+    )
+
+
 class FrameReader:
     """Track vehicles, schedule and read their plates, and run the close-up pass, frame by frame.
 
@@ -126,7 +142,16 @@ class FrameReader:
     without any tracked vehicle get a close-up pass (a plate filling the frame,
     :class:`~dashcam.alpr.plates.CloseupPlateTracker`) when ``settings.closeup_plates`` is on and the
     :class:`~dashcam.alpr.schedule.PlateReadScheduler` says it is due. Not thread-safe.
+
+    With ``settings.plate_hint_imgsz`` a track's last plate box (detected at most ``HINT_MAX_AGE_S``
+    earlier), moved with its vehicle box (:func:`moved_with`), is the detector's hint: a large
+    vehicle crop is first searched only around it at the 320 input
+    (:meth:`PlateDetector.detect_in_vehicles`). A track whose hint region once gave nothing
+    (measured: plates-video ``Video95_2``, a 228 px plate the detector finds only at 640) gets no
+    more hints, so it pays one wasted small run, not one per read.
     """
+
+    HINT_MAX_AGE_S = 2.0
 
     def __init__(self, settings: Settings):
         # construction order matters: ultralytics restarts its global track-id counter with every
@@ -137,6 +162,20 @@ class FrameReader:
         self.reader = PlateReader(settings)
         self.schedule = PlateReadScheduler(settings)
         self.closeups = CloseupPlateTracker(settings, self.detector) if settings.closeup_plates else None
+        self.use_hints = 0 < int(settings.plate_hint_imgsz) < int(settings.plate_crop_imgsz)
+        self.last_plate: dict[int, tuple[BBox, BBox, float]] = {}  # track -> (vehicle box, plate box, pts s)
+        self.no_hints: set[int] = set()  # tracks whose hint search found nothing once
+
+    def _hints(self, vehicles: Detections, pts_s: float) -> list[BBox | None] | None:
+        if not self.use_hints:
+            return None
+        out: list[BBox | None] = []
+        for i in range(len(vehicles)):
+            t = vehicles.track(i)
+            last = None if t in self.no_hints else self.last_plate.get(t)
+            fresh = last is not None and pts_s - last[2] <= self.HINT_MAX_AGE_S
+            out.append(moved_with(last[1], last[0], vehicles.box(i)) if last is not None and fresh else None)
+        return out
 
     def read(self, image: np.ndarray, frame_idx: int, pts_s: float) -> FrameReads:
         """One ``(H, W, 3)`` uint8 BGR frame (source resolution) at source index ``frame_idx`` and
@@ -145,10 +184,18 @@ class FrameReader:
         due = self.schedule.due(vehicles, pts_s)
         plate_boxes: dict[int, BBox] = {}
         reads = (
-            read_tracked_frame(image, due, self.detector, self.reader, frame_idx, pts_s, plate_boxes)
+            read_tracked_frame(
+                image, due, self.detector, self.reader, frame_idx, pts_s, plate_boxes, self._hints(due, pts_s)
+            )
             if len(due)
             else []
         )
+        for i in range(len(due)):
+            t = due.track(i)
+            if i in self.detector.hint_misses:
+                self.no_hints.add(t)  # its plate is not found at the hint input: whole crops from now on
+            if t in plate_boxes:
+                self.last_plate[t] = (due.box(i), plate_boxes[t], pts_s)
         self.schedule.record(reads)
         tries = len(due)
         plates = Detections.empty(tracked=True)

@@ -18,13 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from dashcam.alpr.geometry import BoxLike, expand_bbox
-from dashcam.models import cpu_session, load_rapidocr, release_freed_memory
+from dashcam.models import load_rapidocr, ort_session, record_session, release_freed_memory, resolve_device
 from dashcam.records import BBox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,15 +95,18 @@ _SEPARATORS = ("-", " ", "·", ".", "•", "=", ":", "_", "—", "–")
 class _ConstrainedRec:
     """Run rapidocr's PP-OCR recogniser and CTC-decode with an [A-Z0-9] alphabet."""
 
-    def __init__(self):
+    def __init__(self, device: str = "auto"):
         engine = load_rapidocr()
         self.rec = engine._load_rec_model()  # rapidocr.ch_ppocr_rec.TextRecognizer
-        # the same recogniser in a session without thread spinning (dashcam.models.cpu_session)
-        inner = getattr(self.rec.session, "session", None)
+        # the same recogniser in a session of ours: no thread spinning, the resolved device's
+        # execution providers (dashcam.models.ort_session)
+        inner: Any = getattr(self.rec.session, "session", None)
         path = getattr(inner, "_model_path", None)
         if path and inner.get_providers()[0] == "CPUExecutionProvider":
-            self.rec.session.session = cpu_session(path)
+            self.rec.session.session = ort_session(path, resolve_device(device))
             release_freed_memory()
+        elif path:
+            record_session(path, inner)
         chars = list(self.rec.postprocess_op.character)  # index 0 = "blank"
         self.chars = chars
         self.n = len(chars)
@@ -187,7 +190,7 @@ class PlateReader:
 
             self._plate = load_plate_recognizer(settings)
         elif self.engine == "rapidocr":
-            self._rec = _ConstrainedRec()
+            self._rec = _ConstrainedRec(settings.device)
         elif self.engine == "paddleocr":
             try:
                 from paddleocr import TextRecognition  # noqa: PLC0415

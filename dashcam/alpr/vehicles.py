@@ -19,7 +19,7 @@ import numpy as np
 
 from dashcam.alpr.detections import Detections
 from dashcam.alpr.geometry import check_image
-from dashcam.models import ModelRetargetError, load_yolo, onnx_fp32, resolve_model
+from dashcam.models import ModelRetargetError, load_yolo, onnx_fp32, resolve_device, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashcam.settings import Settings
@@ -53,7 +53,7 @@ def tracker_cfg(settings: Settings) -> Any:
     cfg.track_buffer = max(3, int(round(cfg.track_buffer * fps / 30.0)))
     cfg.track_high_thresh = max(float(cfg.track_high_thresh), float(settings.vehicle_conf))
     cfg.new_track_thresh = max(float(cfg.new_track_thresh), float(settings.vehicle_conf))
-    cfg.device = settings.device
+    cfg.device = resolve_device(settings.device).torch_device
     return cfg
 
 
@@ -72,11 +72,13 @@ class VehicleTracker:
 
     ``update(frame)`` must be called with consecutive analysed frames of **one** video (at
     ``settings.detect_fps``); call :meth:`reset` before the next video. Not thread-safe.
-    Raises :class:`dashcam.models.ModelNotFoundError` at construction if the model is missing.
+    Raises :class:`dashcam.models.ModelNotFoundError` at construction if the model is missing,
+    :class:`dashcam.models.InferenceDeviceError` for a GPU ``settings.device`` this machine lacks.
     """
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.device = resolve_device(settings.device).torch_device  # what ultralytics' predict gets
         path = resolve_model(settings.vehicle_model, settings.model_dir)
         if settings.vehicle_fp32:
             # dynamic-int8 ONNX -> fp32 copy with the same weights: ~3x faster on onnxruntime's CPU
@@ -104,7 +106,7 @@ class VehicleTracker:
             imgsz=VEHICLE_IMGSZ,
             classes=list(VEHICLE_CLASSES),
             conf=conf,
-            device=self.settings.device,
+            device=self.device,
             verbose=False,
         )[0]
 
