@@ -79,7 +79,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,21 +138,11 @@ class PeakRSS:
 
 
 def providers() -> str:
-    """The execution providers of every live onnxruntime session (the loaded models), e.g. ``CPU``."""
-    import gc
+    """The onnxruntime execution providers of the models loaded so far (:func:`dashcam.models.execution_providers`),
+    short names joined by ``+``, e.g. ``CPU`` or ``CUDA+CPU``; ``-`` before any model is loaded."""
+    from dashcam.models import execution_providers
 
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return "-"
-    eps: list[str] = []
-    with warnings.catch_warnings():  # isinstance() on some torch module objects warns
-        warnings.simplefilter("ignore")
-        sessions = [o for o in gc.get_objects() if isinstance(o, ort.InferenceSession)]
-    for o in sessions:
-        ep = o.get_providers()[0].removesuffix("ExecutionProvider")
-        if ep not in eps:
-            eps.append(ep)
+    eps = sorted({ep.removesuffix("ExecutionProvider") for ep in execution_providers().values()})
     return "+".join(eps) or "-"
 
 
