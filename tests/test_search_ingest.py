@@ -13,7 +13,7 @@ from test_ingest import _settings, prefect_api  # noqa: F401  (the session's Pre
 from dashcam.db import PLATE_READINGS, make_engine
 from dashcam.records import PlateRead, read_jsonl
 from dashcam.search import search_events
-from dashcam.vote import track_alternatives
+from dashcam.vote import plausible_plate, track_alternatives
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,22 @@ def test_ingested_clip_stores_alternatives_and_is_found_from_misread(prefect_api
             reads_path = Path(settings.work_dir) / summary.video_id / "reads.jsonl"
             events = search_events(engine, None, video_ids=[summary.video_id]).rows
             assert events, f"{clip}: no plate stored"
+            all_reads = read_jsonl(reads_path, PlateRead)
             for row in events:  # the stored alternatives are the distinct other plausible reads of the track
-                reads = [r for r in read_jsonl(reads_path, PlateRead) if r.track_id == row["track_id"]]
-                assert row["alternatives"] == [a.model_dump() for a in track_alternatives(reads, row["final_plate"])]
+                reads = [r for r in all_reads if r.track_id == row["track_id"]]
+                own = [a.model_dump() for a in track_alternatives(reads, row["final_plate"])]
+                if row["n_reads"] == sum(1 for r in reads if r.text_conf > 0 and plausible_plate(r.text)):
+                    assert row["alternatives"] == own  # an event of one track: exactly its alternatives
+                    continue
+                # an event merged from several tracks of one vehicle (pipeline._merge_duplicate_plates, one
+                # event per vehicle): the union of their alternatives (counts summed), all of them reads
+                # of this video inside the event's frame span
+                assert row["n_reads"] > len(reads)
+                stored = {a["text"]: a["count"] for a in row["alternatives"]}
+                assert all(stored.get(a["text"], 0) >= a["count"] for a in own[: len(stored)]), (stored, own)
+                span = range(row["first_frame_idx"], row["last_frame_idx"] + 1)
+                seen = {r.text for r in all_reads if r.frame_idx in span}
+                assert set(stored) <= seen, set(stored) - seen
             with_alts = [r for r in events if r["alternatives"]]
             if with_alts:
                 break
