@@ -145,8 +145,8 @@ class FrameReader:
 
     With ``settings.plate_hint_imgsz`` a track's last plate box (detected at most ``HINT_MAX_AGE_S``
     earlier), moved with its vehicle box (:func:`moved_with`), is the detector's hint: a large
-    vehicle crop is first searched only around it at the 320 input
-    (:meth:`PlateDetector.detect_in_vehicles`). A track whose hint region once gave nothing
+    vehicle crop (one that would run at 640) is first searched only around it at the
+    ``plate_hint_imgsz`` input (192) (:meth:`PlateDetector.detect_in_vehicles`). A track whose hint region once gave nothing
     (measured: plates-video ``Video95_2``, a 228 px plate the detector finds only at 640) gets no
     more hints, so it pays one wasted small run, not one per read.
     """
